@@ -1,0 +1,352 @@
+//! Listeners, connections and the process lifecycle.
+//!
+//! Each listener runs an accept loop that holds a connection permit before it
+//! accepts, so at `max_connections` the proxy stops accepting and the kernel
+//! backlog absorbs the excess instead of our memory. Every connection gets a
+//! TLS handshake deadline, hyper's header-read deadline, an idle deadline, and
+//! is drained gracefully on shutdown.
+
+mod idle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use prometheus::Registry;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::Admin;
+use crate::client_ip::TrustedProxies;
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::proxy::{Conn, Proxy};
+use crate::tls::{self, CertStore};
+use crate::upstream::Upstream;
+use idle::{Activity, ActivityIo};
+
+// Bounds the admin listener on its own: a scrape storm must not be able to
+// take proxy connection slots, nor the other way round.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+// Past this many HTTP/2 streams reset by the client before we handle them,
+// the connection is an attack (CVE-2023-44487, "rapid reset").
+const H2_MAX_PENDING_RESETS: usize = 20;
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// The addresses the server actually bound (useful with port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Addrs {
+    pub proxy: SocketAddr,
+    pub plain: Option<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// A bound, ready-to-run credgate.
+pub struct Server {
+    proxy_listener: TcpListener,
+    plain_listener: Option<TcpListener>,
+    admin_listener: TcpListener,
+    tls: TlsAcceptor,
+    certs: Arc<CertStore>,
+    proxy: Proxy,
+    admin: Admin,
+    metrics: Metrics,
+    limits: Arc<ConnLimits>,
+}
+
+/// Per-connection settings shared by every accept loop.
+#[derive(Debug)]
+struct ConnLimits {
+    http: auto::Builder<TokioExecutor>,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    shutdown_grace: Duration,
+    max_connections: usize,
+}
+
+/// What a listener serves.
+#[derive(Clone)]
+enum App {
+    Proxy { proxy: Proxy, scheme: &'static str },
+    Admin(Admin),
+}
+
+// === impl Server ===
+
+impl Server {
+    /// Builds every part from `config` and binds the listeners.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let provider = tls::provider();
+        let s = &config.server;
+        let certs = Arc::new(
+            CertStore::load(&s.tls_cert, &s.tls_key, provider.clone())
+                .context("cannot load the TLS certificate")?,
+        );
+        let tls = TlsAcceptor::from(certs.server_config()?);
+        let registry = Registry::new();
+        let metrics = Metrics::new(&registry).context("cannot register metrics")?;
+        let upstream = Upstream::new(&config.upstream, provider)
+            .context("cannot set up the upstream client")?;
+        let trusted = TrustedProxies::new(s.trusted_proxies.clone());
+        let proxy = Proxy::new(upstream.clone(), trusted, metrics.clone());
+        let admin = Admin::new(registry, upstream);
+        Ok(Self {
+            proxy_listener: bind(s.listen, "server.listen").await?,
+            plain_listener: match s.listen_plain {
+                Some(addr) => Some(bind(addr, "server.listen_plain").await?),
+                None => None,
+            },
+            admin_listener: bind(s.admin_listen, "server.admin_listen").await?,
+            tls,
+            certs,
+            proxy,
+            admin,
+            metrics,
+            limits: Arc::new(ConnLimits::new(s)),
+        })
+    }
+
+    pub fn addrs(&self) -> Addrs {
+        let addr = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
+        Addrs {
+            proxy: addr(&self.proxy_listener),
+            plain: self.plain_listener.as_ref().map(addr),
+            admin: addr(&self.admin_listener),
+        }
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: no new connections,
+    /// in-flight requests get `shutdown_grace` to finish.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let proxy_slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let mut loops = tokio::task::JoinSet::new();
+        let proxy_app = |scheme| App::Proxy {
+            proxy: self.proxy.clone(),
+            scheme,
+        };
+        let mut spawn = |listener, tls, app, slots| {
+            let acceptor = Acceptor {
+                tls,
+                app,
+                slots,
+                limits: self.limits.clone(),
+                metrics: self.metrics.clone(),
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+            };
+            loops.spawn(acceptor.run(listener));
+        };
+        spawn(
+            self.proxy_listener,
+            Some(self.tls),
+            proxy_app("https"),
+            proxy_slots.clone(),
+        );
+        if let Some(listener) = self.plain_listener {
+            spawn(listener, None, proxy_app("http"), proxy_slots);
+        }
+        let admin_slots = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
+        spawn(
+            self.admin_listener,
+            None,
+            App::Admin(self.admin),
+            admin_slots,
+        );
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: listeners closed, draining open connections");
+        while loops.join_next().await.is_some() {}
+        tracker.close();
+        let grace = self.limits.shutdown_grace;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                connections = tracker.len(),
+                "shutdown grace period over; closing the remaining connections"
+            );
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT; SIGHUP reloads the certificate.
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let shutdown = CancellationToken::new();
+        let certs = self.certs.clone();
+        let metrics = self.metrics.clone();
+        let serving = tokio::spawn(self.run(shutdown.clone()));
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => reload_tls(&certs, &metrics),
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+            }
+        }
+        shutdown.cancel();
+        serving.await.context("the server task failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Re-reads the certificate and key; on failure the old pair stays in use.
+fn reload_tls(certs: &CertStore, metrics: &Metrics) {
+    let result = certs.reload();
+    metrics.record_tls_reload(result.is_ok());
+    match result {
+        Ok(()) => tracing::info!("TLS certificate reloaded"),
+        Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+    }
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{key}: cannot listen on {addr}"))
+}
+
+// === impl ConnLimits ===
+
+impl ConnLimits {
+    fn new(s: &config::Server) -> Self {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        // hyper enforces `header_read_timeout` only when it has a timer.
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(s.header_read_timeout.0)
+            .max_headers(s.max_headers)
+            .max_buf_size(usize::try_from(s.max_header_size.0).unwrap_or(usize::MAX))
+            .keep_alive(true);
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(s.h2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .max_header_list_size(u32::try_from(s.max_header_size.0).unwrap_or(u32::MAX));
+        Self {
+            http,
+            handshake_timeout: s.tls_handshake_timeout.0,
+            idle_timeout: s.idle_timeout.0,
+            shutdown_grace: s.shutdown_grace.0,
+            max_connections: s.max_connections,
+        }
+    }
+}
+
+// === impl Acceptor ===
+
+/// One listener's accept loop and what each of its connections needs.
+struct Acceptor {
+    tls: Option<TlsAcceptor>,
+    app: App,
+    slots: Arc<Semaphore>,
+    limits: Arc<ConnLimits>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Acceptor {
+    async fn run(self, listener: TcpListener) {
+        let this = Arc::new(self);
+        loop {
+            let permit = tokio::select! {
+                permit = this.slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = this.shutdown.cancelled() => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = this.shutdown.cancelled() => break,
+            };
+            let this = this.clone();
+            this.tracker.clone().spawn(async move {
+                let _permit = permit;
+                this.serve(stream, peer).await;
+            });
+        }
+    }
+
+    async fn serve(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let _open = match self.app {
+            App::Proxy { .. } => Some(self.metrics.connection_opened()),
+            App::Admin(_) => None,
+        };
+        let Some(tls) = &self.tls else {
+            return self.serve_http(stream, peer).await;
+        };
+        match tokio::time::timeout(self.limits.handshake_timeout, tls.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve_http(stream, peer).await,
+            Ok(Err(e)) => {
+                self.metrics.record_tls_handshake_error();
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                self.metrics.record_tls_handshake_error();
+                tracing::debug!(%peer, "TLS handshake timed out");
+            }
+        }
+    }
+
+    async fn serve_http<I>(&self, io: I, peer: SocketAddr)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Activity::new();
+        let io = TokioIo::new(ActivityIo::new(io, activity.clone()));
+        let app = self.app.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move {
+                match app {
+                    App::Proxy { proxy, scheme } => proxy.handle(req, Conn { peer, scheme }).await,
+                    App::Admin(admin) => Ok(admin.handle(req).await),
+                }
+            }
+        });
+        let conn = self.limits.http.serve_connection(io, service);
+        tokio::pin!(conn);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = self.shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = activity.idle_for(self.limits.idle_timeout), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The shop behind the proxy: a pooled client and the forwarding rules.
+//!
+//! Bodies are never buffered here: the client's body streams to the shop and
+//! the shop's body streams back. Requests are not retried (a login must reach
+//! the shop at most once), and hyper never returns a connection to the pool
+//! after a framing error, so one confused exchange cannot poison the next.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::crypto::CryptoProvider;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use std::sync::Arc;
+
+use crate::config::{self, UpstreamUrl};
+use crate::metrics::UpstreamErrorKind;
+
+/// Why the shop did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to the upstream")]
+    Connect(#[source] hyper_util::client::legacy::Error),
+    #[error("the upstream did not answer within {after:?}")]
+    Timeout { after: Duration },
+    #[error("the upstream exchange failed")]
+    Protocol(#[source] hyper_util::client::legacy::Error),
+}
+
+impl UpstreamError {
+    pub fn kind(&self) -> UpstreamErrorKind {
+        match self {
+            Self::Connect(_) => UpstreamErrorKind::Connect,
+            Self::Timeout { .. } => UpstreamErrorKind::Timeout,
+            Self::Protocol(_) => UpstreamErrorKind::Protocol,
+        }
+    }
+}
+
+/// Why the upstream client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    #[error("{}: cannot read CA certificates: {source}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{}: no usable CA certificate in the file", path.display())]
+    NoCa { path: std::path::PathBuf },
+    #[error("no system CA certificates could be loaded for the https upstream")]
+    NoSystemRoots,
+    #[error("cannot build the upstream TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
+/// How the request reached us, for the `X-Forwarded-*` and `Forwarded` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy, whose forwarded headers we extend
+    /// rather than replace.
+    pub peer_trusted: bool,
+    /// `https` on the TLS listener, `http` on the cleartext one.
+    pub scheme: &'static str,
+}
+
+/// A cheap handle to the pooled upstream client.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    base: UpstreamUrl,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    pub fn new(
+        config: &config::Upstream,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, UpstreamSetupError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config.connect_timeout.0));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(UpstreamSetupError::Tls)?
+            .with_root_certificates(root_store(config)?)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout.0)
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .retry_canceled_requests(false)
+            .set_host(false)
+            .build(connector);
+        Ok(Self {
+            client,
+            base: config.url.clone(),
+            request_timeout: config.request_timeout.0,
+            connect_timeout: config.connect_timeout.0,
+        })
+    }
+
+    /// Sends `req` to the shop and returns its response head, the body still
+    /// streaming. `host` is the client's `Host`, which the shop keeps seeing.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        host: HeaderValue,
+        hop: Hop,
+    ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
+        *req.uri_mut() = self.target(req.uri());
+        *req.version_mut() = Version::HTTP_11;
+        prepare_headers(req.headers_mut(), host, hop);
+        let started = Instant::now();
+        let response = tokio::time::timeout(self.request_timeout, self.client.request(req))
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                after: self.request_timeout,
+            })?
+            .map_err(|e| match e.is_connect() {
+                true => UpstreamError::Connect(e),
+                false => UpstreamError::Protocol(e),
+            })?;
+        let elapsed = started.elapsed();
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok((Response::from_parts(parts, body), elapsed))
+    }
+
+    /// Returns true if and only if a TCP connection to the shop opens within
+    /// the connect timeout: the readiness probe.
+    pub async fn reachable(&self) -> bool {
+        let host = self.base.authority.host().trim_matches(['[', ']']);
+        let port = self.base.authority.port_u16().unwrap_or(
+            match self.base.scheme == http::uri::Scheme::HTTPS {
+                true => 443,
+                false => 80,
+            },
+        );
+        let connect = tokio::net::TcpStream::connect((host, port));
+        matches!(
+            tokio::time::timeout(self.connect_timeout, connect).await,
+            Ok(Ok(_))
+        )
+    }
+
+    fn target(&self, uri: &Uri) -> Uri {
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Uri::builder()
+            .scheme(self.base.scheme.clone())
+            .authority(self.base.authority.clone())
+            .path_and_query(path)
+            .build()
+            .expect("scheme, authority and path were each valid already")
+    }
+}
+
+fn root_store(config: &config::Upstream) -> Result<RootCertStore, UpstreamSetupError> {
+    let mut roots = RootCertStore::empty();
+    if let Some(path) = &config.ca_file {
+        let certs = read_ca_file(path)?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(UpstreamSetupError::NoCa { path: path.clone() });
+        }
+    } else if config.url.scheme == http::uri::Scheme::HTTPS {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            return Err(UpstreamSetupError::NoSystemRoots);
+        }
+    }
+    Ok(roots)
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, UpstreamSetupError> {
+    let err = |source| UpstreamSetupError::CaFile {
+        path: path.to_owned(),
+        source,
+    };
+    CertificateDer::pem_file_iter(path)
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+/// Forwarding them would let a client steer our connection to the shop.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including any that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Makes the headers fit for the shop: hop-by-hop ones removed, `Host` set to
+/// what the client asked for, forwarded headers extended (trusted peer) or
+/// replaced (anyone else, whose claims we never pass on).
+fn prepare_headers(headers: &mut HeaderMap, host: HeaderValue, hop: Hop) {
+    strip_hop_by_hop(headers);
+    headers.insert(header::HOST, host.clone());
+
+    let peer = hop.peer.to_canonical();
+    append_or_replace(
+        headers,
+        X_FORWARDED_FOR,
+        &peer.to_string(),
+        hop.peer_trusted,
+    );
+    let node = match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let host = host.to_str().unwrap_or("").replace(['"', '\\'], "");
+    let element = format!("for={node};host=\"{host}\";proto={}", hop.scheme);
+    append_or_replace(headers, header::FORWARDED, &element, hop.peer_trusted);
+    if !(hop.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.scheme));
+    }
+}
+
+fn append_or_replace(headers: &mut HeaderMap, name: HeaderName, value: &str, append: bool) {
+    let previous: Vec<&str> = match append {
+        true => headers
+            .get_all(&name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect(),
+        false => Vec::new(),
+    };
+    let joined = previous
+        .into_iter()
+        .chain(std::iter::once(value))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Every part is either a header value we just read or text we built from
+    // an address, a cleaned host and a fixed scheme.
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        headers.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(peer: &str, trusted: bool) -> Hop {
+        Hop {
+            peer: peer.parse().unwrap(),
+            peer_trusted: trusted,
+            scheme: "https",
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic abc"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn untrusted_peer_forwarded_headers_are_replaced() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "http"),
+            ("forwarded", "for=6.6.6.6"),
+        ]);
+        prepare_headers(
+            &mut h,
+            HeaderValue::from_static("shop.test"),
+            hop("203.0.113.9", false),
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9;host=\"shop.test\";proto=https"
+        );
+        assert_eq!(h["host"], "shop.test");
+    }
+
+    #[test]
+    fn trusted_peer_forwarded_headers_are_extended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=198.51.100.7"),
+        ]);
+        prepare_headers(
+            &mut h,
+            HeaderValue::from_static("shop.test"),
+            hop("::1", true),
+        );
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
+        assert_eq!(
+            h["forwarded"],
+            "for=198.51.100.7, for=\"[::1]\";host=\"shop.test\";proto=https"
+        );
+    }
+}
