@@ -33,6 +33,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: SocketAddr,
     },
+    /// Run only the demo shop (plain HTTP), e.g. as the upstream of a load test.
+    #[command(hide = true)]
+    DemoShop {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Validate a configuration file and its certificate, like `nginx -t`.
     CheckConfig {
         #[arg(long, short)]
@@ -55,6 +61,9 @@ fn main() -> ExitCode {
             listen,
             admin_listen,
         } => exit(runtime().and_then(|rt| rt.block_on(demo(listen, admin_listen)))),
+        Command::DemoShop { listen } => {
+            exit(runtime().and_then(|rt| rt.block_on(demo_shop(listen))))
+        }
     }
 }
 
@@ -73,6 +82,15 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result<()
     let addrs = server.addrs();
     println!("{}", demo.banner(addrs.proxy, addrs.admin));
     server.run_until_signalled().await
+}
+
+async fn demo_shop(listen: SocketAddr) -> anyhow::Result<()> {
+    let shop = credgate::demo::Shop::start(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!("demo shop listening on http://{}", shop.addr());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
