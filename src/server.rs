@@ -330,6 +330,7 @@ impl Acceptor {
         let conn = self.limits.http.serve_connection(io, service);
         tokio::pin!(conn);
         let mut draining = false;
+        let mut idle_warned = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -342,9 +343,21 @@ impl Acceptor {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = activity.idle_for(self.limits.idle_timeout), if !draining => {
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
+                _ = activity.idle_for(self.limits.idle_timeout) => {
+                    // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
+                    // close when idle). A client that stays silent through a
+                    // second period, e.g. one that never acknowledges the
+                    // GOAWAY, is dropped.
+                    if idle_warned {
+                        tracing::debug!(%peer, "closing a connection that stayed idle");
+                        return;
+                    }
+                    idle_warned = true;
+                    activity.touch();
+                    if !draining {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
                 }
             }
         }

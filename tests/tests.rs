@@ -1,1 +1,10 @@
+//! credgate's integration tests: the real server over real sockets and real
+//! TLS, in front of the demo shop.
 
+mod support;
+
+mod admin;
+mod command_line;
+mod hardening;
+mod lifecycle;
+mod passthrough;

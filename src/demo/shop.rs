@@ -48,6 +48,7 @@ pub struct Shop {
 
 #[derive(Debug, Default)]
 struct State {
+    requests: AtomicU64,
     uploaded: AtomicU64,
     logins: AtomicU64,
 }
@@ -68,6 +69,11 @@ impl Shop {
     /// Bytes of `/upload` bodies received so far, counted as they arrive.
     pub fn uploaded_bytes(&self) -> u64 {
         self.state.uploaded.load(Ordering::SeqCst)
+    }
+
+    /// Requests of any kind that reached the shop.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
     }
 
     /// Login requests that reached the shop.
@@ -101,6 +107,7 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn route(req: Request<Incoming>, state: &State) -> Response<ShopBody> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/") => full(StatusCode::OK, "text/html; charset=utf-8", HOME),
         (Method::POST, "/login") => {

@@ -30,7 +30,8 @@ impl Activity {
         }
     }
 
-    fn touch(&self) {
+    /// Counts as activity now.
+    pub fn touch(&self) {
         let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_millis.store(millis, Ordering::Relaxed);
     }

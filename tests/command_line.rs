@@ -1,0 +1,155 @@
+//! The command line: `check-config`, `demo`, and the dependency policy.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::support::binary::{credgate, run};
+use crate::support::*;
+
+fn check(toml: &str) -> (bool, i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let (status, out, err) = run(&["check-config", "--config", path.to_str().unwrap()]);
+    (
+        status.success(),
+        status.code().unwrap_or(-1),
+        format!("{out}{err}"),
+    )
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let cert = TestCert::generate();
+    let (ok, _, output) = check(&config_toml(&cert, closed_port(), "", ""));
+    assert!(ok, "{output}");
+    assert!(output.contains("valid"));
+}
+
+#[test]
+fn check_config_names_the_file_key_and_reason() {
+    let cert = TestCert::generate();
+    let good = config_toml(&cert, closed_port(), "", "");
+    let cases = [
+        (
+            "unknown key",
+            good.replace("[upstream]", "[upstream]\nretries = 3"),
+            "retries",
+        ),
+        (
+            "bad address",
+            good.replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:99999\""),
+            "server.listen",
+        ),
+        (
+            "bad duration",
+            good.replace("[server]", "[server]\nidle_timeout = \"soon\""),
+            "server.idle_timeout",
+        ),
+        (
+            "missing certificate",
+            good.replace(cert.cert_path().to_str().unwrap(), "/nonexistent/cert.pem"),
+            "/nonexistent/cert.pem",
+        ),
+    ];
+    for (case, toml, needle) in cases {
+        let (ok, code, output) = check(&toml);
+        assert!(!ok, "{case}: accepted");
+        assert_eq!(code, 64, "{case}: exit code");
+        assert!(
+            output.contains("credgate.toml"),
+            "{case}: file not named: {output}"
+        );
+        assert!(
+            output.contains(needle),
+            "{case}: {needle} not named: {output}"
+        );
+    }
+}
+
+#[test]
+fn the_example_config_is_valid_apart_from_its_certificate_paths() {
+    let cert = TestCert::generate();
+    let example = std::fs::read_to_string("config/credgate.example.toml").unwrap();
+    let toml = example
+        .replace(
+            "/etc/credgate/tls/cert.pem",
+            cert.cert_path().to_str().unwrap(),
+        )
+        .replace(
+            "/etc/credgate/tls/key.pem",
+            cert.key_path().to_str().unwrap(),
+        );
+    let (ok, _, output) = check(&toml);
+    assert!(ok, "{output}");
+}
+
+/// `credgate demo`, then every `curl` command it prints, as a user would.
+#[test]
+fn demo_prints_curl_commands_that_work() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("curl is needed for this test; .ci/run installs it");
+    }
+    let mut demo = credgate()
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(demo.stdout.take().unwrap());
+    let mut commands = Vec::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 && !line.starts_with("Stop with") {
+        if line.starts_with("curl ") {
+            commands.push(line.trim().to_owned());
+        }
+        line.clear();
+    }
+    assert!(commands.len() >= 5, "{commands:?}");
+    let mut outputs = Vec::new();
+    for command in &commands {
+        let out = std::process::Command::new("sh")
+            .args(["-c", command])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let all = outputs.join("\n");
+    assert!(all.contains("Demo shop"));
+    assert!(all.contains("welcome"));
+    assert!(all.contains("wrong username or password"));
+    assert!(all.contains("x-forwarded-for"));
+    assert!(all.contains("credgate_requests_total"));
+}
+
+/// One crypto provider: rustls with ring. A second one (aws-lc-rs) creeping
+/// in through a dependency's default features would double the TLS code and
+/// make the provider choice ambiguous.
+#[test]
+fn only_one_crypto_provider_is_in_the_dependency_tree() {
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap();
+    for forbidden in ["aws-lc-rs", "aws-lc-sys", "openssl-sys"] {
+        assert!(
+            !lock.contains(&format!("name = \"{forbidden}\"")),
+            "{forbidden} is in Cargo.lock"
+        );
+    }
+    assert!(lock.contains("name = \"ring\""));
+}

@@ -1,0 +1,195 @@
+//! The real binary's life: certificate reload on SIGHUP, graceful shutdown on
+//! SIGTERM, and flat memory while large bodies stream through.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::Signal;
+
+use crate::support::binary::Process;
+use crate::support::*;
+
+fn write_config(cert: &TestCert, toml: &str) -> std::path::PathBuf {
+    let path = cert.dir.path().join("credgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// An HTTP/1.1 connection that trusts only `ca_der`; kept open by the caller.
+async fn connect_http1(
+    addr: std::net::SocketAddr,
+    ca_der: &[u8],
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let tls = raw_tls(addr, ca_der, &[b"http/1.1"]).await;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn get_home(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+) -> StatusCode {
+    let request = Request::get("/")
+        .header("host", "127.0.0.1")
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_without_dropping_open_connections() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let config = write_config(&cert, &config_toml(&cert, shop.addr(), "", ""));
+    let proxy = Process::serve(&config);
+
+    let mut open = connect_http1(proxy.proxy, &cert.der).await;
+    assert_eq!(get_home(&mut open).await, StatusCode::OK);
+
+    let new_der = TestCert::write_new(&cert.cert_path(), &cert.key_path());
+    proxy.signal(Signal::SIGHUP);
+    let addr = proxy.proxy;
+    let mut fresh = None;
+    for _ in 0..100 {
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client::tls_config(
+            &new_der,
+            &[b"http/1.1"],
+        )));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        if let Ok(tls) = connector.connect(name, tcp).await {
+            fresh = Some(tls);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        fresh.is_some(),
+        "new handshakes never presented the new certificate"
+    );
+
+    assert_eq!(
+        get_home(&mut open).await,
+        StatusCode::OK,
+        "the open connection broke"
+    );
+    let mut fresh = connect_http1(addr, &new_der).await;
+    assert_eq!(get_home(&mut fresh).await, StatusCode::OK);
+
+    let metrics = scrape(proxy.admin).await;
+    let ok = [("result", "success")];
+    assert_eq!(
+        sample(&metrics, "credgate_tls_certificate_reloads_total", &ok),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_certificate_on_sighup_keeps_the_old_one() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let config = write_config(&cert, &config_toml(&cert, shop.addr(), "", ""));
+    let proxy = Process::serve(&config);
+    std::fs::write(cert.cert_path(), "garbage").unwrap();
+    proxy.signal(Signal::SIGHUP);
+    let failed = [("result", "failure")];
+    let mut reloads = 0.0;
+    for _ in 0..100 {
+        reloads = sample(
+            &scrape(proxy.admin).await,
+            "credgate_tls_certificate_reloads_total",
+            &failed,
+        );
+        if reloads > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reloads, 1.0);
+    let mut sender = connect_http1(proxy.proxy, &cert.der).await;
+    assert_eq!(get_home(&mut sender).await, StatusCode::OK);
+    assert!(proxy.logs().contains("keeping the old one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let toml = config_toml(&cert, shop.addr(), r#"shutdown_grace = "10s""#, "");
+    let mut proxy = Process::serve(&write_config(&cert, &toml));
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let url = format!("https://127.0.0.1:{}/slow?ms=1500", proxy.proxy.port());
+    let in_flight = tokio::spawn(async move { client.get(&url).await });
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = tokio::net::TcpStream::connect(proxy.proxy).await;
+    assert!(refused.is_err(), "still accepting after SIGTERM");
+
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "finally\n");
+    let status = proxy.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// 200 MB up and 200 MB down through the real binary: the proxy's peak
+/// resident memory stays a small fraction of that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_with_flat_memory() {
+    const SIZE: usize = 200 * 1024 * 1024;
+    const CHUNK: usize = 1024 * 1024;
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let toml = config_toml(&cert, shop.addr(), "", "").replace("\"debug\"", "\"info\"");
+    let proxy = Process::serve(&write_config(&cert, &toml));
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let base = format!("https://127.0.0.1:{}", proxy.proxy.port());
+
+    let chunks =
+        (0..SIZE / CHUNK).map(|_| Ok(hyper::body::Frame::data(Bytes::from(vec![1u8; CHUNK]))));
+    let body = http_body_util::StreamBody::new(IterStream(chunks));
+    let upload = Request::post(format!("{base}/upload"))
+        .body(body.boxed())
+        .unwrap();
+    let answer = client.send(upload).await;
+    assert_eq!(answer.json()["bytes"], SIZE as u64);
+
+    let download = client.get(&format!("{base}/download?bytes={SIZE}")).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.body.len(), SIZE);
+
+    let peak = proxy.peak_rss();
+    eprintln!(
+        "proxy peak RSS after 400 MiB of bodies: {} KiB",
+        peak / 1024
+    );
+    assert!(
+        peak < 64 * 1024 * 1024,
+        "peak RSS {} MiB",
+        peak / (1024 * 1024)
+    );
+}
+
+/// A stream over prepared frames.
+struct IterStream<I>(I);
+
+impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
+    type Item = I::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<I::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
+}

@@ -1,0 +1,126 @@
+//! The real `credgate` binary as a child process: for signals, exit codes and
+//! the command line.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn credgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_credgate"))
+}
+
+/// A running `credgate serve`; killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `credgate serve --config PATH` and waits for its `listening`
+    /// log line, which carries the bound addresses.
+    pub fn serve(config: &Path) -> Self {
+        let mut child = credgate()
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut lines = BufReader::new(child.stderr.take().unwrap());
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if event["message"] == "listening" {
+                        let _ = tx.send(event);
+                    }
+                }
+                log.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let event = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("credgate did not start: {}", stderr.lock().unwrap()));
+        let addr = |key: &str| event[key].as_str().unwrap().parse().unwrap();
+        Self {
+            proxy: addr("proxy"),
+            admin: addr("admin"),
+            child,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), signal).unwrap();
+    }
+
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "credgate did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The peak resident memory of the process (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `credgate ARGS` to completion: exit status, stdout, stderr.
+pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = credgate()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap(), out, err)
+}
