@@ -123,7 +123,7 @@ pub struct UpstreamUrl {
 /// there is one), the key and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{}: cannot read the configuration", file.display())]
     Read {
         file: PathBuf,
         #[source]

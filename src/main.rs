@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use credgate::server::Signals;
+use credgate::tls::CertStore;
 use credgate::{demo::Demo, logging, Config, Server};
 
 /// A TLS reverse proxy that stops credential stuffing.
@@ -69,19 +71,21 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     logging::init(&config.log);
+    let signals = Signals::install()?;
     let server = Server::bind(&config).await?;
     let addrs = server.addrs();
     tracing::info!(proxy = %addrs.proxy, admin = %addrs.admin, plain = ?addrs.plain, "listening");
-    server.run_until_signalled().await
+    server.run_until_signalled(signals).await
 }
 
 async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result<()> {
     let demo = Demo::prepare(listen, admin_listen).await?;
     logging::init(&demo.config.log);
+    let signals = Signals::install()?;
     let server = Server::bind(&demo.config).await?;
     let addrs = server.addrs();
     println!("{}", demo.banner(addrs.proxy, addrs.admin));
-    server.run_until_signalled().await
+    server.run_until_signalled(signals).await
 }
 
 async fn demo_shop(listen: SocketAddr) -> anyhow::Result<()> {
@@ -98,14 +102,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|config| {
             let s = &config.server;
-            credgate::tls::CertStore::load(&s.tls_cert, &s.tls_key, credgate::tls::provider())
-                .with_context(|| {
-                    format!(
-                        "{}: key `server.tls_cert` / `server.tls_key`",
-                        path.display()
-                    )
-                })?;
-            Ok(())
+            match CertStore::load(&s.tls_cert, &s.tls_key, credgate::tls::provider()) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let key = e.config_key();
+                    Err(anyhow::Error::new(e).context(format!("{}: key `{key}`", path.display())))
+                }
+            }
         });
     match checked {
         Ok(()) => {

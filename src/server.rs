@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 use prometheus::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -178,26 +179,40 @@ impl Server {
     }
 
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads the certificate.
-    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    pub async fn run_until_signalled(self, mut signals: Signals) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let certs = self.certs.clone();
         let metrics = self.metrics.clone();
         let serving = tokio::spawn(self.run(shutdown.clone()));
         loop {
             tokio::select! {
-                _ = hangup.recv() => reload_tls(&certs, &metrics),
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
+                _ = signals.hangup.recv() => reload_tls(&certs, &metrics),
+                _ = signals.terminate.recv() => break,
+                _ = signals.interrupt.recv() => break,
             }
         }
         shutdown.cancel();
         serving.await.context("the server task failed")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The signals credgate acts on. Install them before announcing that the
+/// server is up: until then a SIGHUP would still kill the process.
+pub struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    pub fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            hangup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            terminate: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
     }
 }
 

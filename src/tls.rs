@@ -26,7 +26,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// Why a certificate or key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{}: cannot read certificate: {source}", path.display())]
+    #[error("{}: cannot read the certificate", path.display())]
     Certificate {
         path: PathBuf,
         #[source]
@@ -34,20 +34,31 @@ pub enum TlsError {
     },
     #[error("{}: no certificate found in the file", path.display())]
     NoCertificate { path: PathBuf },
-    #[error("{}: cannot read private key: {source}", path.display())]
+    #[error("{}: cannot read the private key", path.display())]
     Key {
         path: PathBuf,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("{}: the key is unusable or does not match the certificate: {source}", path.display())]
+    #[error("{}: the key is unusable or does not match the certificate", path.display())]
     Mismatch {
         path: PathBuf,
         #[source]
         source: rustls::Error,
     },
-    #[error("cannot build the TLS configuration: {0}")]
+    #[error("cannot build the TLS configuration")]
     Config(#[source] rustls::Error),
+}
+
+impl TlsError {
+    /// The configuration key naming the file at fault.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            Self::Certificate { .. } | Self::NoCertificate { .. } => "server.tls_cert",
+            Self::Key { .. } | Self::Mismatch { .. } => "server.tls_key",
+            Self::Config(_) => "server",
+        }
+    }
 }
 
 /// The server's certificate and key, reloadable from their files.

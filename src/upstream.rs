@@ -50,7 +50,7 @@ impl UpstreamError {
 /// Why the upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamSetupError {
-    #[error("{}: cannot read CA certificates: {source}", path.display())]
+    #[error("{}: cannot read CA certificates", path.display())]
     CaFile {
         path: std::path::PathBuf,
         #[source]
@@ -60,7 +60,7 @@ pub enum UpstreamSetupError {
     NoCa { path: std::path::PathBuf },
     #[error("no system CA certificates could be loaded for the https upstream")]
     NoSystemRoots,
-    #[error("cannot build the upstream TLS configuration: {0}")]
+    #[error("cannot build the upstream TLS configuration")]
     Tls(#[source] rustls::Error),
 }
 
