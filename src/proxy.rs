@@ -77,6 +77,9 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let version = req.version();
+        // Only build the log line's fields when someone will read them.
+        let described = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let (response, decision) = match self.try_handle(req, conn).await {
             Ok(response) => (response, Decision::Allow),
             Err(error) => {
@@ -85,9 +88,20 @@ impl Proxy {
             }
         };
         let route = RouteKind::Passthrough;
-        self.inner
-            .metrics
-            .record_request(route, decision, started.elapsed());
+        let elapsed = started.elapsed();
+        self.inner.metrics.record_request(route, decision, elapsed);
+        if let Some((method, path)) = described {
+            tracing::debug!(
+                peer = %conn.peer,
+                %method,
+                path,
+                status = response.status().as_u16(),
+                decision = decision.as_str(),
+                route = route.as_str(),
+                micros = elapsed.as_micros() as u64,
+                "request"
+            );
+        }
         Ok(response)
     }
 
@@ -104,7 +118,7 @@ impl Proxy {
             peer_trusted: self.inner.trusted.contains(conn.peer.ip()),
             scheme: conn.scheme,
         };
-        tracing::debug!(%client, method = %req.method(), path = req.uri().path(), "request");
+        tracing::trace!(%client, "client resolved");
         let (response, elapsed) = self.inner.upstream.forward(req, host, hop).await?;
         self.inner.metrics.record_upstream(elapsed);
         Ok(response.map(Either::Left))

@@ -209,3 +209,30 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
         0.0
     );
 }
+
+/// credgate in front of credgate: the outer one reaches an `https://`
+/// upstream, trusting it through `ca_file`.
+#[tokio::test]
+async fn an_https_upstream_is_verified_with_ca_file() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let inner = start_proxy(&config_toml(&cert, shop.addr(), "", "")).await;
+    let ca_file = format!("ca_file = \"{}\"", cert.cert_path().display());
+    let outer_toml = config_toml(&cert, inner.addrs.proxy, "", &ca_file)
+        .replace("url = \"http://", "url = \"https://");
+    let outer = start_proxy(&outer_toml).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let seen = client.get(&outer.url("/headers")).await.json();
+    assert_eq!(seen["x-forwarded-proto"][0], "https");
+
+    // Without the CA, the inner proxy's certificate is not trusted: 502.
+    let other = TestCert::generate();
+    let ca_file = format!("ca_file = \"{}\"", other.cert_path().display());
+    let untrusting = start_proxy(
+        &config_toml(&cert, inner.addrs.proxy, "", &ca_file)
+            .replace("url = \"http://", "url = \"https://"),
+    )
+    .await;
+    let answer = client.get(&untrusting.url("/")).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+}
