@@ -265,6 +265,8 @@ install_tools
 log "building credgate (release, target dir $target_dir)"
 (cd "$repo" && cargo build --release --quiet)
 [[ -x $credgate ]] || die "no binary at $credgate"
+# The commit built, with "-dirty" if the working tree had uncommitted changes.
+build=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
 
 clk_tck=$(getconf CLK_TCK)
 read -r shop_port credgate_port admin_port nginx_port < <(free_ports 4)
@@ -303,7 +305,7 @@ done < <(grep -v '\[notice\]' "$tmp/nginx/error.log" | sed 's/^[0-9/]* [0-9:]* /
 cat <<EOF
 ### Pass-through GET /: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)
 
-$(nproc) CPUs, shared by wrk, the shop and the proxy. credgate $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?'), $(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{ print "wrk " $2 }').
+$(nproc) CPUs, shared by wrk, the shop and the proxy. credgate $build, $(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{ print "wrk " $2 }').
 TLS (openssl s_client, same library as wrk): credgate $tls_credgate, nginx $tls_nginx.
 
 | target | requests | req/s | p50 ms | p99 ms | proxy CPU µs/req | shop CPU µs/req | errors |
