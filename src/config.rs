@@ -19,12 +19,19 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use crate::route::BodyFormat;
+use crate::verdict::Action;
+
 /// A configuration that parsed and passed validation.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: Server,
     pub upstream: Upstream,
+    #[serde(default)]
+    pub login: Vec<Login>,
+    #[serde(default)]
+    pub leaked: Leaked,
     #[serde(default)]
     pub log: Log,
 }
@@ -82,6 +89,67 @@ pub struct Upstream {
     pub pool_max_idle: usize,
 }
 
+/// `[[login]]`: one protected login endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// The `route` label of metrics; derived from `path` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub path: String,
+    #[serde(default = "defaults::login_methods")]
+    pub methods: Vec<MethodName>,
+    #[serde(default)]
+    pub format: BodyFormat,
+    #[serde(default = "defaults::username_field")]
+    pub username_field: String,
+    #[serde(default = "defaults::password_field")]
+    pub password_field: String,
+    #[serde(default = "defaults::max_body")]
+    pub max_body: Size,
+    /// Whether `/Login` is a different path from `/login`. Off by default:
+    /// many shops' routers ignore case, and a miss is a bypass.
+    #[serde(default)]
+    pub case_sensitive: bool,
+}
+
+/// `[leaked]`: what to do with credentials known from breaches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leaked {
+    #[serde(default = "defaults::on_leaked_pair")]
+    pub on_leaked_pair: Action,
+    #[serde(default = "defaults::on_leaked_password")]
+    pub on_leaked_password: Action,
+    #[serde(default = "defaults::annotate_header")]
+    pub annotate_header: HeaderName,
+    /// Replaces the built-in 403 body; served as HTML, JSON or text by the
+    /// file's extension.
+    #[serde(default)]
+    pub block_body_file: Option<PathBuf>,
+    #[serde(default)]
+    pub on_unparsed: OnUnparsed,
+}
+
+/// What to do with a login body that cannot be parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnparsed {
+    /// 400; the shop never sees it.
+    #[default]
+    Reject,
+    /// Forward as received, counted as `unparsed`.
+    Forward,
+}
+
+/// An HTTP method name such as `POST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodName(pub http::Method);
+
+/// An HTTP header name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderName(pub http::HeaderName);
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +186,10 @@ pub struct UpstreamUrl {
     pub scheme: Scheme,
     pub authority: Authority,
 }
+
+/// Login bodies are read whole into memory; this bounds what one request
+/// can make the proxy hold.
+const MAX_LOGIN_BODY: u64 = 1024 * 1024;
 
 /// Why a configuration was refused. The message always names the file (when
 /// there is one), the key and the reason.
@@ -208,12 +280,84 @@ impl Config {
                 return invalid(key, "must be greater than zero");
             }
         }
+        self.validate_logins()?;
         let addrs = [Some(s.listen), s.listen_plain, Some(s.admin_listen)];
         let bound: Vec<_> = addrs.iter().flatten().filter(|a| a.port() != 0).collect();
         for (i, a) in bound.iter().enumerate() {
             if bound[..i].contains(a) {
                 return invalid("server", &format!("address {a} is used by two listeners"));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_logins(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for (i, login) in self.login.iter().enumerate() {
+            let key = |field: &str| format!("login[{i}].{field}");
+            let invalid = |field: &str, reason: String| ConfigError::Invalid {
+                file: None,
+                key: key(field),
+                reason,
+            };
+            if !login.path.starts_with('/') || login.path.contains(['?', '#']) {
+                return Err(invalid(
+                    "path",
+                    "must start with / and have no query".into(),
+                ));
+            }
+            if login.methods.is_empty() {
+                return Err(invalid("methods", "must name at least one method".into()));
+            }
+            for (field, value) in [
+                ("username_field", &login.username_field),
+                ("password_field", &login.password_field),
+            ] {
+                if value.trim_matches('/').is_empty() {
+                    return Err(invalid(field, "must not be empty".into()));
+                }
+                if login.format == BodyFormat::Form && value.starts_with('/') {
+                    return Err(invalid(
+                        field,
+                        "a JSON pointer needs format = \"json\"".into(),
+                    ));
+                }
+            }
+            if login.username_field == login.password_field {
+                return Err(invalid(
+                    "password_field",
+                    "must differ from username_field".into(),
+                ));
+            }
+            if login.max_body.0 == 0 || login.max_body.0 > MAX_LOGIN_BODY {
+                return Err(invalid(
+                    "max_body",
+                    "must be between 1 byte and 1MiB".into(),
+                ));
+            }
+            let name = login
+                .name
+                .clone()
+                .unwrap_or_else(|| crate::route::derive_name(&login.path));
+            let label_safe = name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if name.is_empty() || !label_safe || name == "passthrough" {
+                return Err(invalid(
+                    "name",
+                    format!("{name:?} must be [a-z0-9_]+, not \"passthrough\""),
+                ));
+            }
+            let path = crate::route::normalize(&login.path).to_ascii_lowercase();
+            if let Some((other, _)) = seen.iter().find(|(n, p)| *n == name || *p == path) {
+                return Err(invalid(
+                    "path",
+                    format!("the route {name:?} repeats the route {other:?}"),
+                ));
+            }
+            seen.push((name, path));
         }
         Ok(())
     }
@@ -273,7 +417,35 @@ macro_rules! deserialize_from_str {
         }
     )*};
 }
-deserialize_from_str!(HumanDuration, Size, UpstreamUrl, LogLevel);
+deserialize_from_str!(
+    HumanDuration,
+    Size,
+    UpstreamUrl,
+    LogLevel,
+    MethodName,
+    HeaderName
+);
+
+impl FromStr for MethodName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.parse::<http::Method>() {
+            Ok(m) if s.bytes().all(|b| b.is_ascii_uppercase()) => Ok(Self(m)),
+            _ => Err(format!("invalid HTTP method {s:?}; write it like \"POST\"")),
+        }
+    }
+}
+
+impl FromStr for HeaderName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse::<http::HeaderName>()
+            .map(Self)
+            .map_err(|_| format!("invalid header name {s:?}"))
+    }
+}
 
 impl FromStr for HumanDuration {
     type Err = String;
@@ -308,6 +480,18 @@ impl FromStr for LogLevel {
 impl From<HumanDuration> for Duration {
     fn from(d: HumanDuration) -> Self {
         d.0
+    }
+}
+
+impl Default for Leaked {
+    fn default() -> Self {
+        Self {
+            on_leaked_pair: defaults::on_leaked_pair(),
+            on_leaked_password: defaults::on_leaked_password(),
+            annotate_header: defaults::annotate_header(),
+            block_body_file: None,
+            on_unparsed: OnUnparsed::default(),
+        }
     }
 }
 
@@ -372,6 +556,27 @@ mod defaults {
     }
     pub fn pool_max_idle() -> usize {
         256
+    }
+    pub fn login_methods() -> Vec<MethodName> {
+        vec![MethodName(http::Method::POST)]
+    }
+    pub fn username_field() -> String {
+        "username".into()
+    }
+    pub fn password_field() -> String {
+        "password".into()
+    }
+    pub fn max_body() -> Size {
+        Size(16 * 1024)
+    }
+    pub fn on_leaked_pair() -> Action {
+        Action::Block
+    }
+    pub fn on_leaked_password() -> Action {
+        Action::Annotate
+    }
+    pub fn annotate_header() -> HeaderName {
+        HeaderName(http::HeaderName::from_static("credgate-leaked"))
     }
     pub fn log_level() -> LogLevel {
         LogLevel("info".into())

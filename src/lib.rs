@@ -33,14 +33,17 @@ pub mod admin;
 pub mod authority;
 pub mod client_ip;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod respond;
+pub mod route;
 pub mod server;
 pub mod tls;
 pub mod upstream;
+pub mod verdict;
 
 pub use config::Config;
 pub use server::Server;

@@ -1,0 +1,347 @@
+//! Login bodies: read with a size cap and a deadline, then the username and
+//! password extracted from a form or JSON body.
+//!
+//! The shop must see exactly what was inspected, so the rules are strict
+//! where a lenient parser would let the shop and credgate disagree: a
+//! credential field sent twice, a case variant of its name (`Username`), a
+//! credential in the query string, a control character, or a compressed body
+//! is refused rather than guessed at. The bytes read here are the bytes
+//! forwarded; nothing is re-serialised.
+
+mod json;
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use percent_encoding::percent_decode;
+use zeroize::Zeroizing;
+
+use crate::route::{BodyFormat, LoginRoute};
+
+/// The username as the client sent it. Not `Display`: logs get a keyed hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+/// The attempted password. Prints as `<redacted>`, has no `Display`, and its
+/// buffer is zeroed when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(Zeroizing<Vec<u8>>);
+
+/// One login attempt's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: Username,
+    pub password: Password,
+}
+
+/// Which credential a problem concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Username,
+    Password,
+}
+
+/// A login body, read whole (it is small by construction: `max_body`).
+#[derive(Debug, Clone)]
+pub struct LoginBody {
+    pub bytes: Bytes,
+    /// The body's format, resolved from `Content-Type` for `auto` routes.
+    pub format: BodyFormat,
+}
+
+/// Why a login body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("login body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("login body not received within {after:?}")]
+    Timeout { after: Duration },
+    #[error("login body could not be read")]
+    Read(#[source] hyper::Error),
+    #[error("login bodies must not carry a Content-Encoding")]
+    Encoded,
+    #[error("the content type does not match the login route's format")]
+    ContentType,
+}
+
+/// Why no credentials could be taken from a login body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("the login body is not valid {format}")]
+    Malformed { format: &'static str },
+    #[error("the {field} is not valid UTF-8")]
+    NotUtf8 { field: Field },
+    #[error("the {field} is missing")]
+    Missing { field: Field },
+    #[error("the {field} is not a string")]
+    NotAString { field: Field },
+    #[error("the {field} field is present more than once")]
+    Duplicate { field: Field },
+    #[error("the JSON body repeats a key")]
+    DuplicateJsonKey,
+    #[error("the {field} field name appears in another letter case")]
+    CaseVariant { field: Field },
+    #[error("the {field} field name appears in the query string")]
+    InQuery { field: Field },
+    #[error("the {field} contains a control character")]
+    ControlCharacter { field: Field },
+}
+
+// === impl CredentialsError ===
+
+impl CredentialsError {
+    /// Returns true if and only if the body merely failed to parse, so that
+    /// `on_unparsed = "forward"` may pass it on. Ambiguous bodies (duplicates,
+    /// case variants, query fields, control characters) are never forwarded:
+    /// the shop might read the copy we did not check.
+    pub fn forwardable(&self) -> bool {
+        match self {
+            Self::Malformed { .. }
+            | Self::NotUtf8 { .. }
+            | Self::Missing { .. }
+            | Self::NotAString { .. } => true,
+            Self::Duplicate { .. }
+            | Self::DuplicateJsonKey
+            | Self::CaseVariant { .. }
+            | Self::InQuery { .. }
+            | Self::ControlCharacter { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Username => "username",
+            Self::Password => "password",
+        })
+    }
+}
+
+// === impl Username, Password ===
+
+impl Username {
+    pub fn new(name: String) -> Self {
+        Self(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Username(<hidden>)")
+    }
+}
+
+impl Password {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+// === reading ===
+
+/// Reads a login body: refuses compressed bodies and foreign content types
+/// before reading, stops at `max_body` bytes and at `timeout`.
+pub async fn read_body(
+    parts: &Parts,
+    body: Incoming,
+    route: &LoginRoute,
+    timeout: Duration,
+) -> Result<LoginBody, BodyError> {
+    let encoded = parts
+        .headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(BodyError::Encoded);
+    }
+    let format = resolve_format(parts, route.format).ok_or(BodyError::ContentType)?;
+    let limit = route.max_body;
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    // Sized once, so that no reallocation leaves an unzeroed copy behind.
+    let buffer = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(limit)));
+    let bytes = tokio::time::timeout(timeout, collect(body, buffer, limit))
+        .await
+        .map_err(|_| BodyError::Timeout { after: timeout })??;
+    Ok(LoginBody { bytes, format })
+}
+
+async fn collect(
+    mut body: Incoming,
+    mut buffer: Zeroizing<Vec<u8>>,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Some(data) = frame.data_ref() {
+            if buffer.len() + data.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            if buffer.len() + data.len() > buffer.capacity() {
+                // The client sent more than its Content-Length said, or sent
+                // no length: grow into a fresh buffer, zeroing the old one.
+                let mut grown = Zeroizing::new(Vec::with_capacity(limit));
+                grown.extend_from_slice(&buffer);
+                buffer = grown;
+            }
+            buffer.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from_owner(buffer))
+}
+
+/// The body format of a request on a route, or `None` when its
+/// `Content-Type` does not fit the route.
+fn resolve_format(parts: &Parts, route: BodyFormat) -> Option<BodyFormat> {
+    let content_type = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let sent = match essence.as_str() {
+        "application/x-www-form-urlencoded" => BodyFormat::Form,
+        _ if is_json => BodyFormat::Json,
+        _ => return None,
+    };
+    match route {
+        BodyFormat::Auto => Some(sent),
+        expected => (expected == sent).then_some(sent),
+    }
+}
+
+// === extraction ===
+
+/// Takes the credentials out of a login body read by [`read_body`].
+pub fn extract(
+    parts: &Parts,
+    body: &LoginBody,
+    route: &LoginRoute,
+) -> Result<Credentials, CredentialsError> {
+    check_query(parts, route)?;
+    let credentials = match body.format {
+        BodyFormat::Json => json::extract(&body.bytes, route)?,
+        BodyFormat::Form | BodyFormat::Auto => form(&body.bytes, route)?,
+    };
+    check_controls(credentials.username.as_str().as_bytes(), Field::Username)?;
+    check_controls(credentials.password.as_bytes(), Field::Password)?;
+    Ok(credentials)
+}
+
+/// The name a field has in a form or query: the last segment of a pointer.
+fn field_name(field: &str) -> &str {
+    field.rsplit('/').next().unwrap_or(field)
+}
+
+fn check_query(parts: &Parts, route: &LoginRoute) -> Result<(), CredentialsError> {
+    let Some(query) = parts.uri.query() else {
+        return Ok(());
+    };
+    for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+        for (field, which) in [
+            (&route.username_field, Field::Username),
+            (&route.password_field, Field::Password),
+        ] {
+            if name.eq_ignore_ascii_case(field_name(field)) {
+                return Err(CredentialsError::InQuery { field: which });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_controls(value: &[u8], field: Field) -> Result<(), CredentialsError> {
+    match value.iter().any(|b| b.is_ascii_control()) {
+        true => Err(CredentialsError::ControlCharacter { field }),
+        false => Ok(()),
+    }
+}
+
+/// `application/x-www-form-urlencoded`, decoded strictly: invalid UTF-8 in a
+/// credential is an error, not a replacement character.
+fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError> {
+    let username_field = field_name(&route.username_field).as_bytes();
+    let password_field = field_name(&route.password_field).as_bytes();
+    let mut username: Option<Zeroizing<Vec<u8>>> = None;
+    let mut password: Option<Zeroizing<Vec<u8>>> = None;
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let mut halves = pair.splitn(2, |b| *b == b'=');
+        let name = form_decode(halves.next().unwrap_or_default());
+        let value = halves.next().unwrap_or_default();
+        for (field, which, slot) in [
+            (username_field, Field::Username, &mut username),
+            (password_field, Field::Password, &mut password),
+        ] {
+            if name.as_slice() == field {
+                if slot.is_some() {
+                    return Err(CredentialsError::Duplicate { field: which });
+                }
+                *slot = Some(form_decode(value));
+            } else if name.eq_ignore_ascii_case(field) {
+                return Err(CredentialsError::CaseVariant { field: which });
+            }
+        }
+    }
+    let username = username.ok_or(CredentialsError::Missing {
+        field: Field::Username,
+    })?;
+    let password = password.ok_or(CredentialsError::Missing {
+        field: Field::Password,
+    })?;
+    credentials(username, password)
+}
+
+/// Percent-decoding with `+` as space, into buffers zeroed on drop.
+fn form_decode(raw: &[u8]) -> Zeroizing<Vec<u8>> {
+    let spaced: Zeroizing<Vec<u8>> = Zeroizing::new(
+        raw.iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect(),
+    );
+    Zeroizing::new(percent_decode(&spaced).collect())
+}
+
+fn credentials(
+    username: Zeroizing<Vec<u8>>,
+    password: Zeroizing<Vec<u8>>,
+) -> Result<Credentials, CredentialsError> {
+    let username = String::from_utf8(username.to_vec()).map_err(|_| CredentialsError::NotUtf8 {
+        field: Field::Username,
+    })?;
+    if std::str::from_utf8(&password).is_err() {
+        return Err(CredentialsError::NotUtf8 {
+            field: Field::Password,
+        });
+    }
+    Ok(Credentials {
+        username: Username(username),
+        password: Password(password),
+    })
+}
+
+#[cfg(test)]
+mod tests;

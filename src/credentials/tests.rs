@@ -1,0 +1,231 @@
+use super::*;
+use crate::config::Config;
+use crate::route::Routes;
+
+fn route(format: &str, username_field: &str, password_field: &str) -> LoginRoute {
+    let toml = format!(
+        r#"
+        [server]
+        tls_cert = "c"
+        tls_key = "k"
+        [upstream]
+        url = "http://127.0.0.1:1"
+        [[login]]
+        path = "/login"
+        format = "{format}"
+        username_field = "{username_field}"
+        password_field = "{password_field}"
+        "#
+    );
+    let config = Config::from_toml(&toml).unwrap();
+    Routes::new(&config.login).logins()[0].clone()
+}
+
+fn parts(uri: &str) -> Parts {
+    http::Request::post(uri).body(()).unwrap().into_parts().0
+}
+
+fn body(format: BodyFormat, text: &[u8]) -> LoginBody {
+    LoginBody {
+        bytes: Bytes::copy_from_slice(text),
+        format,
+    }
+}
+
+fn form_result(text: &[u8]) -> Result<(String, Vec<u8>), CredentialsError> {
+    let route = route("form", "username", "password");
+    extract(&parts("/login"), &body(BodyFormat::Form, text), &route).map(|c| {
+        (
+            c.username.as_str().to_owned(),
+            c.password.as_bytes().to_vec(),
+        )
+    })
+}
+
+fn json_result(text: &str) -> Result<(String, Vec<u8>), CredentialsError> {
+    let route = route("json", "/user/email", "/user/password");
+    extract(
+        &parts("/login"),
+        &body(BodyFormat::Json, text.as_bytes()),
+        &route,
+    )
+    .map(|c| {
+        (
+            c.username.as_str().to_owned(),
+            c.password.as_bytes().to_vec(),
+        )
+    })
+}
+
+fn ok(user: &str, password: &str) -> Result<(String, Vec<u8>), CredentialsError> {
+    Ok((user.to_owned(), password.as_bytes().to_vec()))
+}
+
+#[test]
+fn form_bodies() {
+    use CredentialsError::*;
+    use Field::*;
+    let cases: Vec<(&[u8], Result<(String, Vec<u8>), CredentialsError>)> = vec![
+        (b"username=alice&password=s3cret", ok("alice", "s3cret")),
+        (b"password=s3cret&x=1&username=alice", ok("alice", "s3cret")),
+        (b"username=a%40b.c&password=a+b%2Bc", ok("a@b.c", "a b+c")),
+        (b"username=alice&password=", ok("alice", "")),
+        (b"username=alice", Err(Missing { field: Password })),
+        (b"password=x", Err(Missing { field: Username })),
+        (
+            b"username=a&username=b&password=x",
+            Err(Duplicate { field: Username }),
+        ),
+        (
+            b"username=a&user%6Eame=b&password=x",
+            Err(Duplicate { field: Username }),
+        ),
+        (
+            b"username=a&password=x&password=y",
+            Err(Duplicate { field: Password }),
+        ),
+        (
+            b"Username=a&password=x",
+            Err(CaseVariant { field: Username }),
+        ),
+        (
+            b"username=a&PASSWORD=y&password=x",
+            Err(CaseVariant { field: Password }),
+        ),
+        (
+            b"username=a%FF&password=x",
+            Err(NotUtf8 { field: Username }),
+        ),
+        (
+            b"username=a&password=%C3%28",
+            Err(NotUtf8 { field: Password }),
+        ),
+        (
+            b"username=a%00&password=x",
+            Err(ControlCharacter { field: Username }),
+        ),
+        (
+            b"username=a&password=x%0A",
+            Err(ControlCharacter { field: Password }),
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(form_result(text), want, "{}", String::from_utf8_lossy(text));
+    }
+}
+
+#[test]
+fn json_bodies() {
+    use CredentialsError::*;
+    use Field::*;
+    let cases = [
+        (
+            r#"{"user":{"email":"a@b.c","password":"pw"}}"#,
+            ok("a@b.c", "pw"),
+        ),
+        (
+            r#"{"user":{"email":"a@b.c","password":"p\u00e9"}}"#,
+            ok("a@b.c", "pé"),
+        ),
+        (
+            r#"{"user":{"email":"a@b.c"}}"#,
+            Err(Missing { field: Password }),
+        ),
+        (
+            r#"{"email":"a@b.c","password":"pw"}"#,
+            Err(Missing { field: Username }),
+        ),
+        (
+            r#"{"user":{"email":"a","password":12}}"#,
+            Err(NotAString { field: Password }),
+        ),
+        (
+            r#"{"user":{"email":"a","password":"x","password":"y"}}"#,
+            Err(DuplicateJsonKey),
+        ),
+        (
+            r#"{"user":{"email":"a","password":"x"},"user":{}}"#,
+            Err(DuplicateJsonKey),
+        ),
+        (
+            r#"{"user":{"email":"a","Email":"b","password":"x"}}"#,
+            Err(CaseVariant { field: Username }),
+        ),
+        (
+            r#"{"user":{"email":"a","password":"x\u0000"}}"#,
+            Err(ControlCharacter { field: Password }),
+        ),
+        (
+            r#"{"user":{"email":"a","password":"x""#,
+            Err(Malformed { format: "JSON" }),
+        ),
+        ("not json", Err(Malformed { format: "JSON" })),
+    ];
+    for (text, want) in cases {
+        assert_eq!(json_result(text), want, "{text}");
+    }
+}
+
+#[test]
+fn bare_json_field_names_are_top_level() {
+    let route = route("json", "username", "password");
+    let text = br#"{"username":"alice","password":"pw"}"#;
+    let c = extract(&parts("/login"), &body(BodyFormat::Json, text), &route).unwrap();
+    assert_eq!(c.username.as_str(), "alice");
+}
+
+#[test]
+fn credential_names_in_the_query_are_refused() {
+    let route = route("form", "username", "password");
+    let body = body(BodyFormat::Form, b"username=a&password=b");
+    for uri in [
+        "/login?password=x",
+        "/login?x=1&Username=a",
+        "/login?pass%77ord=1",
+    ] {
+        let err = extract(&parts(uri), &body, &route).unwrap_err();
+        assert!(
+            matches!(err, CredentialsError::InQuery { .. }),
+            "{uri}: {err}"
+        );
+    }
+    assert!(extract(&parts("/login?next=/home"), &body, &route).is_ok());
+}
+
+#[test]
+fn content_types_resolve_per_route() {
+    let check = |route_format: BodyFormat, content_type: &str| {
+        let parts = http::Request::post("/login")
+            .header(CONTENT_TYPE, content_type)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        resolve_format(&parts, route_format)
+    };
+    use BodyFormat::*;
+    assert_eq!(check(Form, "application/x-www-form-urlencoded"), Some(Form));
+    assert_eq!(
+        check(Form, "application/x-www-form-urlencoded; charset=UTF-8"),
+        Some(Form)
+    );
+    assert_eq!(check(Form, "application/json"), None);
+    assert_eq!(check(Json, "application/json; charset=utf-8"), Some(Json));
+    assert_eq!(check(Json, "application/vnd.shop+json"), Some(Json));
+    assert_eq!(check(Json, "text/plain"), None);
+    assert_eq!(check(Auto, "APPLICATION/JSON"), Some(Json));
+    assert_eq!(check(Auto, "multipart/form-data; boundary=x"), None);
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let c = Credentials {
+        username: Username::new("alice".into()),
+        password: Password::new(b"hunter2".to_vec()),
+    };
+    let printed = format!("{c:?}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("alice"),
+        "{printed}"
+    );
+}
