@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::route::Routes;
+use crate::verdict::{self, Verdict};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -13,8 +15,16 @@ use prometheus::{
 /// What the proxy did with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Forwarded to the shop.
+    /// Forwarded to the shop unchanged.
     Allow,
+    /// Forwarded with the annotation header.
+    Annotate,
+    /// Refused with 403.
+    Block,
+    /// Forwarded unchanged although a policy would have acted.
+    Shadow,
+    /// A login body that did not parse, forwarded (`on_unparsed = "forward"`).
+    Unparsed,
     /// Refused as malformed or ambiguous (a 4xx of our own).
     Reject,
     /// The shop could not be reached or did not answer in time.
@@ -22,24 +32,51 @@ pub enum Decision {
 }
 
 impl Decision {
+    pub const ALL: [Decision; 7] = [
+        Self::Allow,
+        Self::Annotate,
+        Self::Block,
+        Self::Shadow,
+        Self::Unparsed,
+        Self::Reject,
+        Self::UpstreamError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Allow => "allow",
+            Self::Annotate => "annotate",
+            Self::Block => "block",
+            Self::Shadow => "shadow",
+            Self::Unparsed => "unparsed",
             Self::Reject => "reject",
             Self::UpstreamError => "upstream_error",
         }
     }
 }
 
-/// Which route a request took; `Passthrough` is every non-login path.
+impl From<verdict::Decision> for Decision {
+    fn from(d: verdict::Decision) -> Self {
+        match d {
+            verdict::Decision::Allow => Self::Allow,
+            verdict::Decision::Annotate(_) => Self::Annotate,
+            verdict::Decision::Block => Self::Block,
+            verdict::Decision::Shadow(_) => Self::Shadow,
+        }
+    }
+}
+
+/// Which kind of route a request took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
+    Login,
     Passthrough,
 }
 
 impl RouteKind {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Login => "login",
             Self::Passthrough => "passthrough",
         }
     }
@@ -67,6 +104,7 @@ impl UpstreamErrorKind {
 #[derive(Clone, Debug)]
 pub struct Metrics {
     requests: IntCounterVec,
+    login_attempts: IntCounterVec,
     request_duration: HistogramVec,
     upstream_duration: Histogram,
     upstream_errors: IntCounterVec,
@@ -89,6 +127,13 @@ impl Metrics {
             requests: IntCounterVec::new(
                 Opts::new("credgate_requests_total", "Requests by route and decision."),
                 &["route", "decision"],
+            )?,
+            login_attempts: IntCounterVec::new(
+                Opts::new(
+                    "credgate_login_attempts_total",
+                    "Login attempts whose credentials were checked, by verdict.",
+                ),
+                &["verdict"],
             )?,
             request_duration: HistogramVec::new(
                 HistogramOpts::new(
@@ -129,6 +174,7 @@ impl Metrics {
             )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.login_attempts.clone()))?;
         registry.register(Box::new(m.request_duration.clone()))?;
         registry.register(Box::new(m.upstream_duration.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
@@ -157,15 +203,46 @@ impl Metrics {
             self.requests
                 .with_label_values(&[RouteKind::Passthrough.as_str(), decision.as_str()]);
         }
+        for verdict in Verdict::ALL {
+            self.login_attempts.with_label_values(&[verdict.as_str()]);
+        }
     }
 
-    pub fn record_request(&self, route: RouteKind, decision: Decision, elapsed: Duration) {
+    /// Creates the series of each login route at zero.
+    pub fn register_routes(&self, routes: &Routes) {
+        for route in routes.logins() {
+            for decision in Decision::ALL {
+                self.requests
+                    .with_label_values(&[route.name.as_str(), decision.as_str()]);
+            }
+        }
+        if !routes.logins().is_empty() {
+            self.request_duration
+                .with_label_values(&[RouteKind::Login.as_str()]);
+        }
+    }
+
+    /// `route` is a login route's name or `passthrough`: a set fixed by the
+    /// configuration.
+    pub fn record_request(
+        &self,
+        route: &str,
+        kind: RouteKind,
+        decision: Decision,
+        elapsed: Duration,
+    ) {
         self.requests
-            .with_label_values(&[route.as_str(), decision.as_str()])
+            .with_label_values(&[route, decision.as_str()])
             .inc();
         self.request_duration
-            .with_label_values(&[route.as_str()])
+            .with_label_values(&[kind.as_str()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_login_attempt(&self, verdict: Verdict) {
+        self.login_attempts
+            .with_label_values(&[verdict.as_str()])
+            .inc();
     }
 
     pub fn record_upstream(&self, elapsed: Duration) {
@@ -227,6 +304,7 @@ mod tests {
         let registry = Registry::new();
         let m = Metrics::new(&registry).unwrap();
         m.record_request(
+            "passthrough",
             RouteKind::Passthrough,
             Decision::Allow,
             Duration::from_millis(3),

@@ -5,23 +5,35 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT};
+use http::request::Parts;
 use http::{Request, Response};
-use http_body_util::Either;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::authority::{self, AmbiguousHost};
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{ClientIp, TrustedProxies};
+use crate::config::OnUnparsed;
+use crate::credentials::{self, BodyError, CredentialsError, LoginBody};
 use crate::metrics::{Decision, Metrics, RouteKind};
-use crate::respond::{self, ProxyBody};
+use crate::respond::{self, BlockPage, ProxyBody};
+use crate::route::{LoginRoute, Route, Routes};
 use crate::upstream::{Hop, Upstream, UpstreamError};
+use crate::verdict::{self, Signals, Verdict};
 
-/// Why a request was not forwarded or not answered by the shop.
+/// Why a request was not forwarded, or not answered by the shop.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     #[error(transparent)]
     AmbiguousHost(#[from] AmbiguousHost),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("login refused: {}", .0.as_str())]
+    Blocked(Verdict),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -29,7 +41,8 @@ pub enum RequestError {
 impl RequestError {
     fn decision(&self) -> Decision {
         match self {
-            Self::AmbiguousHost(_) => Decision::Reject,
+            Self::AmbiguousHost(_) | Self::Body(_) | Self::Credentials(_) => Decision::Reject,
+            Self::Blocked(_) => Decision::Block,
             Self::Upstream(_) => Decision::UpstreamError,
         }
     }
@@ -43,29 +56,46 @@ pub struct Conn {
     pub scheme: &'static str,
 }
 
+/// What login routes do with what they find.
+#[derive(Debug)]
+pub struct LoginPolicy {
+    pub verdicts: verdict::Policy,
+    pub annotate_header: http::HeaderName,
+    pub on_unparsed: OnUnparsed,
+    pub block_page: BlockPage,
+    pub body_read_timeout: Duration,
+}
+
+/// Everything the pipeline needs, built once at start.
+#[derive(Debug)]
+pub struct Stages {
+    pub upstream: Upstream,
+    pub trusted: TrustedProxies,
+    pub routes: Routes,
+    pub login: LoginPolicy,
+    pub metrics: Metrics,
+}
+
 /// The shared handles of the pipeline. Cloning is shallow.
 #[derive(Clone, Debug)]
 pub struct Proxy {
-    inner: Arc<Inner>,
+    inner: Arc<Stages>,
 }
 
+/// What happened to one request, filled in as it moves through the stages
+/// and recorded once at the end.
 #[derive(Debug)]
-struct Inner {
-    upstream: Upstream,
-    trusted: TrustedProxies,
-    metrics: Metrics,
+struct Record<'a> {
+    login: Option<&'a LoginRoute>,
+    decision: Decision,
 }
 
 // === impl Proxy ===
 
 impl Proxy {
-    pub fn new(upstream: Upstream, trusted: TrustedProxies, metrics: Metrics) -> Self {
+    pub fn new(stages: Stages) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                upstream,
-                trusted,
-                metrics,
-            }),
+            inner: Arc::new(stages),
         }
     }
 
@@ -80,24 +110,33 @@ impl Proxy {
         // Only build the log line's fields when someone will read them.
         let described = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        let (response, decision) = match self.try_handle(req, conn).await {
-            Ok(response) => (response, Decision::Allow),
+        let mut record = Record {
+            login: None,
+            decision: Decision::Allow,
+        };
+        let response = match self.try_handle(req, conn, &mut record).await {
+            Ok(response) => response,
             Err(error) => {
                 self.report(&error, conn);
-                (respond::for_error(&error, version), error.decision())
+                record.decision = error.decision();
+                respond::for_error(&error, version, &self.inner.login.block_page)
             }
         };
-        let route = RouteKind::Passthrough;
+        let (route, kind) = match record.login {
+            Some(login) => (login.name.as_str(), RouteKind::Login),
+            None => ("passthrough", RouteKind::Passthrough),
+        };
         let elapsed = started.elapsed();
-        self.inner.metrics.record_request(route, decision, elapsed);
+        let metrics = &self.inner.metrics;
+        metrics.record_request(route, kind, record.decision, elapsed);
         if let Some((method, path)) = described {
             tracing::debug!(
                 peer = %conn.peer,
                 %method,
                 path,
                 status = response.status().as_u16(),
-                decision = decision.as_str(),
-                route = route.as_str(),
+                route,
+                decision = record.decision.as_str(),
                 micros = elapsed.as_micros() as u64,
                 "request"
             );
@@ -106,28 +145,81 @@ impl Proxy {
     }
 
     /// The pipeline, one line per stage.
-    async fn try_handle(
-        &self,
-        req: Request<Incoming>,
+    async fn try_handle<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
         conn: Conn,
+        record: &mut Record<'a>,
     ) -> Result<Response<ProxyBody>, RequestError> {
         let host = authority::resolve(&req)?;
         let client = self.inner.trusted.resolve(conn.peer.ip(), req.headers());
-        let hop = Hop {
-            peer: conn.peer.ip(),
-            peer_trusted: self.inner.trusted.contains(conn.peer.ip()),
-            scheme: conn.scheme,
+        // No client may forge a verdict: the header is ours alone.
+        req.headers_mut().remove(&self.inner.login.annotate_header);
+        let req = match self.inner.routes.resolve(&req) {
+            Route::Passthrough => req.map(Either::Left),
+            Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
-        tracing::trace!(%client, "client resolved");
-        let (response, elapsed) = self.inner.upstream.forward(req, host, hop).await?;
+        let (response, elapsed) = self
+            .inner
+            .upstream
+            .forward(req, host, self.hop(conn))
+            .await?;
         self.inner.metrics.record_upstream(elapsed);
         Ok(response.map(Either::Left))
     }
 
+    /// A login attempt: read the body, extract the credentials, check them,
+    /// decide. Returns the request to forward, with the inspected bytes.
+    async fn inspect_login<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        route: &'a LoginRoute,
+        _client: ClientIp,
+        record: &mut Record<'a>,
+    ) -> Result<Request<ProxyBody>, RequestError> {
+        record.login = Some(route);
+        let login = &self.inner.login;
+        let (mut parts, body) = req.into_parts();
+        let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
+        match credentials::extract(&parts, &body, route) {
+            Ok(_credentials) => {
+                let signals = Signals::default();
+                let (verdict, decision) = verdict::decide(&signals, &login.verdicts);
+                self.inner.metrics.record_login_attempt(verdict);
+                record.decision = Decision::from(decision);
+                match decision {
+                    verdict::Decision::Block => return Err(RequestError::Blocked(verdict)),
+                    verdict::Decision::Annotate(verdict) => {
+                        let value = HeaderValue::from_static(verdict.annotation().unwrap_or(""));
+                        parts.headers.insert(&login.annotate_header, value);
+                    }
+                    verdict::Decision::Allow | verdict::Decision::Shadow(_) => {}
+                }
+            }
+            Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
+                tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
+                record.decision = Decision::Unparsed;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(inspected_request(parts, body))
+    }
+
+    fn hop(&self, conn: Conn) -> Hop {
+        Hop {
+            peer: conn.peer.ip(),
+            peer_trusted: self.inner.trusted.contains(conn.peer.ip()),
+            scheme: conn.scheme,
+        }
+    }
+
     fn report(&self, error: &RequestError, conn: Conn) {
         match error {
-            RequestError::AmbiguousHost(e) => {
-                tracing::debug!(peer = %conn.peer, error = %e, "request refused");
+            RequestError::AmbiguousHost(_)
+            | RequestError::Body(_)
+            | RequestError::Credentials(_)
+            | RequestError::Blocked(_) => {
+                tracing::debug!(peer = %conn.peer, error = %error, "request refused");
             }
             RequestError::Upstream(e) => {
                 self.inner.metrics.record_upstream_error(e.kind());
@@ -135,6 +227,17 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The request to forward after inspection: the bytes that were inspected,
+/// framed afresh. The client's framing headers (`Transfer-Encoding`,
+/// `Expect`) describe a body that no longer exists.
+fn inspected_request(mut parts: Parts, body: LoginBody) -> Request<ProxyBody> {
+    parts.headers.remove(EXPECT);
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
+    Request::from_parts(parts, Either::Right(Full::new(body.bytes)))
 }
 
 /// An error and its causes on one line: `a: b: c`.

@@ -10,6 +10,7 @@ use http::{Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use crate::credentials::BodyError;
 use crate::proxy::RequestError;
 use crate::upstream::UpstreamError;
 
@@ -17,14 +18,32 @@ use crate::upstream::UpstreamError;
 /// or one of ours.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// The response for a request that failed, on a connection of `version`.
-pub fn for_error(error: &RequestError, version: Version) -> Response<ProxyBody> {
+/// The response for a request that was refused or failed, on a connection
+/// of `version`.
+pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> Response<ProxyBody> {
     match error {
         RequestError::AmbiguousHost(_) => {
             let mut response = json(StatusCode::BAD_REQUEST, "ambiguous request target");
             close_connection(&mut response, version);
             response
         }
+        RequestError::Body(e) => match e {
+            BodyError::TooLarge { .. } => {
+                json(StatusCode::PAYLOAD_TOO_LARGE, "login body too large")
+            }
+            BodyError::Timeout { .. } => json(StatusCode::REQUEST_TIMEOUT, "login body too slow"),
+            BodyError::Read(_) => json(StatusCode::BAD_REQUEST, "login body unreadable"),
+            BodyError::Encoded => json(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "login bodies must not be compressed",
+            ),
+            BodyError::ContentType => json(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported content type for this login",
+            ),
+        },
+        RequestError::Credentials(e) => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
+        RequestError::Blocked(_) => block.response(),
         RequestError::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => {
             json(StatusCode::BAD_GATEWAY, "the shop could not be reached")
         }
@@ -37,6 +56,10 @@ pub fn for_error(error: &RequestError, version: Version) -> Response<ProxyBody> 
 
 /// A small JSON error body: `{"error": "..."}`.
 pub fn json(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    json_owned(status, message.to_owned())
+}
+
+fn json_owned(status: StatusCode, message: String) -> Response<ProxyBody> {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
@@ -54,5 +77,52 @@ fn close_connection(response: &mut Response<ProxyBody>, version: Version) {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
+/// The 403 for a blocked login: the operator's page (`block_body_file`), or
+/// a short built-in one telling a customer what to do.
+#[derive(Debug, Clone)]
+pub struct BlockPage {
+    body: Bytes,
+    content_type: HeaderValue,
+}
+
+const BLOCK_HTML: &str = "<!doctype html>\n<title>Password reset needed</title>\n\
+<h1>Please reset your password</h1>\n\
+<p>This password is known from a data breach elsewhere, so we did not accept it. \
+Use \"Forgot password\" to choose a new one.</p>\n";
+
+impl Default for BlockPage {
+    fn default() -> Self {
+        Self {
+            body: Bytes::from_static(BLOCK_HTML.as_bytes()),
+            content_type: HeaderValue::from_static("text/html; charset=utf-8"),
+        }
+    }
+}
+
+impl BlockPage {
+    /// Reads the operator's page; the content type follows the extension.
+    pub fn load(path: &std::path::Path) -> std::io::Result<Self> {
+        let body = Bytes::from(std::fs::read(path)?);
+        let content_type = match path.extension().and_then(|e| e.to_str()) {
+            Some("html" | "htm") => "text/html; charset=utf-8",
+            Some("json") => "application/json",
+            _ => "text/plain; charset=utf-8",
+        };
+        Ok(Self {
+            body,
+            content_type: HeaderValue::from_static(content_type),
+        })
+    }
+
+    fn response(&self) -> Response<ProxyBody> {
+        let mut response = Response::new(Either::Right(Full::new(self.body.clone())));
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, self.content_type.clone());
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
     }
 }

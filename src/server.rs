@@ -31,9 +31,12 @@ use crate::admin::Admin;
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
-use crate::proxy::{Conn, Proxy};
+use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
+use crate::respond::BlockPage;
+use crate::route::Routes;
 use crate::tls::{self, CertStore};
 use crate::upstream::Upstream;
+use crate::verdict::Policy;
 use idle::{Activity, ActivityIo};
 
 // Bounds the admin listener on its own: a scrape storm must not be able to
@@ -98,8 +101,15 @@ impl Server {
         let metrics = Metrics::new(&registry).context("cannot register metrics")?;
         let upstream = Upstream::new(&config.upstream, provider)
             .context("cannot set up the upstream client")?;
-        let trusted = TrustedProxies::new(s.trusted_proxies.clone());
-        let proxy = Proxy::new(upstream.clone(), trusted, metrics.clone());
+        let routes = Routes::new(&config.login);
+        metrics.register_routes(&routes);
+        let proxy = Proxy::new(Stages {
+            upstream: upstream.clone(),
+            trusted: TrustedProxies::new(s.trusted_proxies.clone()),
+            routes,
+            login: login_policy(config)?,
+            metrics: metrics.clone(),
+        });
         let admin = Admin::new(registry, upstream);
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,
@@ -214,6 +224,25 @@ impl Signals {
             interrupt: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
         })
     }
+}
+
+fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {
+    let leaked = &config.leaked;
+    let block_page = match &leaked.block_body_file {
+        Some(path) => BlockPage::load(path)
+            .with_context(|| format!("leaked.block_body_file: cannot read {}", path.display()))?,
+        None => BlockPage::default(),
+    };
+    Ok(LoginPolicy {
+        verdicts: Policy {
+            on_leaked_pair: leaked.on_leaked_pair,
+            on_leaked_password: leaked.on_leaked_password,
+        },
+        annotate_header: leaked.annotate_header.0.clone(),
+        on_unparsed: leaked.on_unparsed,
+        block_page,
+        body_read_timeout: config.server.body_read_timeout.0,
+    })
 }
 
 /// Re-reads the certificate and key; on failure the old pair stays in use.

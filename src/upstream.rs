@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::config::{self, UpstreamUrl};
 use crate::metrics::UpstreamErrorKind;
+use crate::respond::ProxyBody;
 
 /// Why the shop did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +80,7 @@ pub struct Hop {
 /// A cheap handle to the pooled upstream client.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     base: UpstreamUrl,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -125,7 +126,7 @@ impl Upstream {
     /// streaming. `host` is the client's `Host`, which the shop keeps seeing.
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ProxyBody>,
         host: HeaderValue,
         hop: Hop,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
