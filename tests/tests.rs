@@ -7,4 +7,5 @@ mod admin;
 mod command_line;
 mod hardening;
 mod lifecycle;
+mod login;
 mod passthrough;

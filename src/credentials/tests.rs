@@ -32,7 +32,9 @@ fn body(format: BodyFormat, text: &[u8]) -> LoginBody {
     }
 }
 
-fn form_result(text: &[u8]) -> Result<(String, Vec<u8>), CredentialsError> {
+type Extracted = Result<(String, Vec<u8>), CredentialsError>;
+
+fn form_result(text: &[u8]) -> Extracted {
     let route = route("form", "username", "password");
     extract(&parts("/login"), &body(BodyFormat::Form, text), &route).map(|c| {
         (
@@ -42,7 +44,7 @@ fn form_result(text: &[u8]) -> Result<(String, Vec<u8>), CredentialsError> {
     })
 }
 
-fn json_result(text: &str) -> Result<(String, Vec<u8>), CredentialsError> {
+fn json_result(text: &str) -> Extracted {
     let route = route("json", "/user/email", "/user/password");
     extract(
         &parts("/login"),
@@ -57,7 +59,7 @@ fn json_result(text: &str) -> Result<(String, Vec<u8>), CredentialsError> {
     })
 }
 
-fn ok(user: &str, password: &str) -> Result<(String, Vec<u8>), CredentialsError> {
+fn ok(user: &str, password: &str) -> Extracted {
     Ok((user.to_owned(), password.as_bytes().to_vec()))
 }
 
@@ -65,7 +67,7 @@ fn ok(user: &str, password: &str) -> Result<(String, Vec<u8>), CredentialsError>
 fn form_bodies() {
     use CredentialsError::*;
     use Field::*;
-    let cases: Vec<(&[u8], Result<(String, Vec<u8>), CredentialsError>)> = vec![
+    let cases: Vec<(&[u8], Extracted)> = vec![
         (b"username=alice&password=s3cret", ok("alice", "s3cret")),
         (b"password=s3cret&x=1&username=alice", ok("alice", "s3cret")),
         (b"username=a%40b.c&password=a+b%2Bc", ok("a@b.c", "a b+c")),

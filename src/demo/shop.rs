@@ -1,6 +1,7 @@
 //! A small online shop to stand behind the proxy: a home page, a login form
 //! (form or JSON bodies) with a few demo accounts, and diagnostic endpoints
-//! that show what reached it (`/headers`, `/upload`, `/download`, `/slow`).
+//! that show what reached it (`/headers`, `/echo`, `/upload`, `/download`,
+//! `/slow`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -115,6 +116,7 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<ShopBody> {
             login(req).await
         }
         (Method::GET, "/headers") => headers(&req),
+        (Method::POST, "/echo") => echo(req).await,
         (Method::POST, "/upload") => upload(req, state).await,
         (Method::GET, "/download") => download(&req),
         (Method::GET, "/slow") => slow(&req).await,
@@ -180,14 +182,35 @@ fn json_credentials(body: &[u8]) -> Option<(String, String)> {
 }
 
 fn headers<B>(req: &Request<B>) -> Response<ShopBody> {
+    json(StatusCode::OK, serde_json::json!(header_map(req.headers())))
+}
+
+fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, Vec<String>> {
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in req.headers() {
+    for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         seen.entry(name.as_str().to_owned())
             .or_default()
             .push(value);
     }
-    json(StatusCode::OK, serde_json::json!(seen))
+    seen
+}
+
+/// The request's headers and body as the shop received them.
+async fn echo(req: Request<Incoming>) -> Response<ShopBody> {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = Limited::new(body, MAX_LOGIN_BODY).collect().await else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "unreadable body"}),
+        );
+    };
+    let body = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    let headers = header_map(&parts.headers);
+    json(
+        StatusCode::OK,
+        serde_json::json!({"headers": headers, "body": body}),
+    )
 }
 
 async fn upload(req: Request<Incoming>, state: &State) -> Response<ShopBody> {

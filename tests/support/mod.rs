@@ -133,3 +133,9 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
     }
     condition()
 }
+
+/// A config on ephemeral ports with extra tables (`[[login]]`, `[leaked]`) at
+/// the end.
+pub fn config_with(cert: &TestCert, upstream: SocketAddr, tables: &str) -> String {
+    format!("{}\n{tables}\n", config_toml(cert, upstream, "", ""))
+}
