@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use crate::route::Routes;
+use std::sync::Arc;
+
+use crate::route::{LoginRoute, Routes};
 use crate::verdict::{self, Verdict};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -91,6 +93,8 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamErrorKind {
+    pub const ALL: [UpstreamErrorKind; 3] = [Self::Connect, Self::Timeout, Self::Protocol];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",
@@ -101,16 +105,31 @@ impl UpstreamErrorKind {
 }
 
 /// All of credgate's collectors. Cloning is shallow.
+///
+/// The series a request touches are resolved once, at start: a request
+/// increments a counter it already holds instead of hashing label values.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    requests: IntCounterVec,
-    login_attempts: IntCounterVec,
-    request_duration: HistogramVec,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    passthrough: RouteSeries,
+    logins: Vec<RouteSeries>,
+    login_attempts: [IntCounter; 3],
     upstream_duration: Histogram,
-    upstream_errors: IntCounterVec,
+    upstream_errors: [IntCounter; 3],
     tls_handshake_errors: IntCounter,
-    tls_reloads: IntCounterVec,
+    tls_reloads: [IntCounter; 2],
     open_connections: IntGauge,
+}
+
+/// One route's series: a request counter per decision and its latency.
+#[derive(Debug)]
+struct RouteSeries {
+    decisions: [IntCounter; Decision::ALL.len()],
+    duration: Histogram,
 }
 
 // Latency buckets from 0.5 ms to 30 s: a proxy hop is sub-millisecond, a slow
@@ -120,154 +139,132 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
-    /// Creates the collectors and registers them, with the process collector
-    /// (CPU, memory, open file descriptors), on `registry`.
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let m = Self {
-            requests: IntCounterVec::new(
-                Opts::new("credgate_requests_total", "Requests by route and decision."),
-                &["route", "decision"],
-            )?,
-            login_attempts: IntCounterVec::new(
-                Opts::new(
-                    "credgate_login_attempts_total",
-                    "Login attempts whose credentials were checked, by verdict.",
-                ),
-                &["verdict"],
-            )?,
-            request_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "credgate_request_duration_seconds",
-                    "Time from request head to response head, by kind of route.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["route_kind"],
-            )?,
-            upstream_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "credgate_upstream_duration_seconds",
-                    "Time the shop took to answer with a response head.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            )?,
-            upstream_errors: IntCounterVec::new(
-                Opts::new(
-                    "credgate_upstream_errors_total",
-                    "Failed upstream requests by kind.",
-                ),
-                &["kind"],
-            )?,
-            tls_handshake_errors: IntCounter::new(
-                "credgate_tls_handshake_errors_total",
-                "TLS handshakes that failed or timed out.",
-            )?,
-            tls_reloads: IntCounterVec::new(
-                Opts::new(
-                    "credgate_tls_certificate_reloads_total",
-                    "Certificate reloads by result.",
-                ),
-                &["result"],
-            )?,
-            open_connections: IntGauge::new(
-                "credgate_open_connections",
-                "Client connections currently open on the proxy listeners.",
-            )?,
-        };
-        registry.register(Box::new(m.requests.clone()))?;
-        registry.register(Box::new(m.login_attempts.clone()))?;
-        registry.register(Box::new(m.request_duration.clone()))?;
-        registry.register(Box::new(m.upstream_duration.clone()))?;
-        registry.register(Box::new(m.upstream_errors.clone()))?;
-        registry.register(Box::new(m.tls_handshake_errors.clone()))?;
-        registry.register(Box::new(m.tls_reloads.clone()))?;
-        registry.register(Box::new(m.open_connections.clone()))?;
+    /// Creates the collectors, with the series of every route in `routes`,
+    /// and registers them, with the process collector (CPU, memory, open file
+    /// descriptors), on `registry`. Every series exists from the start, at
+    /// zero, so dashboards and `rate()` see it before the first event.
+    pub fn new(registry: &Registry, routes: &Routes) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new("credgate_requests_total", "Requests by route and decision."),
+            &["route", "decision"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "credgate_request_duration_seconds",
+                "Time from request head to response head, by kind of route.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route_kind"],
+        )?;
+        let login_attempts = IntCounterVec::new(
+            Opts::new(
+                "credgate_login_attempts_total",
+                "Login attempts whose credentials were checked, by verdict.",
+            ),
+            &["verdict"],
+        )?;
+        let upstream_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "credgate_upstream_duration_seconds",
+                "Time the shop took to answer with a response head.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "credgate_upstream_errors_total",
+                "Failed upstream requests by kind.",
+            ),
+            &["kind"],
+        )?;
+        let tls_handshake_errors = IntCounter::new(
+            "credgate_tls_handshake_errors_total",
+            "TLS handshakes that failed or timed out.",
+        )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "credgate_tls_certificate_reloads_total",
+                "Certificate reloads by result.",
+            ),
+            &["result"],
+        )?;
+        let open_connections = IntGauge::new(
+            "credgate_open_connections",
+            "Client connections currently open on the proxy listeners.",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(login_attempts.clone()))?;
+        registry.register(Box::new(upstream_duration.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(tls_handshake_errors.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(open_connections.clone()))?;
         register_process_collector(registry)?;
-        m.initialise_series();
-        Ok(m)
+
+        let route = |name: &str, kind: RouteKind| RouteSeries {
+            decisions: Decision::ALL.map(|d| requests.with_label_values(&[name, d.as_str()])),
+            duration: request_duration.with_label_values(&[kind.as_str()]),
+        };
+        let inner = Inner {
+            passthrough: route("passthrough", RouteKind::Passthrough),
+            logins: routes
+                .logins()
+                .iter()
+                .map(|r| route(&r.name, RouteKind::Login))
+                .collect(),
+            login_attempts: Verdict::ALL.map(|v| login_attempts.with_label_values(&[v.as_str()])),
+            upstream_duration,
+            upstream_errors: UpstreamErrorKind::ALL
+                .map(|k| upstream_errors.with_label_values(&[k.as_str()])),
+            tls_handshake_errors,
+            tls_reloads: ["success", "failure"].map(|r| tls_reloads.with_label_values(&[r])),
+            open_connections,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
-    /// Creates every series at zero so that dashboards and `rate()` see them
-    /// before the first event.
-    fn initialise_series(&self) {
-        for kind in [
-            UpstreamErrorKind::Connect,
-            UpstreamErrorKind::Timeout,
-            UpstreamErrorKind::Protocol,
-        ] {
-            self.upstream_errors.with_label_values(&[kind.as_str()]);
-        }
-        for result in ["success", "failure"] {
-            self.tls_reloads.with_label_values(&[result]);
-        }
-        for decision in [Decision::Allow, Decision::Reject, Decision::UpstreamError] {
-            self.requests
-                .with_label_values(&[RouteKind::Passthrough.as_str(), decision.as_str()]);
-        }
-        for verdict in Verdict::ALL {
-            self.login_attempts.with_label_values(&[verdict.as_str()]);
-        }
-    }
-
-    /// Creates the series of each login route at zero.
-    pub fn register_routes(&self, routes: &Routes) {
-        for route in routes.logins() {
-            for decision in Decision::ALL {
-                self.requests
-                    .with_label_values(&[route.name.as_str(), decision.as_str()]);
-            }
-        }
-        if !routes.logins().is_empty() {
-            self.request_duration
-                .with_label_values(&[RouteKind::Login.as_str()]);
-        }
-    }
-
-    /// `route` is a login route's name or `passthrough`: a set fixed by the
-    /// configuration.
+    /// Counts a finished request on its route (`None`: pass-through).
     pub fn record_request(
         &self,
-        route: &str,
-        kind: RouteKind,
+        login: Option<&LoginRoute>,
         decision: Decision,
         elapsed: Duration,
     ) {
-        self.requests
-            .with_label_values(&[route, decision.as_str()])
-            .inc();
-        self.request_duration
-            .with_label_values(&[kind.as_str()])
-            .observe(elapsed.as_secs_f64());
+        let series = match login {
+            Some(route) => &self.inner.logins[route.index],
+            None => &self.inner.passthrough,
+        };
+        series.decisions[decision as usize].inc();
+        series.duration.observe(elapsed.as_secs_f64());
     }
 
     pub fn record_login_attempt(&self, verdict: Verdict) {
-        self.login_attempts
-            .with_label_values(&[verdict.as_str()])
-            .inc();
+        self.inner.login_attempts[verdict as usize].inc();
     }
 
     pub fn record_upstream(&self, elapsed: Duration) {
-        self.upstream_duration.observe(elapsed.as_secs_f64());
+        self.inner.upstream_duration.observe(elapsed.as_secs_f64());
     }
 
     pub fn record_upstream_error(&self, kind: UpstreamErrorKind) {
-        self.upstream_errors
-            .with_label_values(&[kind.as_str()])
-            .inc();
+        self.inner.upstream_errors[kind as usize].inc();
     }
 
     pub fn record_tls_handshake_error(&self) {
-        self.tls_handshake_errors.inc();
+        self.inner.tls_handshake_errors.inc();
     }
 
     pub fn record_tls_reload(&self, ok: bool) {
-        let result = if ok { "success" } else { "failure" };
-        self.tls_reloads.with_label_values(&[result]).inc();
+        self.inner.tls_reloads[usize::from(!ok)].inc();
     }
 
     /// Counts an open connection until the returned guard drops.
     pub fn connection_opened(&self) -> ConnectionGuard {
-        self.open_connections.inc();
-        ConnectionGuard(self.open_connections.clone())
+        self.inner.open_connections.inc();
+        ConnectionGuard(self.inner.open_connections.clone())
     }
 }
 
@@ -299,16 +296,26 @@ mod tests {
     use super::*;
     use prometheus::Encoder;
 
+    /// The tables are indexed by discriminant: `ALL` must list each enum in
+    /// declaration order.
+    #[test]
+    fn all_lists_follow_declaration_order() {
+        for (i, d) in Decision::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
+        for (i, v) in Verdict::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+        for (i, k) in UpstreamErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+    }
+
     #[test]
     fn records_show_up_in_the_text_format() {
         let registry = Registry::new();
-        let m = Metrics::new(&registry).unwrap();
-        m.record_request(
-            "passthrough",
-            RouteKind::Passthrough,
-            Decision::Allow,
-            Duration::from_millis(3),
-        );
+        let m = Metrics::new(&registry, &Routes::default()).unwrap();
+        m.record_request(None, Decision::Allow, Duration::from_millis(3));
         m.record_upstream_error(UpstreamErrorKind::Timeout);
         let guard = m.connection_opened();
         let mut out = Vec::new();
@@ -323,6 +330,6 @@ mod tests {
         assert!(text.contains("credgate_upstream_errors_total{kind=\"connect\"} 0"));
         assert!(text.contains("credgate_open_connections 1"));
         drop(guard);
-        assert_eq!(m.open_connections.get(), 0);
+        assert_eq!(m.inner.open_connections.get(), 0);
     }
 }

@@ -17,7 +17,7 @@ use crate::authority::{self, AmbiguousHost};
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
 use crate::credentials::{self, BodyError, CredentialsError, LoginBody};
-use crate::metrics::{Decision, Metrics, RouteKind};
+use crate::metrics::{Decision, Metrics};
 use crate::respond::{self, BlockPage, ProxyBody};
 use crate::route::{LoginRoute, Route, Routes};
 use crate::upstream::{Hop, Upstream, UpstreamError};
@@ -122,20 +122,16 @@ impl Proxy {
                 respond::for_error(&error, version, &self.inner.login.block_page)
             }
         };
-        let (route, kind) = match record.login {
-            Some(login) => (login.name.as_str(), RouteKind::Login),
-            None => ("passthrough", RouteKind::Passthrough),
-        };
         let elapsed = started.elapsed();
         let metrics = &self.inner.metrics;
-        metrics.record_request(route, kind, record.decision, elapsed);
+        metrics.record_request(record.login, record.decision, elapsed);
         if let Some((method, path)) = described {
             tracing::debug!(
                 peer = %conn.peer,
                 %method,
                 path,
                 status = response.status().as_u16(),
-                route,
+                route = record.login.map_or("passthrough", |r| r.name.as_str()),
                 decision = record.decision.as_str(),
                 micros = elapsed.as_micros() as u64,
                 "request"

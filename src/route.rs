@@ -38,6 +38,8 @@ pub enum BodyFormat {
 /// One protected login endpoint, ready for matching.
 #[derive(Debug, Clone)]
 pub struct LoginRoute {
+    /// Position in the configuration: the route's slot in per-route tables.
+    pub index: usize,
     /// The `route` label of metrics: from the config, or derived from the path.
     pub name: String,
     path: String,
@@ -60,7 +62,7 @@ pub struct Routes {
 
 impl Routes {
     pub fn new(logins: &[config::Login]) -> Self {
-        let logins = logins.iter().map(LoginRoute::new).collect();
+        let logins = logins.iter().enumerate().map(LoginRoute::new).collect();
         Self { logins }
     }
 
@@ -85,8 +87,9 @@ impl Routes {
 // === impl LoginRoute ===
 
 impl LoginRoute {
-    fn new(config: &config::Login) -> Self {
+    fn new((index, config): (usize, &config::Login)) -> Self {
         Self {
+            index,
             name: config
                 .name
                 .clone()

@@ -98,11 +98,10 @@ impl Server {
         );
         let tls = TlsAcceptor::from(certs.server_config()?);
         let registry = Registry::new();
-        let metrics = Metrics::new(&registry).context("cannot register metrics")?;
+        let routes = Routes::new(&config.login);
+        let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
         let upstream = Upstream::new(&config.upstream, provider)
             .context("cannot set up the upstream client")?;
-        let routes = Routes::new(&config.login);
-        metrics.register_routes(&routes);
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),
             trusted: TrustedProxies::new(s.trusted_proxies.clone()),
