@@ -130,7 +130,7 @@ impl Upstream {
         host: HeaderValue,
         hop: Hop,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
-        *req.uri_mut() = self.target(req.uri());
+        *req.uri_mut() = self.target(std::mem::take(req.uri_mut()));
         *req.version_mut() = Version::HTTP_11;
         prepare_headers(req.headers_mut(), host, hop);
         let started = Instant::now();
@@ -166,17 +166,14 @@ impl Upstream {
         )
     }
 
-    fn target(&self, uri: &Uri) -> Uri {
-        let path = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Uri::builder()
-            .scheme(self.base.scheme.clone())
-            .authority(self.base.authority.clone())
-            .path_and_query(path)
-            .build()
-            .expect("scheme, authority and path were each valid already")
+    fn target(&self, uri: Uri) -> Uri {
+        let mut parts = uri.into_parts();
+        parts.scheme = Some(self.base.scheme.clone());
+        parts.authority = Some(self.base.authority.clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        Uri::from_parts(parts).expect("scheme, authority and path were each valid already")
     }
 }
 
@@ -244,45 +241,51 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// what the client asked for, forwarded headers extended (trusted peer) or
 /// replaced (anyone else, whose claims we never pass on).
 fn prepare_headers(headers: &mut HeaderMap, host: HeaderValue, hop: Hop) {
-    strip_hop_by_hop(headers);
-    headers.insert(header::HOST, host.clone());
+    use std::fmt::Write as _;
 
+    strip_hop_by_hop(headers);
     let peer = hop.peer.to_canonical();
-    append_or_replace(
-        headers,
-        X_FORWARDED_FOR,
-        &peer.to_string(),
-        hop.peer_trusted,
-    );
-    let node = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    let mut xff = forwarded_prefix(headers, &X_FORWARDED_FOR, hop.peer_trusted);
+    let _ = write!(xff, "{peer}");
+    set(headers, X_FORWARDED_FOR, xff);
+
+    let mut forwarded = forwarded_prefix(headers, &header::FORWARDED, hop.peer_trusted);
+    let _ = match peer {
+        IpAddr::V4(v4) => write!(forwarded, "for={v4}"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\""),
     };
-    let host = host.to_str().unwrap_or("").replace(['"', '\\'], "");
-    let element = format!("for={node};host=\"{host}\";proto={}", hop.scheme);
-    append_or_replace(headers, header::FORWARDED, &element, hop.peer_trusted);
+    // A valid Host holds no quote or backslash (it parsed as an authority).
+    let _ = write!(
+        forwarded,
+        ";host=\"{}\";proto={}",
+        host.to_str().unwrap_or(""),
+        hop.scheme
+    );
+    set(headers, header::FORWARDED, forwarded);
+
     if !(hop.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.scheme));
     }
+    headers.insert(header::HOST, host);
 }
 
-fn append_or_replace(headers: &mut HeaderMap, name: HeaderName, value: &str, append: bool) {
-    let previous: Vec<&str> = match append {
-        true => headers
-            .get_all(&name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect(),
-        false => Vec::new(),
-    };
-    let joined = previous
-        .into_iter()
-        .chain(std::iter::once(value))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Every part is either a header value we just read or text we built from
-    // an address, a cleaned host and a fixed scheme.
-    if let Ok(v) = HeaderValue::from_str(&joined) {
+/// The existing chain of a forwarded header, followed by `, `, when it is to
+/// be extended; an empty string when it is to be replaced.
+fn forwarded_prefix(headers: &HeaderMap, name: &HeaderName, extend: bool) -> String {
+    let mut value = String::with_capacity(64);
+    if extend {
+        for previous in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
+            value.push_str(previous);
+            value.push_str(", ");
+        }
+    }
+    value
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    // Every part is a header value we just read, or text built from an
+    // address, a validated host and a fixed scheme.
+    if let Ok(v) = HeaderValue::try_from(value) {
         headers.insert(name, v);
     }
 }
