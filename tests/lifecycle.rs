@@ -193,3 +193,61 @@ impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
         std::task::Poll::Ready(self.0.next())
     }
 }
+
+/// A run at `trace` level, with logins of every kind: no password used
+/// appears anywhere in the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_appears_in_trace_logs() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let tables =
+        "[[login]]\npath = \"/login\"\n[[login]]\npath = \"/api/login\"\nformat = \"json\"\n";
+    let toml = config_with(&cert, shop.addr(), tables).replace("\"debug\"", "\"trace\"");
+    let proxy = Process::serve(&write_config(&cert, &toml));
+    let client = TestClient::new(&cert.der, Version::Http2);
+    let form = "application/x-www-form-urlencoded";
+    let passwords = [
+        "wonderland-42",
+        "Pa55-not-logged",
+        "dupl1cate-secret",
+        "s3cret-in-json",
+    ];
+    let bodies = [
+        (
+            form,
+            format!("username=alice%40example.com&password={}", passwords[0]),
+        ),
+        (form, format!("username=bob&password={}", passwords[1])),
+        (
+            form,
+            format!("username=a&password={0}&password={0}", passwords[2]),
+        ),
+        (
+            "application/json",
+            format!(r#"{{"username":"carol","password":"{}"}}"#, passwords[3]),
+        ),
+    ];
+    for (i, (content_type, body)) in bodies.into_iter().enumerate() {
+        let path = if i == 3 { "/api/login" } else { "/login" };
+        let url = format!("https://127.0.0.1:{}{path}", proxy.proxy.port());
+        let request = Request::post(url)
+            .header("content-type", content_type)
+            .body(crate::support::client::full(body))
+            .unwrap();
+        client.send(request).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = proxy.logs();
+    assert!(
+        logs.lines().count() > 20,
+        "trace logging did not run: {logs}"
+    );
+    for password in passwords {
+        assert!(!logs.contains(password), "a password was logged");
+    }
+    // Not percent-encoded either.
+    assert!(
+        !logs.contains("wonderland"),
+        "a password fragment was logged"
+    );
+}
