@@ -1,41 +1,106 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the token
+//! protected `/admin/*` API.
 //!
 //! It is plain HTTP on a separate address (loopback by default) so that
 //! scrapes and probes never compete with shop traffic for connection slots,
 //! and so that it can be firewalled apart.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use prometheus::{Encoder, Registry, TextEncoder};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
+use crate::reload::Reloader;
 use crate::respond::ProxyBody;
 use crate::upstream::Upstream;
+
+/// A token shorter than this is a placeholder, not a secret.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// The bearer token of `/admin/*`: never printed, compared in constant time.
+pub struct AdminToken(Zeroizing<Vec<u8>>);
+
+/// Why the admin token could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("{}: cannot read the token", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the token must be at least {MIN_TOKEN_LEN} characters", path.display())]
+    TooShort { path: PathBuf },
+}
+
+impl AdminToken {
+    /// Reads the token; surrounding whitespace (a trailing newline) is not
+    /// part of it.
+    pub fn load(path: &Path) -> Result<Self, AdminTokenError> {
+        let raw = Zeroizing::new(std::fs::read(path).map_err(|source| AdminTokenError::Read {
+            path: path.to_owned(),
+            source,
+        })?);
+        let token = raw.trim_ascii();
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(AdminTokenError::TooShort {
+                path: path.to_owned(),
+            });
+        }
+        Ok(Self(Zeroizing::new(token.to_vec())))
+    }
+
+    /// Returns true if and only if `authorization` is `Bearer <this token>`.
+    fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
+        let presented = authorization
+            .map(|v| v.as_bytes())
+            .and_then(|v| v.strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        presented.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// What the admin listener serves from.
+#[derive(Debug)]
+pub struct AdminParts {
+    pub registry: Registry,
+    pub upstream: Upstream,
+    /// `None`: the `/admin/*` API is off.
+    pub token: Option<AdminToken>,
+    pub reloader: Reloader,
+}
 
 /// The admin endpoints' shared handles. Cloning is shallow.
 #[derive(Clone, Debug)]
 pub struct Admin {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    registry: Registry,
-    upstream: Upstream,
+    inner: Arc<AdminParts>,
 }
 
 impl Admin {
-    pub fn new(registry: Registry, upstream: Upstream) -> Self {
+    pub fn new(parts: AdminParts) -> Self {
         Self {
-            inner: Arc::new(Inner { registry, upstream }),
+            inner: Arc::new(parts),
         }
     }
 
     pub async fn handle<B>(&self, req: Request<B>) -> Response<ProxyBody> {
         let path = req.uri().path();
+        if path.starts_with("/admin/") {
+            return self.api(req).await;
+        }
         if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
             return text(StatusCode::NOT_FOUND, "not found\n");
         }
@@ -46,6 +111,40 @@ impl Admin {
             "/metrics" => self.metrics(),
             "/readyz" => self.ready().await,
             _ => text(StatusCode::OK, "ok\n"),
+        }
+    }
+
+    /// `/admin/*`: only with the bearer token.
+    async fn api<B>(&self, req: Request<B>) -> Response<ProxyBody> {
+        let Some(token) = &self.inner.token else {
+            return json(
+                StatusCode::FORBIDDEN,
+                &serde_json::json!({"error": "the admin API is off: set server.admin_token_file"}),
+            );
+        };
+        if !token.accepts(req.headers().get(AUTHORIZATION)) {
+            let mut response = json(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({"error": "a valid bearer token is required"}),
+            );
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        match (req.method(), req.uri().path()) {
+            (&Method::POST, "/admin/reload") => {
+                let report = self.inner.reloader.reload();
+                let status = match report.all_ok() {
+                    true => StatusCode::OK,
+                    false => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                json(status, &report)
+            }
+            _ => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"error": "no such admin endpoint"}),
+            ),
         }
     }
 
@@ -83,4 +182,40 @@ fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ProxyBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_checked_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "0123456789abcdef-secret\n").unwrap();
+        let token = AdminToken::load(&path).unwrap();
+        let header = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert!(token.accepts(Some(&header("Bearer 0123456789abcdef-secret"))));
+        assert!(!token.accepts(Some(&header("Bearer 0123456789abcdef-secreT"))));
+        assert!(!token.accepts(Some(&header("Bearer 0123456789abcdef"))));
+        assert!(!token.accepts(Some(&header("0123456789abcdef-secret"))));
+        assert!(!token.accepts(None));
+        assert_eq!(format!("{token:?}"), "AdminToken(<redacted>)");
+
+        std::fs::write(&path, "short\n").unwrap();
+        assert!(matches!(
+            AdminToken::load(&path),
+            Err(AdminTokenError::TooShort { .. })
+        ));
+    }
 }

@@ -48,6 +48,10 @@ pub struct Server {
     pub listen_plain: Option<SocketAddr>,
     #[serde(default = "defaults::admin_listen")]
     pub admin_listen: SocketAddr,
+    /// A file holding the bearer token for `/admin/*`; without it the admin
+    /// API is off (metrics and probes stay on).
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,
     #[serde(default = "defaults::max_connections")]

@@ -38,6 +38,7 @@ pub mod demo;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod respond;
 pub mod route;
 pub mod server;

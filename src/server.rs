@@ -27,11 +27,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, AdminParts, AdminToken};
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
+use crate::reload::Reloader;
 use crate::respond::BlockPage;
 use crate::route::Routes;
 use crate::tls::{self, CertStore};
@@ -61,7 +62,7 @@ pub struct Server {
     plain_listener: Option<TcpListener>,
     admin_listener: TcpListener,
     tls: TlsAcceptor,
-    certs: Arc<CertStore>,
+    reloader: Reloader,
     proxy: Proxy,
     admin: Admin,
     metrics: Metrics,
@@ -109,7 +110,13 @@ impl Server {
             login: login_policy(config)?,
             metrics: metrics.clone(),
         });
-        let admin = Admin::new(registry, upstream);
+        let reloader = Reloader::new(certs, metrics.clone());
+        let admin = Admin::new(AdminParts {
+            registry,
+            upstream,
+            token: admin_token(s)?,
+            reloader: reloader.clone(),
+        });
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,
             plain_listener: match s.listen_plain {
@@ -118,7 +125,7 @@ impl Server {
             },
             admin_listener: bind(s.admin_listen, "server.admin_listen").await?,
             tls,
-            certs,
+            reloader,
             proxy,
             admin,
             metrics,
@@ -190,12 +197,13 @@ impl Server {
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads the certificate.
     pub async fn run_until_signalled(self, mut signals: Signals) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
-        let certs = self.certs.clone();
-        let metrics = self.metrics.clone();
+        let reloader = self.reloader.clone();
         let serving = tokio::spawn(self.run(shutdown.clone()));
         loop {
             tokio::select! {
-                _ = signals.hangup.recv() => reload_tls(&certs, &metrics),
+                _ = signals.hangup.recv() => {
+                    reloader.reload();
+                }
                 _ = signals.terminate.recv() => break,
                 _ = signals.interrupt.recv() => break,
             }
@@ -225,6 +233,14 @@ impl Signals {
     }
 }
 
+fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
+    s.admin_token_file
+        .as_deref()
+        .map(AdminToken::load)
+        .transpose()
+        .context("server.admin_token_file")
+}
+
 fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {
     let leaked = &config.leaked;
     let block_page = match &leaked.block_body_file {
@@ -242,16 +258,6 @@ fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {
         block_page,
         body_read_timeout: config.server.body_read_timeout.0,
     })
-}
-
-/// Re-reads the certificate and key; on failure the old pair stays in use.
-fn reload_tls(certs: &CertStore, metrics: &Metrics) {
-    let result = certs.reload();
-    metrics.record_tls_reload(result.is_ok());
-    match result {
-        Ok(()) => tracing::info!("TLS certificate reloaded"),
-        Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
-    }
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

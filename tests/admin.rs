@@ -2,6 +2,7 @@
 
 use http::StatusCode;
 
+use crate::support::client;
 use crate::support::*;
 
 #[tokio::test]
@@ -72,4 +73,51 @@ async fn failed_tls_handshakes_are_counted() {
     let scrape = scrape(proxy.addrs.admin).await;
     let errors = sample(&scrape, "credgate_tls_handshake_errors_total", &[]);
     assert_eq!(errors, 1.0);
+}
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A proxy whose admin API takes `TOKEN`.
+async fn proxy_with_admin_token(cert: &TestCert, upstream: std::net::SocketAddr) -> RunningProxy {
+    let token_file = cert.dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let server = format!("admin_token_file = \"{}\"", token_file.display());
+    start_proxy(&config_toml(cert, upstream, &server, "")).await
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_a_missing_or_wrong_token() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let proxy = proxy_with_admin_token(&cert, shop.addr()).await;
+    let url = proxy.admin_url("/admin/reload");
+    assert_eq!(
+        client::admin("POST", &url, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = client::admin("POST", &url, Some("test-admin-token-0123456788")).await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = client::admin("POST", &url, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"certificate\":\"ok\""), "{body}");
+    let unknown = client::admin("GET", &proxy.admin_url("/admin/nope"), Some(TOKEN)).await;
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND);
+
+    let scrape = scrape(proxy.addrs.admin).await;
+    let ok = [("result", "success")];
+    assert_eq!(
+        sample(&scrape, "credgate_tls_certificate_reloads_total", &ok),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_file_the_admin_api_is_off() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let proxy = start_proxy(&config_toml(&cert, shop.addr(), "", "")).await;
+    let (status, body) =
+        client::admin("POST", &proxy.admin_url("/admin/reload"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("admin_token_file"));
 }
