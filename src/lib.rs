@@ -18,7 +18,9 @@
 //!
 //! [`proxy::Proxy::try_handle`] is that list as code. [`admin`] serves
 //! `/metrics`, `/healthz` and `/readyz` on a separate listener; [`demo`] runs
-//! the whole thing in front of a small in-process shop.
+//! the whole thing in front of a small in-process shop. [`leaked`] holds the
+//! leaked-credential filters: their file format, loading and checking, and
+//! `build-filter`.
 //!
 //! # Invariants
 //!
@@ -35,6 +37,7 @@ pub mod client_ip;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod leaked;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

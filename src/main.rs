@@ -1,12 +1,16 @@
 //! The `credgate` command line: parse, load, build, run; errors become exit
 //! codes (64 for a bad command line or configuration, 1 for anything else).
 
+use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use credgate::leaked::build::DEFAULT_FP_RATE;
+use credgate::leaked::{self, BuildOptions, Filter, FilterError, FilterKind, Header, InputFormat};
+use credgate::leaked::{normalize_username, UsernameNormalization};
 use credgate::server::Signals;
 use credgate::tls::CertStore;
 use credgate::{demo::Demo, logging, Config, Server};
@@ -52,13 +56,68 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Compile breach corpora into a leaked-credential filter file.
+    BuildFilter(BuildFilterArgs),
+    /// Print a filter file's header and verify its checksums.
+    FilterInfo { file: PathBuf },
+    /// Check one pair, or one password, against a filter: exit 0 clean, 1
+    /// leaked. The password is read from stdin, never from the command line.
+    Check {
+        #[arg(long)]
+        filter: PathBuf,
+        /// The username, for a pairs filter (normalised as the filter says).
+        #[arg(long)]
+        username: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct BuildFilterArgs {
+    #[arg(long, value_enum)]
+    kind: FilterKind,
+    /// Corpus files, read in order; `-` is stdin, `*.gz` is decompressed.
+    #[arg(long = "input", value_name = "FILE", required = true, num_args = 1..)]
+    inputs: Vec<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    format: InputFormat,
+    /// Target false-positive rate at the expected number of items.
+    #[arg(long, default_value_t = DEFAULT_FP_RATE)]
+    fp_rate: f64,
+    /// Size the filter for this many items instead of counting the inputs'
+    /// lines first (required when reading stdin).
+    #[arg(long, value_name = "N")]
+    expected_items: Option<u64>,
+    #[arg(long, value_enum, default_value_t)]
+    username_normalization: UsernameNormalization,
+}
+
+impl From<BuildFilterArgs> for BuildOptions {
+    fn from(args: BuildFilterArgs) -> Self {
+        BuildOptions {
+            format: args.format,
+            fp_rate: args.fp_rate,
+            expected_items: args.expected_items,
+            normalization: args.username_normalization,
+            ..BuildOptions::new(args.kind, args.inputs, args.output)
+        }
+    }
 }
 
 /// Exit code for a bad command line or configuration (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
+/// The longest password `check` reads from stdin.
+const MAX_PASSWORD: usize = 4096;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        // Help and version go to stdout and are a success; anything else is
+        // a usage error.
+        std::process::exit(if e.use_stderr() { EXIT_USAGE.into() } else { 0 })
+    });
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Serve { config } => match Config::load(&config) {
@@ -72,6 +131,9 @@ fn main() -> ExitCode {
         Command::DemoShop { listen } => {
             exit(runtime().and_then(|rt| rt.block_on(demo_shop(listen))))
         }
+        Command::BuildFilter(args) => build_filter(&args.into()),
+        Command::FilterInfo { file } => filter_info(&file),
+        Command::Check { filter, username } => check(&filter, username.as_deref()),
     }
 }
 
@@ -123,6 +185,108 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
         Err(e) => usage_error(e),
     }
+}
+
+fn build_filter(opts: &BuildOptions) -> ExitCode {
+    match leaked::build(opts, &mut *leaked::progress::to_stderr()) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.is_usage() => usage_error(e.into()),
+        Err(e) => exit(Err(e.into())),
+    }
+}
+
+/// Prints the header, then verifies the whole file; a file that fails is
+/// reported on stderr and exits 1.
+fn filter_info(path: &Path) -> ExitCode {
+    let header = match Header::read_file(path) {
+        Ok(header) => header,
+        Err(e) => return exit(Err(e.into())),
+    };
+    println!("file:            {}\n{header}", path.display());
+    let verified = leaked::verify(path);
+    let state = match &verified {
+        Ok(_) => "ok",
+        Err(FilterError::BodyCorrupt { .. }) => "mismatch",
+        Err(_) => "not verified",
+    };
+    println!("checksum:        {state}");
+    exit(verified.map(drop).map_err(Into::into))
+}
+
+/// Exit 0 clean, 1 leaked; a filter that cannot be used is a usage error
+/// (64), so that 1 always means leaked.
+fn check(path: &Path, username: Option<&str>) -> ExitCode {
+    let filter = match Filter::load(path) {
+        Ok(filter) => filter,
+        Err(e) => return usage_error(e.into()),
+    };
+    let header = filter.header();
+    let username = match (header.kind, username) {
+        (FilterKind::Pairs, Some(username)) => {
+            Some(normalize_username(username, header.normalization))
+        }
+        (FilterKind::Passwords, None) => None,
+        (FilterKind::Pairs, None) => {
+            return usage_error(anyhow::anyhow!(
+                "{}: a pairs filter needs --username",
+                path.display()
+            ))
+        }
+        (FilterKind::Passwords, Some(_)) => {
+            return usage_error(anyhow::anyhow!(
+                "{}: a passwords filter checks the password alone; drop --username",
+                path.display()
+            ))
+        }
+    };
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(e) => return usage_error(e),
+    };
+    let leaked = match &username {
+        Some(username) => filter.contains_pair(username, &password),
+        None => filter.contains_password(&password),
+    };
+    println!("{}", if leaked { "leaked" } else { "clean" });
+    if leaked {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The password on stdin, without one trailing newline, in a buffer zeroed
+/// on drop. The buffer is filled in place and never grows (growing would
+/// leave copies behind), and reads of at least stdin's own 8 KiB bypass its
+/// internal buffer.
+fn read_password() -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 16 << 10]);
+    let mut len = 0;
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        match stdin.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("cannot read the password from stdin"))
+            }
+        }
+        anyhow::ensure!(
+            len <= MAX_PASSWORD + 2,
+            "the password on stdin is longer than {MAX_PASSWORD} bytes"
+        );
+    }
+    let end = buf[..len].strip_suffix(b"\n").map_or(len, <[u8]>::len);
+    let end = buf[..end]
+        .strip_suffix(b"\r")
+        .filter(|_| end < len)
+        .map_or(end, <[u8]>::len);
+    buf.truncate(end);
+    Ok(buf)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod command_line;
+mod filters;
 mod hardening;
 mod lifecycle;
 mod login;

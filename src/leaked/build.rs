@@ -1,0 +1,687 @@
+//! `credgate build-filter`: breach corpora in, one filter file out.
+//!
+//! The filter is sized before the first item goes in, from
+//! `--expected-items` or else from a first pass that counts the inputs'
+//! lines (an upper bound: blank, malformed and duplicate lines count too, so
+//! the filter comes out a little larger and its false-positive rate a little
+//! lower than asked). Stdin cannot be read twice, so an input `-` requires
+//! `--expected-items`; buffering it instead would mean holding the whole
+//! plaintext corpus in memory or writing it to a temporary file.
+//!
+//! The second pass streams every input through a fixed line buffer into the
+//! Bloom filter, which is the only large allocation. The file is written to a
+//! temporary name and renamed into place.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bloomfilter::Bloom;
+use zeroize::Zeroizing;
+
+use super::input::{self, Entry, Input, Line, Lines, Parser};
+use super::progress::{Phase, Progress};
+use super::{
+    normalize_username, password_digest, Filter, FilterError, FilterKind, Header, InputFormat,
+    Item, UsernameNormalization,
+};
+
+/// The default target false-positive rate: a false positive tells a real
+/// customer that their password is leaked, so it must stay rare.
+pub const DEFAULT_FP_RATE: f64 = 1e-5;
+
+/// How often, in lines, the progress is reported.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// What `build-filter` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub kind: FilterKind,
+    /// Files to read in order; `-` is stdin, `*.gz` is decompressed.
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub format: InputFormat,
+    pub fp_rate: f64,
+    /// Size for this many items instead of counting the inputs' lines.
+    pub expected_items: Option<u64>,
+    pub normalization: UsernameNormalization,
+}
+
+impl BuildOptions {
+    /// Options with every default: format auto, fp rate 1e-5, counted
+    /// capacity, e-mail normalisation.
+    pub fn new(kind: FilterKind, inputs: Vec<PathBuf>, output: PathBuf) -> Self {
+        Self {
+            kind,
+            inputs,
+            output,
+            format: InputFormat::Auto,
+            fp_rate: DEFAULT_FP_RATE,
+            expected_items: None,
+            normalization: UsernameNormalization::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), BuildError> {
+        check_fp_rate(self.fp_rate)?;
+        if self.inputs.is_empty() {
+            return Err(BuildError::NoInput);
+        }
+        if !self.format.fits(self.kind) {
+            return Err(BuildError::FormatForKind {
+                format: self.format,
+                kind: self.kind,
+            });
+        }
+        if self.expected_items.is_none() && self.inputs.iter().any(|p| input::is_stdin(p)) {
+            return Err(BuildError::StdinNeedsExpectedItems);
+        }
+        Ok(())
+    }
+}
+
+/// Why a build failed. Malformed input lines are not errors: they are
+/// counted in the [`BuildSummary`].
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the false-positive rate must lie strictly between 0 and 1, not {rate}")]
+    FpRate { rate: f64 },
+    #[error("no input given")]
+    NoInput,
+    #[error("input format {format} cannot feed a {kind} filter")]
+    FormatForKind {
+        format: InputFormat,
+        kind: FilterKind,
+    },
+    #[error(
+        "reading stdin (`-`) needs --expected-items: stdin cannot be read twice to count its lines"
+    )]
+    StdinNeedsExpectedItems,
+    #[error("a filter for {items} items at rate {fp_rate} would not fit in memory")]
+    TooLarge { items: u64, fp_rate: f64 },
+    #[error("{}: cannot read the input", path.display())]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot get random bytes for the filter's hash keys")]
+    Seed(#[source] std::io::Error),
+    #[error(transparent)]
+    Output(#[from] FilterError),
+}
+
+impl BuildError {
+    /// Returns true if and only if the request itself was wrong (exit 64),
+    /// rather than the build failing.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Self::FpRate { .. }
+            | Self::NoInput
+            | Self::FormatForKind { .. }
+            | Self::StdinNeedsExpectedItems
+            | Self::TooLarge { .. } => true,
+            Self::Input { .. } | Self::Seed(_) | Self::Output(_) => false,
+        }
+    }
+}
+
+/// What a build did.
+#[derive(Debug, Clone)]
+pub struct BuildSummary {
+    pub output: PathBuf,
+    pub header: Header,
+    /// Lines read, blank ones included.
+    pub lines: u64,
+    /// Lines skipped because they did not parse.
+    pub malformed: u64,
+    /// Items whose bits were all set already: repeated lines, and the rare
+    /// new item that is a false positive of the filter so far.
+    pub duplicates: u64,
+    /// Raw input bytes read in the insert pass (compressed, for `.gz`).
+    pub input_bytes: u64,
+    pub file_bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl BuildSummary {
+    pub fn bytes_per_item(&self) -> f64 {
+        self.file_bytes as f64 / self.header.items.max(1) as f64
+    }
+
+    pub fn items_per_second(&self) -> f64 {
+        self.header.items as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for BuildSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = &self.header;
+        let size = bytesize::ByteSize::b(self.file_bytes).display().iec();
+        writeln!(f, "wrote {}", self.output.display())?;
+        writeln!(
+            f,
+            "  kind:       {} ({} usernames)",
+            h.kind, h.normalization
+        )?;
+        writeln!(f, "  lines:      {}", self.lines)?;
+        writeln!(f, "  items:      {} (sized for {})", h.items, h.capacity)?;
+        writeln!(f, "  duplicates: {}", self.duplicates)?;
+        writeln!(f, "  malformed:  {} (skipped)", self.malformed)?;
+        writeln!(
+            f,
+            "  fp rate:    target {:.3e}, estimated {:.3e}",
+            h.fp_rate,
+            h.estimated_fp_rate()
+        )?;
+        writeln!(
+            f,
+            "  file:       {size} ({} bytes, {:.2} bytes/item)",
+            self.file_bytes,
+            self.bytes_per_item()
+        )?;
+        write!(
+            f,
+            "  elapsed:    {:.1} s ({:.0} items/s)",
+            self.elapsed.as_secs_f64(),
+            self.items_per_second()
+        )?;
+        if h.items > h.capacity {
+            write!(
+                f,
+                "\nwarning: {} items exceed the {} the filter was sized for; \
+                 its false-positive rate is above the target (raise --expected-items)",
+                h.items, h.capacity
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the filter `opts` describes and writes it to `opts.output`.
+pub fn build(opts: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildSummary, BuildError> {
+    opts.validate()?;
+    let started = Instant::now();
+    let total = total_size(&opts.inputs);
+    let capacity = match opts.expected_items {
+        Some(items) => items,
+        None => count_items(&opts.inputs, total, progress)?,
+    };
+    let mut builder = FilterBuilder::new(opts.kind, opts.normalization, capacity, opts.fp_rate)?;
+    let mut tally = Tally::default();
+    progress.begin(Phase::Inserting, total);
+    for path in &opts.inputs {
+        insert_input(&mut builder, path, opts, &mut tally, progress)?;
+    }
+    progress.update(tally.input_bytes, builder.items);
+    progress.finish();
+    let duplicates = builder.duplicates;
+    let sources = opts.inputs.iter().map(|p| input::source_name(p)).collect();
+    let filter = builder.finish(sources);
+    progress.begin(Phase::Writing, None);
+    let file_bytes = filter.save(&opts.output)?;
+    progress.finish();
+    Ok(BuildSummary {
+        output: opts.output.clone(),
+        header: filter.header().clone(),
+        lines: tally.lines,
+        malformed: tally.malformed,
+        duplicates,
+        input_bytes: tally.input_bytes,
+        file_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+#[derive(Default)]
+struct Tally {
+    lines: u64,
+    malformed: u64,
+    /// Raw bytes of the inputs already finished.
+    input_bytes: u64,
+}
+
+/// The inputs' total size, if every input is a file whose size is known.
+fn total_size(inputs: &[PathBuf]) -> Option<u64> {
+    inputs
+        .iter()
+        .map(|p| {
+            let file = (!input::is_stdin(p)).then(|| std::fs::metadata(p).ok())?;
+            file.map(|m| m.len())
+        })
+        .sum()
+}
+
+/// The first pass: the inputs' lines, an upper bound of their items.
+fn count_items(
+    inputs: &[PathBuf],
+    total: Option<u64>,
+    progress: &mut dyn Progress,
+) -> Result<u64, BuildError> {
+    progress.begin(Phase::Counting, total);
+    let (mut lines, mut done) = (0, 0);
+    for path in inputs {
+        let input = Input::open(path).map_err(|e| input_error(path, e))?;
+        let read = input.counter();
+        let before = lines;
+        lines += input::count_lines(input, |n| progress.update(done + read.get(), before + n))
+            .map_err(|e| input_error(path, e))?;
+        done += read.get();
+    }
+    progress.finish();
+    Ok(lines)
+}
+
+fn insert_input(
+    builder: &mut FilterBuilder,
+    path: &Path,
+    opts: &BuildOptions,
+    tally: &mut Tally,
+    progress: &mut dyn Progress,
+) -> Result<(), BuildError> {
+    let input = Input::open(path).map_err(|e| input_error(path, e))?;
+    let read = input.counter();
+    let mut lines = Lines::new(input);
+    let mut parser = Parser::new(opts.format, opts.kind);
+    while let Some(line) = lines.next_line().map_err(|e| input_error(path, e))? {
+        tally.lines += 1;
+        let entry = match line {
+            Line::Text(text) => parser.parse(text),
+            Line::TooLong => Entry::Malformed,
+        };
+        if !builder.insert_entry(entry, opts.normalization) {
+            tally.malformed += 1;
+        }
+        if tally.lines % PROGRESS_EVERY == 0 {
+            progress.update(tally.input_bytes + read.get(), builder.items);
+        }
+    }
+    tally.input_bytes += read.get();
+    Ok(())
+}
+
+fn input_error(path: &Path, source: std::io::Error) -> BuildError {
+    BuildError::Input {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn check_fp_rate(rate: f64) -> Result<(), BuildError> {
+    if rate > 0.0 && rate < 1.0 {
+        Ok(())
+    } else {
+        Err(BuildError::FpRate { rate })
+    }
+}
+
+/// A filter under construction, in memory. `build` feeds it from files; a
+/// test or a demo can feed it directly.
+pub struct FilterBuilder {
+    kind: FilterKind,
+    normalization: UsernameNormalization,
+    capacity: u64,
+    fp_rate: f64,
+    /// The Bloom filter, as the bytes `Bloom::into_bytes` gives (see
+    /// [`FilterBuilder::insert`] for why not a `Bloom`).
+    bytes: Vec<u8>,
+    items: u64,
+    duplicates: u64,
+}
+
+// === impl FilterBuilder ===
+
+impl FilterBuilder {
+    /// An empty filter sized for `capacity` items at `fp_rate`, with fresh
+    /// random hash keys (so nobody can precompute which inputs collide).
+    pub fn new(
+        kind: FilterKind,
+        normalization: UsernameNormalization,
+        capacity: u64,
+        fp_rate: f64,
+    ) -> Result<Self, BuildError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        bloomfilter::reexports::getrandom::getrandom(&mut *seed).map_err(|e| {
+            // getrandom 0.2 implements `std::error::Error` only with its `std`
+            // feature; its OS error code carries the cause.
+            BuildError::Seed(match e.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::other(format!("getrandom error {}", e.code())),
+            })
+        })?;
+        Self::with_seed(kind, normalization, capacity, fp_rate, &seed)
+    }
+
+    /// Like [`FilterBuilder::new`] with given hash keys: for tests that need
+    /// the same bits every run.
+    pub(crate) fn with_seed(
+        kind: FilterKind,
+        normalization: UsernameNormalization,
+        capacity: u64,
+        fp_rate: f64,
+        seed: &[u8; 32],
+    ) -> Result<Self, BuildError> {
+        check_fp_rate(fp_rate)?;
+        let too_large = BuildError::TooLarge {
+            items: capacity,
+            fp_rate,
+        };
+        let items = usize::try_from(capacity.max(1)).map_err(|_| too_large)?;
+        let bitmap_bytes = Bloom::<Item<'_>>::compute_bitmap_size(items, fp_rate);
+        if bitmap_bytes >= isize::MAX as usize / 2 {
+            return Err(BuildError::TooLarge {
+                items: capacity,
+                fp_rate,
+            });
+        }
+        let bloom = Bloom::<Item<'_>>::new_with_seed(bitmap_bytes, items, seed)
+            .expect("bitmap size and item count are positive");
+        Ok(Self {
+            kind,
+            normalization,
+            capacity,
+            fp_rate,
+            bytes: bloom.into_bytes(),
+            items: 0,
+            duplicates: 0,
+        })
+    }
+
+    pub fn kind(&self) -> FilterKind {
+        self.kind
+    }
+
+    /// Distinct items so far.
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Inserts a pair; returns true if and only if it was new.
+    ///
+    /// # Panics
+    ///
+    /// If this is a passwords filter.
+    pub fn insert_pair(&mut self, normalized_username: &str, password: &[u8]) -> bool {
+        assert_eq!(
+            self.kind,
+            FilterKind::Pairs,
+            "a pair for a passwords filter"
+        );
+        self.insert(&Item::Pair {
+            username: normalized_username,
+            password,
+        })
+    }
+
+    /// Inserts a password's SHA-1; returns true if and only if it was new.
+    ///
+    /// # Panics
+    ///
+    /// If this is a pairs filter.
+    pub fn insert_password(&mut self, password: &[u8]) -> bool {
+        let digest = Zeroizing::new(password_digest(password));
+        self.insert_password_digest(&digest)
+    }
+
+    /// Like [`FilterBuilder::insert_password`], for a digest (an HIBP line).
+    pub fn insert_password_digest(&mut self, digest: &[u8; 20]) -> bool {
+        assert_eq!(
+            self.kind,
+            FilterKind::Passwords,
+            "a password for a pairs filter"
+        );
+        self.insert(&Item::Digest(digest))
+    }
+
+    /// Inserts a parsed line; returns false if and only if it is malformed.
+    fn insert_entry(&mut self, entry: Entry<'_>, normalization: UsernameNormalization) -> bool {
+        match entry {
+            Entry::Pair { username, password } if self.kind == FilterKind::Pairs => {
+                let username = normalize_username(username, normalization);
+                if username.is_empty() {
+                    return false;
+                }
+                self.insert_pair(&username, password);
+            }
+            Entry::Pair { password, .. } | Entry::Password(password) => {
+                self.insert_password(password);
+            }
+            Entry::Digest(digest) => {
+                self.insert_password_digest(&digest);
+            }
+            Entry::Blank => {}
+            Entry::Malformed => return false,
+        }
+        true
+    }
+
+    fn insert(&mut self, item: &Item<'_>) -> bool {
+        // `Bloom<T>` is invariant in `T` behind `&mut`, so a long-lived
+        // `Bloom<Item<'static>>` cannot take an item borrowed from a line
+        // buffer. Re-typing the bytes for each insert moves the bitmap's Vec,
+        // it does not copy it: a few nanoseconds against the cache misses of
+        // setting the bits.
+        let mut bloom = Bloom::<Item<'_>>::from_bytes(std::mem::take(&mut self.bytes))
+            .expect("the bytes came from a Bloom");
+        let seen = bloom.check_and_set(item);
+        self.bytes = bloom.into_bytes();
+        if seen {
+            self.duplicates += 1;
+        } else {
+            self.items += 1;
+        }
+        !seen
+    }
+
+    /// The finished filter; `sources` are the inputs' names for its header.
+    pub fn finish(self, mut sources: Vec<String>) -> Filter {
+        sources.truncate(usize::from(u16::MAX));
+        for name in &mut sources {
+            truncate_at_char(name, 255);
+        }
+        let bloom = Bloom::from_bytes(self.bytes).expect("the bytes came from a Bloom");
+        let body = bloom.as_slice();
+        let header = Header {
+            kind: self.kind,
+            normalization: self.normalization,
+            items: self.items,
+            capacity: self.capacity,
+            fp_rate: self.fp_rate,
+            built_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            sources,
+            bits: bloom.len(),
+            hashes: bloom.number_of_hash_functions(),
+            body_len: body.len() as u64,
+            body_checksum: crc32fast::hash(body),
+        };
+        Filter::from_parts(header, bloom)
+    }
+}
+
+fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let end = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::leaked::progress::Silent;
+
+    fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn build_from(opts: &BuildOptions) -> (BuildSummary, Filter) {
+        let summary = build(opts, &mut Silent).unwrap();
+        let filter = Filter::load_kind(&opts.output, opts.kind).unwrap();
+        (summary, filter)
+    }
+
+    #[test]
+    fn combo_lines_are_counted_and_malformed_ones_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = b"Alice@Example.com:hunter2\r\n\
+            bob@example.com;pa:ss\n\
+            \n\
+            carol@example.com\tx\n\
+            no separator here\n\
+            dave@example.com:\n\
+            \xff\xfe:binary-username\n\
+            \x20:blank-after-trim\n\
+            alice@example.com:hunter2\n";
+        let input = write(dir.path(), "combo.txt", corpus);
+        let opts = BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"));
+        let (summary, filter) = build_from(&opts);
+        assert_eq!(summary.lines, 9);
+        assert_eq!(summary.malformed, 4);
+        assert_eq!(summary.duplicates, 1);
+        assert_eq!(filter.header().items, 3);
+        assert_eq!(filter.header().capacity, 9, "sized by counting lines");
+        assert_eq!(filter.header().sources, ["combo.txt"]);
+        assert!(filter.contains_pair("alice@example.com", b"hunter2"));
+        assert!(filter.contains_pair("bob@example.com", b"pa:ss"));
+        assert!(filter.contains_pair("carol@example.com", b"x"));
+        assert!(!filter.contains_pair("Alice@Example.com", b"hunter2"));
+    }
+
+    #[test]
+    fn no_normalization_keeps_usernames_as_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write(dir.path(), "combo.txt", b"Alice@Example.com:hunter2\n");
+        let opts = BuildOptions {
+            normalization: UsernameNormalization::None,
+            ..BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"))
+        };
+        let (_, filter) = build_from(&opts);
+        assert_eq!(filter.header().normalization, UsernameNormalization::None);
+        assert!(filter.contains_pair("Alice@Example.com", b"hunter2"));
+        assert!(!filter.contains_pair("alice@example.com", b"hunter2"));
+    }
+
+    #[test]
+    fn passwords_from_hibp_plain_and_combo_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let hibp = write(
+            dir.path(),
+            "pwned.txt",
+            b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824\nnot a hash\n",
+        );
+        let plain = write(dir.path(), "plain.txt", b"letmein\ncorrect:horse\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"user@example.com:qwerty\n").unwrap();
+        let combo = write(dir.path(), "combo.txt.gz", &gz.finish().unwrap());
+        let output = dir.path().join("pw.cgf");
+        let auto = BuildOptions::new(FilterKind::Passwords, vec![hibp, plain], output.clone());
+        let (summary, filter) = build_from(&auto);
+        assert_eq!(summary.malformed, 1);
+        assert!(filter.contains_password(b"password"));
+        assert!(filter.contains_password(b"letmein"));
+        assert!(filter.contains_password(b"correct:horse"));
+        assert!(!filter.contains_password(b"not a hash"));
+
+        let combo = BuildOptions {
+            format: InputFormat::Combo,
+            ..BuildOptions::new(FilterKind::Passwords, vec![combo], output)
+        };
+        let (_, filter) = build_from(&combo);
+        assert!(filter.contains_password(b"qwerty"));
+    }
+
+    #[test]
+    fn expected_items_sizes_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write(dir.path(), "combo.txt", b"a:1\nb:2\nc:3\n");
+        let opts = BuildOptions {
+            expected_items: Some(1000),
+            ..BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"))
+        };
+        let (summary, filter) = build_from(&opts);
+        assert_eq!(filter.header().capacity, 1000);
+        assert_eq!(filter.header().items, 3);
+        assert!(!summary.to_string().contains("warning"));
+    }
+
+    #[test]
+    fn requests_that_cannot_work_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.cgf");
+        let input = vec![write(dir.path(), "c.txt", b"a:1\n")];
+        let pairs = || BuildOptions::new(FilterKind::Pairs, input.clone(), out.clone());
+        let cases = [
+            BuildOptions {
+                fp_rate: 0.0,
+                ..pairs()
+            },
+            BuildOptions {
+                fp_rate: 1.0,
+                ..pairs()
+            },
+            BuildOptions {
+                fp_rate: f64::NAN,
+                ..pairs()
+            },
+            BuildOptions {
+                format: InputFormat::Hibp,
+                ..pairs()
+            },
+            BuildOptions {
+                format: InputFormat::Plain,
+                ..pairs()
+            },
+            BuildOptions {
+                inputs: vec![],
+                ..pairs()
+            },
+            BuildOptions {
+                inputs: vec!["-".into()],
+                ..pairs()
+            },
+            BuildOptions {
+                expected_items: Some(u64::MAX),
+                ..pairs()
+            },
+        ];
+        for opts in cases {
+            let err = build(&opts, &mut Silent).unwrap_err();
+            assert!(err.is_usage(), "{err}");
+        }
+        assert!(!out.exists());
+        let missing = BuildOptions {
+            inputs: vec![dir.path().join("missing.txt")],
+            ..pairs()
+        };
+        let err = build(&missing, &mut Silent).unwrap_err();
+        assert!(!err.is_usage());
+        assert!(
+            err.to_string()
+                .ends_with("missing.txt: cannot read the input"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn overfilling_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write(dir.path(), "c.txt", b"a:1\nb:2\nc:3\n");
+        let opts = BuildOptions {
+            expected_items: Some(1),
+            ..BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"))
+        };
+        let (summary, _) = build_from(&opts);
+        assert!(summary
+            .to_string()
+            .contains("warning: 3 items exceed the 1"));
+    }
+}

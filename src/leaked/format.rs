@@ -1,0 +1,712 @@
+//! The filter file: a versioned header, then the Bloom filter's bytes.
+//!
+//! ```text
+//! offset  size  field (integers little-endian)
+//!      0     8  magic "CGFILTER"
+//!      8     2  format version (1)
+//!     10     1  kind: 1 pairs, 2 passwords
+//!     11     1  username normalisation: 0 none, 1 email
+//!     12     4  header length H, through the header checksum
+//!     16     8  items inserted
+//!     24     8  capacity: the items the filter was sized for
+//!     32     8  target false-positive rate (f64)
+//!     40     8  build time, unix seconds
+//!     48     8  bits in the bitmap
+//!     56     4  hash functions
+//!     60     8  body length B
+//!     68     4  body checksum: CRC-32 of the B body bytes
+//!     72     2  number of source names, then each: u16 length, UTF-8 bytes
+//!    H-4     4  header checksum: CRC-32 of bytes 0..H-4
+//!      H     B  body: the bloomfilter 3 serialisation (`Bloom::as_slice`):
+//!               version 1 (1 byte), bitmap bytes (u64), hash functions
+//!               (u32), two SipHash-1-3 keys (32 bytes), the bitmap
+//! ```
+//!
+//! CRC-32 detects every single flipped bit and every burst up to 32 bits,
+//! and `crc32fast` checks a gigabyte in well under a second. It guards
+//! against disks and truncated copies, not against an attacker who can write
+//! the file (who could just as well write a valid filter).
+//!
+//! Loading reads the body in chunks straight into the `Vec` that becomes the
+//! bitmap (`Bloom::from_bytes` takes ownership of it; `from_slice` would
+//! copy), updating the checksum as each chunk arrives: one copy of the bits
+//! in memory, and the file is read once.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bloomfilter::Bloom;
+
+use super::{Filter, FilterError, FilterKind, UsernameNormalization};
+
+pub const MAGIC: [u8; 8] = *b"CGFILTER";
+pub const FORMAT_VERSION: u16 = 1;
+/// The header up to and including the source count.
+const FIXED_LEN: usize = 74;
+/// Way above any real header; bounds what a corrupt length field can make
+/// us read.
+const MAX_HEADER_LEN: usize = 1 << 20;
+/// `bloomfilter`'s own header in the body: version, length, k, seed.
+pub const BLOOM_HEADER_LEN: u64 = 1 + 8 + 4 + 32;
+/// The body is read and checksummed in pieces of this size.
+const CHUNK: usize = 8 << 20;
+
+/// What a filter file says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub kind: FilterKind,
+    pub normalization: UsernameNormalization,
+    /// Distinct items inserted (an item whose bits were all set already, a
+    /// duplicate or a false positive, is not counted).
+    pub items: u64,
+    /// The items the filter was sized for; beyond it the false-positive rate
+    /// climbs above the target.
+    pub capacity: u64,
+    /// The target false-positive rate at `capacity` items.
+    pub fp_rate: f64,
+    /// Unix seconds.
+    pub built_at: u64,
+    /// The inputs' file names (no directories), `-` for stdin.
+    pub sources: Vec<String>,
+    pub bits: u64,
+    pub hashes: u32,
+    pub body_len: u64,
+    pub body_checksum: u32,
+}
+
+// === impl Header ===
+
+impl Header {
+    /// The false-positive rate for the items actually inserted:
+    /// `(1 - e^(-k·n/m))^k`.
+    pub fn estimated_fp_rate(&self) -> f64 {
+        if self.bits == 0 {
+            return 1.0;
+        }
+        let k = f64::from(self.hashes);
+        let filled = 1.0 - (-k * self.items as f64 / self.bits as f64).exp();
+        filled.powf(k)
+    }
+
+    /// The size of the whole file.
+    pub fn file_len(&self) -> u64 {
+        self.encoded_len() as u64 + self.body_len
+    }
+
+    /// Reads and checks only the header: enough for `filter-info` to show a
+    /// file whose body turns out to be corrupt.
+    pub fn read_file(path: &Path) -> Result<Header, FilterError> {
+        read_header(path, &mut open(path)?)
+    }
+
+    fn encoded_len(&self) -> usize {
+        let names: usize = self.sources.iter().map(|s| 2 + s.len()).sum();
+        FIXED_LEN + names + 4
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let len = self.encoded_len();
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.push(kind_code(self.kind));
+        out.push(normalization_code(self.normalization));
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        for n in [self.items, self.capacity, self.fp_rate.to_bits()] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&self.built_at.to_le_bytes());
+        out.extend_from_slice(&self.bits.to_le_bytes());
+        out.extend_from_slice(&self.hashes.to_le_bytes());
+        out.extend_from_slice(&self.body_len.to_le_bytes());
+        out.extend_from_slice(&self.body_checksum.to_le_bytes());
+        out.extend_from_slice(&(self.sources.len() as u16).to_le_bytes());
+        for name in &self.sources {
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+        }
+        let checksum = crc32fast::hash(&out);
+        out.extend_from_slice(&checksum.to_le_bytes());
+        debug_assert_eq!(out.len(), len);
+        out
+    }
+
+    /// Parses a header whose length and checksum were already verified.
+    fn decode(path: &Path, bytes: &[u8]) -> Result<Header, FilterError> {
+        let malformed = |what| FilterError::Malformed {
+            path: path.to_owned(),
+            what,
+        };
+        let mut fields = Fields(&bytes[10..bytes.len() - 4]);
+        let kind = kind_from_code(fields.u8()).ok_or_else(|| malformed("unknown filter kind"))?;
+        let normalization = normalization_from_code(fields.u8())
+            .ok_or_else(|| malformed("unknown username normalisation"))?;
+        let _header_len = fields.u32();
+        let header = Header {
+            kind,
+            normalization,
+            items: fields.u64(),
+            capacity: fields.u64(),
+            fp_rate: f64::from_bits(fields.u64()),
+            built_at: fields.u64(),
+            bits: fields.u64(),
+            hashes: fields.u32(),
+            body_len: fields.u64(),
+            body_checksum: fields.u32(),
+            sources: fields
+                .names()
+                .ok_or_else(|| malformed("bad source names"))?,
+        };
+        if !(header.fp_rate > 0.0 && header.fp_rate < 1.0) {
+            return Err(malformed("target false-positive rate out of range"));
+        }
+        if header.body_len < BLOOM_HEADER_LEN + 1
+            || header.bits != (header.body_len - BLOOM_HEADER_LEN) * 8
+            || header.hashes == 0
+        {
+            return Err(malformed("bloom parameters do not fit the body length"));
+        }
+        Ok(header)
+    }
+}
+
+impl std::fmt::Display for Header {
+    /// The report `credgate filter-info` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = self.file_len();
+        let built = UNIX_EPOCH + Duration::from_secs(self.built_at);
+        writeln!(f, "kind:            {}", self.kind)?;
+        writeln!(f, "normalization:   {}", self.normalization)?;
+        writeln!(f, "items:           {}", self.items)?;
+        writeln!(f, "capacity:        {}", self.capacity)?;
+        writeln!(f, "fp rate target:  {:.3e}", self.fp_rate)?;
+        writeln!(f, "fp rate now:     {:.3e}", self.estimated_fp_rate())?;
+        writeln!(
+            f,
+            "size:            {} ({size} bytes, {:.2} bytes/item)",
+            bytesize::ByteSize::b(size).display().iec(),
+            size as f64 / self.items.max(1) as f64
+        )?;
+        writeln!(
+            f,
+            "bloom:           {} bits, {} hash functions",
+            self.bits, self.hashes
+        )?;
+        writeln!(
+            f,
+            "built:           {}",
+            humantime::format_rfc3339_seconds(built)
+        )?;
+        writeln!(f, "sources:         {}", self.sources.join(", "))?;
+        write!(f, "format version:  {FORMAT_VERSION}")
+    }
+}
+
+/// Little-endian fields from a header, in order. Callers checked the length.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        head.try_into().expect("split_at gave N bytes")
+    }
+
+    fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.take())
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+
+    /// The counted source names, which must fill the rest exactly.
+    fn names(&mut self) -> Option<Vec<String>> {
+        let count = self.u16();
+        let mut names = Vec::with_capacity(usize::from(count).min(self.0.len() / 2));
+        for _ in 0..count {
+            let len = usize::from(u16::from_le_bytes(self.0.get(..2)?.try_into().ok()?));
+            let name = self.0.get(2..2 + len)?;
+            names.push(String::from_utf8(name.to_vec()).ok()?);
+            self.0 = &self.0[2 + len..];
+        }
+        self.0.is_empty().then_some(names)
+    }
+}
+
+fn kind_code(kind: FilterKind) -> u8 {
+    match kind {
+        FilterKind::Pairs => 1,
+        FilterKind::Passwords => 2,
+    }
+}
+
+fn kind_from_code(code: u8) -> Option<FilterKind> {
+    match code {
+        1 => Some(FilterKind::Pairs),
+        2 => Some(FilterKind::Passwords),
+        _ => None,
+    }
+}
+
+fn normalization_code(n: UsernameNormalization) -> u8 {
+    match n {
+        UsernameNormalization::None => 0,
+        UsernameNormalization::Email => 1,
+    }
+}
+
+fn normalization_from_code(code: u8) -> Option<UsernameNormalization> {
+    match code {
+        0 => Some(UsernameNormalization::None),
+        1 => Some(UsernameNormalization::Email),
+        _ => None,
+    }
+}
+
+// === loading ===
+
+/// Loads a filter; with `expected`, refuses another kind before reading the
+/// body.
+pub(super) fn load(path: &Path, expected: Option<FilterKind>) -> Result<Filter, FilterError> {
+    let mut file = open(path)?;
+    let header = read_header(path, &mut file)?;
+    if let Some(expected) = expected.filter(|&kind| kind != header.kind) {
+        return Err(FilterError::WrongKind {
+            path: path.to_owned(),
+            expected,
+            found: header.kind,
+        });
+    }
+    check_file_len(path, &file, &header)?;
+    let body = read_body(path, &mut file, &header)?;
+    let bloom = Bloom::from_bytes(body).map_err(|_| FilterError::Malformed {
+        path: path.to_owned(),
+        what: "the body is not a bloom filter",
+    })?;
+    if bloom.len() != header.bits || bloom.number_of_hash_functions() != header.hashes {
+        return Err(FilterError::Malformed {
+            path: path.to_owned(),
+            what: "bloom parameters differ between header and body",
+        });
+    }
+    Ok(Filter { header, bloom })
+}
+
+/// Checks a filter file completely (everything [`Filter::load`] checks) in
+/// constant memory, without building the filter.
+pub fn verify(path: &Path) -> Result<Header, FilterError> {
+    let mut file = open(path)?;
+    let header = read_header(path, &mut file)?;
+    check_file_len(path, &file, &header)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = header.body_len;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        read_exact(path, &mut file, &mut buf[..n])?;
+        crc.update(&buf[..n]);
+        left -= n as u64;
+    }
+    check_body(path, &header, crc.finalize())?;
+    Ok(header)
+}
+
+fn open(path: &Path) -> Result<File, FilterError> {
+    File::open(path).map_err(|source| read_error(path, source))
+}
+
+fn read_error(path: &Path, source: io::Error) -> FilterError {
+    FilterError::Read {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn read_header(path: &Path, file: &mut File) -> Result<Header, FilterError> {
+    let mut bytes = Vec::with_capacity(FIXED_LEN);
+    (&mut *file)
+        .take(FIXED_LEN as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|source| read_error(path, source))?;
+    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err(FilterError::NotAFilter {
+            path: path.to_owned(),
+        });
+    }
+    let truncated = |found: usize, expected: usize| FilterError::Truncated {
+        path: path.to_owned(),
+        expected: expected as u64,
+        found: found as u64,
+    };
+    if bytes.len() < FIXED_LEN {
+        return Err(truncated(bytes.len(), FIXED_LEN));
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != FORMAT_VERSION {
+        return Err(FilterError::UnsupportedVersion {
+            path: path.to_owned(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    if !(FIXED_LEN + 4..=MAX_HEADER_LEN).contains(&len) {
+        return Err(FilterError::Malformed {
+            path: path.to_owned(),
+            what: "header length out of range",
+        });
+    }
+    (&mut *file)
+        .take((len - FIXED_LEN) as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|source| read_error(path, source))?;
+    if bytes.len() < len {
+        return Err(truncated(bytes.len(), len));
+    }
+    let stored = u32::from_le_bytes(bytes[len - 4..].try_into().expect("4 bytes"));
+    let computed = crc32fast::hash(&bytes[..len - 4]);
+    if stored != computed {
+        return Err(FilterError::HeaderCorrupt {
+            path: path.to_owned(),
+            stored,
+            computed,
+        });
+    }
+    Header::decode(path, &bytes)
+}
+
+/// Refuses a file of the wrong size before allocating for its body.
+fn check_file_len(path: &Path, file: &File, header: &Header) -> Result<(), FilterError> {
+    let found = file
+        .metadata()
+        .map_err(|source| read_error(path, source))?
+        .len();
+    let expected = header.file_len();
+    let path = path.to_owned();
+    match found.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(FilterError::Truncated {
+            path,
+            expected,
+            found,
+        }),
+        std::cmp::Ordering::Greater => Err(FilterError::TrailingBytes {
+            path,
+            expected,
+            found,
+        }),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+/// Reads the body into the buffer that becomes the bitmap, checksumming each
+/// chunk as it arrives.
+fn read_body(path: &Path, file: &mut File, header: &Header) -> Result<Vec<u8>, FilterError> {
+    let len = usize::try_from(header.body_len).map_err(|_| FilterError::Malformed {
+        path: path.to_owned(),
+        what: "body larger than this machine can address",
+    })?;
+    let mut body = vec![0u8; len];
+    let mut crc = crc32fast::Hasher::new();
+    for chunk in body.chunks_mut(CHUNK) {
+        read_exact(path, file, chunk)?;
+        crc.update(chunk);
+    }
+    check_body(path, header, crc.finalize())?;
+    Ok(body)
+}
+
+fn read_exact(path: &Path, file: &mut File, buf: &mut [u8]) -> Result<(), FilterError> {
+    file.read_exact(buf)
+        .map_err(|source| read_error(path, source))
+}
+
+fn check_body(path: &Path, header: &Header, computed: u32) -> Result<(), FilterError> {
+    if computed == header.body_checksum {
+        return Ok(());
+    }
+    Err(FilterError::BodyCorrupt {
+        path: path.to_owned(),
+        stored: header.body_checksum,
+        computed,
+    })
+}
+
+// === writing ===
+
+impl Filter {
+    /// Assembles a filter from its parts; `header`'s body fields must
+    /// describe `bloom`.
+    pub(super) fn from_parts(header: Header, bloom: Bloom<super::Item<'static>>) -> Filter {
+        debug_assert_eq!(header.body_len, bloom.as_slice().len() as u64);
+        Filter { header, bloom }
+    }
+
+    /// Writes the whole file to `out`; returns its length.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<u64> {
+        out.write_all(&self.header.encode())?;
+        out.write_all(self.bloom.as_slice())?;
+        Ok(self.header.file_len())
+    }
+
+    /// Writes the file to `path` atomically: to a temporary file in the same
+    /// directory, synced, then renamed over `path`, so a proxy reloading the
+    /// filter never sees half a file. Returns the file's length.
+    pub fn save(&self, path: &Path) -> Result<u64, FilterError> {
+        let write_error = |source| FilterError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(".credgate-filter-")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)
+            .map_err(write_error)?;
+        let mut out = BufWriter::new(temp.as_file_mut());
+        let len = self.write_to(&mut out).map_err(write_error)?;
+        out.flush().map_err(write_error)?;
+        drop(out);
+        temp.as_file().sync_all().map_err(write_error)?;
+        temp.persist(path).map_err(|e| write_error(e.error))?;
+        Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leaked::FilterBuilder;
+
+    const SEED: [u8; 32] = [7; 32];
+
+    fn sample(kind: FilterKind, capacity: u64, items: u64) -> Filter {
+        let mut builder =
+            FilterBuilder::with_seed(kind, UsernameNormalization::Email, capacity, 1e-3, &SEED)
+                .unwrap();
+        for i in 0..items {
+            match kind {
+                FilterKind::Pairs => builder.insert_pair(&format!("user{i}"), b"secret"),
+                FilterKind::Passwords => builder.insert_password(format!("pw{i}").as_bytes()),
+            };
+        }
+        builder.finish(vec!["a.txt".into(), "b.txt.gz".into()])
+    }
+
+    fn saved(filter: &Filter) -> (tempfile::TempDir, PathBufAndBytes) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.cgf");
+        let len = filter.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(len, bytes.len() as u64);
+        (dir, (path, bytes))
+    }
+
+    type PathBufAndBytes = (std::path::PathBuf, Vec<u8>);
+
+    fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Filter, FilterError> {
+        std::fs::write(path, bytes).unwrap();
+        let loaded = Filter::load(path);
+        assert_eq!(
+            loaded.is_ok(),
+            verify(path).is_ok(),
+            "load and verify disagree"
+        );
+        loaded
+    }
+
+    #[test]
+    fn round_trip() {
+        for kind in [FilterKind::Pairs, FilterKind::Passwords] {
+            let filter = sample(kind, 1000, 500);
+            let (_dir, (path, _)) = saved(&filter);
+            let loaded = Filter::load_kind(&path, kind).unwrap();
+            assert_eq!(loaded.header(), filter.header());
+            assert_eq!(Header::read_file(&path).unwrap(), *filter.header());
+            // An insert that was a false positive of the filter so far is not counted.
+            assert!(loaded.header().items >= 495);
+            assert_eq!(loaded.header().sources, ["a.txt", "b.txt.gz"]);
+            let mut false_positives = 0;
+            for i in 0..500 {
+                let (present, absent) = match kind {
+                    FilterKind::Pairs => (
+                        loaded.contains_pair(&format!("user{i}"), b"secret"),
+                        loaded.contains_pair(&format!("user{i}"), b"other"),
+                    ),
+                    FilterKind::Passwords => (
+                        loaded.contains_password(format!("pw{i}").as_bytes()),
+                        loaded.contains_password(format!("other{i}").as_bytes()),
+                    ),
+                };
+                assert!(present, "{kind} item {i} lost");
+                false_positives += usize::from(absent);
+            }
+            assert!(false_positives <= 3, "{false_positives} false positives");
+        }
+    }
+
+    #[test]
+    fn a_filter_answers_only_for_its_own_kind() {
+        let pairs = sample(FilterKind::Pairs, 10, 1);
+        assert!(pairs.contains_pair("user0", b"secret"));
+        assert!(!pairs.contains_password(b"secret"));
+        let passwords = sample(FilterKind::Passwords, 10, 1);
+        assert!(passwords.contains_password(b"pw0"));
+        assert!(!passwords.contains_pair("user0", b"pw0"));
+    }
+
+    #[test]
+    fn load_kind_refuses_the_other_kind() {
+        let (_dir, (path, _)) = saved(&sample(FilterKind::Passwords, 10, 1));
+        let err = Filter::load_kind(&path, FilterKind::Pairs).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FilterError::WrongKind {
+                    expected: FilterKind::Pairs,
+                    found: FilterKind::Passwords,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err
+            .to_string()
+            .ends_with("a passwords filter, where a pairs filter is expected"));
+    }
+
+    #[test]
+    fn truncated_or_padded_files_are_refused() {
+        let (_dir, (path, bytes)) = saved(&sample(FilterKind::Pairs, 100, 10));
+        for len in [0, 5, 40, 80, bytes.len() - 1] {
+            let err = load_bytes(&path, &bytes[..len]).unwrap_err();
+            let expected = match len {
+                0 | 5 => matches!(err, FilterError::NotAFilter { .. }),
+                _ => matches!(err, FilterError::Truncated { .. }),
+            };
+            assert!(expected, "length {len}: {err:?}");
+        }
+        let mut padded = bytes.clone();
+        padded.push(0);
+        let err = load_bytes(&path, &padded).unwrap_err();
+        assert!(matches!(err, FilterError::TrailingBytes { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn every_flipped_bit_is_caught() {
+        let (_dir, (path, bytes)) = saved(&sample(FilterKind::Pairs, 10, 5));
+        let header_len = bytes.len() - sample(FilterKind::Pairs, 10, 5).bloom.as_slice().len();
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let err = load_bytes(&path, &flipped).unwrap_err();
+            if bit / 8 >= header_len {
+                assert!(
+                    matches!(err, FilterError::BodyCorrupt { .. }),
+                    "bit {bit}: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_files_and_versions_are_refused() {
+        let (_dir, (path, bytes)) = saved(&sample(FilterKind::Pairs, 10, 1));
+        let mut foreign = bytes.clone();
+        foreign[..8].copy_from_slice(b"GIF89a\0\0");
+        let err = load_bytes(&path, &foreign).unwrap_err();
+        assert!(matches!(err, FilterError::NotAFilter { .. }), "{err:?}");
+        assert!(err.to_string().contains("not a credgate filter file"));
+
+        let mut newer = bytes.clone();
+        newer[8..10].copy_from_slice(&2u16.to_le_bytes());
+        let err = load_bytes(&path, &newer).unwrap_err();
+        assert!(
+            matches!(err, FilterError::UnsupportedVersion { found: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_keep_the_cause_separate() {
+        let missing = Path::new("/nonexistent/pairs.cgf");
+        let err = Filter::load(missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/pairs.cgf: cannot read the filter file"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    /// The bits of a given item under given keys must never change: a
+    /// `bloomfilter` or `siphasher` upgrade that hashed differently would
+    /// make every existing filter answer "clean" for everything.
+    #[test]
+    fn hashing_is_stable_across_versions() {
+        let mut pairs = FilterBuilder::with_seed(
+            FilterKind::Pairs,
+            UsernameNormalization::Email,
+            100,
+            1e-3,
+            &SEED,
+        )
+        .unwrap();
+        pairs.insert_pair("alice@example.com", b"hunter2");
+        let mut passwords = FilterBuilder::with_seed(
+            FilterKind::Passwords,
+            UsernameNormalization::None,
+            100,
+            1e-3,
+            &SEED,
+        )
+        .unwrap();
+        passwords.insert_password(b"password");
+        let checksum = |b: FilterBuilder| b.finish(vec![]).header().body_checksum;
+        assert_eq!(
+            (checksum(pairs), checksum(passwords)),
+            (0x61e99a8e, 0x2f8162f4)
+        );
+    }
+
+    #[test]
+    fn estimated_rate_meets_the_target_at_capacity() {
+        for rate in [1e-3, 1e-5] {
+            let mut builder = FilterBuilder::with_seed(
+                FilterKind::Passwords,
+                UsernameNormalization::None,
+                1000,
+                rate,
+                &SEED,
+            )
+            .unwrap();
+            for i in 0..1000u32 {
+                builder.insert_password_digest(
+                    &[i.to_le_bytes(), [1; 4], [2; 4], [3; 4], [4; 4]]
+                        .concat()
+                        .try_into()
+                        .unwrap(),
+                );
+            }
+            let estimated = builder.finish(vec![]).header().estimated_fp_rate();
+            assert!(
+                estimated > rate * 0.7 && estimated < rate * 1.3,
+                "target {rate}, estimated {estimated}"
+            );
+        }
+    }
+}

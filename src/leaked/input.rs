@@ -1,0 +1,478 @@
+//! Breach corpora, streamed: opening an input (file, `.gz`, stdin), splitting
+//! it into lines in a buffer that is zeroed afterwards, and parsing a line.
+//!
+//! Line formats:
+//!
+//! - **combo**: `username:password`; `;` and tab separate too, and the first
+//!   separator of any of the three splits (so a password may contain all of
+//!   them). The username must be UTF-8 and the password non-empty.
+//! - **plain**: the whole line is a password.
+//! - **hibp**: `SHA1HEX:count` (Have I Been Pwned's downloads; the count is
+//!   optional and ignored); the 40 hex digits, either case, are the digest.
+//!
+//! `auto` decides per input file: for a pairs filter combo, the only format
+//! that yields pairs; for a passwords filter hibp if the input's first
+//! non-blank line has the hibp shape, plain otherwise. It never guesses combo
+//! for a passwords filter, because `:` is an ordinary character in a plain
+//! password list; say `--format combo` to take the passwords of a combo list.
+//!
+//! Every line ending (`\n` or `\r\n`) is removed, and a UTF-8 byte-order mark
+//! at the start of an input. Blank lines are skipped without counting as
+//! malformed; any other line that does not parse is counted and skipped.
+
+use std::cell::Cell;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+use zeroize::Zeroizing;
+
+use super::FilterKind;
+
+/// The input format `build-filter` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InputFormat {
+    /// Decide per input file (see the module documentation).
+    #[default]
+    Auto,
+    /// `username:password` (or `;` or tab).
+    Combo,
+    /// One password per line.
+    Plain,
+    /// `SHA1HEX:count`, passwords filters only.
+    Hibp,
+}
+
+impl InputFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Combo => "combo",
+            Self::Plain => "plain",
+            Self::Hibp => "hibp",
+        }
+    }
+
+    /// Returns true if and only if this format can feed a filter of `kind`.
+    pub fn fits(self, kind: FilterKind) -> bool {
+        match kind {
+            FilterKind::Pairs => matches!(self, Self::Auto | Self::Combo),
+            FilterKind::Passwords => true,
+        }
+    }
+}
+
+impl fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One parsed line. The username is not normalised yet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Pair {
+        username: &'a str,
+        password: &'a [u8],
+    },
+    Password(&'a [u8]),
+    Digest([u8; 20]),
+    Blank,
+    Malformed,
+}
+
+/// Parses the lines of one input, resolving `auto` on its first non-blank
+/// line.
+pub struct Parser {
+    format: InputFormat,
+    kind: FilterKind,
+}
+
+impl Parser {
+    pub fn new(format: InputFormat, kind: FilterKind) -> Self {
+        Self { format, kind }
+    }
+
+    pub fn parse<'a>(&mut self, line: &'a [u8]) -> Entry<'a> {
+        if line.is_empty() {
+            return Entry::Blank;
+        }
+        if self.format == InputFormat::Auto {
+            self.format = match self.kind {
+                FilterKind::Pairs => InputFormat::Combo,
+                FilterKind::Passwords if parse_hibp(line) != Entry::Malformed => InputFormat::Hibp,
+                FilterKind::Passwords => InputFormat::Plain,
+            };
+        }
+        match self.format {
+            InputFormat::Combo => parse_combo(line),
+            InputFormat::Plain => Entry::Password(line),
+            InputFormat::Hibp | InputFormat::Auto => parse_hibp(line),
+        }
+    }
+}
+
+/// `username SEP password`, split at the first `:`, `;` or tab.
+pub fn parse_combo(line: &[u8]) -> Entry<'_> {
+    let Some(at) = memchr::memchr3(b':', b';', b'\t', line) else {
+        return Entry::Malformed;
+    };
+    let (username, password) = (&line[..at], &line[at + 1..]);
+    match std::str::from_utf8(username) {
+        Ok(username) if !username.is_empty() && !password.is_empty() => {
+            Entry::Pair { username, password }
+        }
+        _ => Entry::Malformed,
+    }
+}
+
+/// `SHA1HEX` or `SHA1HEX:count`.
+pub fn parse_hibp(line: &[u8]) -> Entry<'_> {
+    let (hex, count) = match line.get(40) {
+        None if line.len() == 40 => (line, &b""[..]),
+        Some(b':') => (&line[..40], &line[41..]),
+        _ => return Entry::Malformed,
+    };
+    if !count.iter().all(u8::is_ascii_digit) {
+        return Entry::Malformed;
+    }
+    let mut digest = [0u8; 20];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        match (hex_value(pair[0]), hex_value(pair[1])) {
+            (Some(high), Some(low)) => *byte = high << 4 | low,
+            _ => return Entry::Malformed,
+        }
+    }
+    Entry::Digest(digest)
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+// === opening inputs ===
+
+/// An open input, decompressed if need be.
+pub struct Input {
+    reader: Box<dyn Read>,
+    read: ByteCount,
+}
+
+/// The raw bytes read from an input so far (compressed bytes for `.gz`), for
+/// progress against the files' sizes.
+#[derive(Clone, Default)]
+pub struct ByteCount(Rc<Cell<u64>>);
+
+impl ByteCount {
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl Input {
+    /// Opens `path`: `-` is stdin, a `.gz` name is decompressed (several
+    /// concatenated gzip members too, as `pigz` writes), anything else is read
+    /// as it is.
+    pub fn open(path: &Path) -> io::Result<Input> {
+        let read = ByteCount::default();
+        let reader: Box<dyn Read> = if is_stdin(path) {
+            Box::new(Counted::new(io::stdin().lock(), &read))
+        } else {
+            let file = Counted::new(File::open(path)?, &read);
+            if path.extension().is_some_and(|e| e == "gz") {
+                Box::new(flate2::read::MultiGzDecoder::new(file))
+            } else {
+                Box::new(file)
+            }
+        };
+        Ok(Input { reader, read })
+    }
+
+    pub fn counter(&self) -> ByteCount {
+        self.read.clone()
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The name a filter records for an input: the file name without its
+/// directories (which may say more about the operator than the corpus).
+pub fn source_name(path: &Path) -> String {
+    if is_stdin(path) {
+        return "-".to_owned();
+    }
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+struct Counted<R> {
+    inner: R,
+    read: ByteCount,
+}
+
+impl<R> Counted<R> {
+    fn new(inner: R, read: &ByteCount) -> Self {
+        Self {
+            inner,
+            read: read.clone(),
+        }
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.0.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+// === lines ===
+
+/// The longest line kept; a longer one is skipped as malformed.
+pub const MAX_LINE: usize = 64 << 10;
+/// Reads are this big (and at least as big as stdin's own 8 KiB buffer, so a
+/// read from stdin bypasses it and leaves no copy there).
+const BUFFER: usize = 1 << 20;
+
+pub enum Line<'a> {
+    Text(&'a [u8]),
+    TooLong,
+}
+
+/// Splits a byte stream into lines inside one fixed buffer that is zeroed
+/// when dropped: the lines of a breach corpus are passwords.
+pub struct Lines<R> {
+    source: R,
+    buf: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Inside a line longer than [`MAX_LINE`], discarding it.
+    skipping: bool,
+    at_start: bool,
+}
+
+impl<R: Read> Lines<R> {
+    pub fn new(source: R) -> Self {
+        Self {
+            source,
+            buf: Zeroizing::new(vec![0; BUFFER + MAX_LINE]),
+            start: 0,
+            end: 0,
+            eof: false,
+            skipping: false,
+            at_start: true,
+        }
+    }
+
+    /// The next line without its line ending, or `None` at the end.
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        loop {
+            let pending = self.start..self.end;
+            if let Some(at) = memchr::memchr(b'\n', &self.buf[pending.clone()]) {
+                self.start += at + 1;
+                if std::mem::take(&mut self.skipping) || at > MAX_LINE {
+                    return Ok(Some(Line::TooLong));
+                }
+                return Ok(Some(self.text(pending.start..pending.start + at)));
+            }
+            if self.eof {
+                if pending.is_empty() && !self.skipping {
+                    return Ok(None);
+                }
+                self.start = self.end;
+                if std::mem::take(&mut self.skipping) || pending.len() > MAX_LINE {
+                    return Ok(Some(Line::TooLong));
+                }
+                return Ok(Some(self.text(pending)));
+            }
+            if pending.len() > MAX_LINE {
+                self.skipping = true;
+                self.start = self.end;
+            }
+            self.fill()?;
+        }
+    }
+
+    fn text(&mut self, range: std::ops::Range<usize>) -> Line<'_> {
+        let mut line = &self.buf[range];
+        if std::mem::take(&mut self.at_start) {
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        Line::Text(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    /// Moves the partial line to the front and reads more after it.
+    fn fill(&mut self) -> io::Result<()> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        loop {
+            match self.source.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// Counts the lines of a stream (an upper bound of its items: blank and
+/// malformed lines are counted too), for sizing a filter.
+pub fn count_lines(mut source: impl Read, mut progress: impl FnMut(u64)) -> io::Result<u64> {
+    let mut buf = Zeroizing::new(vec![0u8; BUFFER]);
+    let (mut lines, mut last) = (0, b'\n');
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        last = buf[n - 1];
+        progress(lines);
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut reader = Lines::new(input);
+        let mut out = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            out.push(match line {
+                Line::Text(text) => Some(text.to_vec()),
+                Line::TooLong => None,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn combo_splits_at_the_first_separator() {
+        let pair = |u, p: &'static [u8]| Entry::Pair {
+            username: u,
+            password: p,
+        };
+        let cases: [(&[u8], Entry); 9] = [
+            (b"alice:hunter2", pair("alice", b"hunter2")),
+            (b"alice;hunter2", pair("alice", b"hunter2")),
+            (b"alice\thunter2", pair("alice", b"hunter2")),
+            (b"alice:pa:ss;wo\trd", pair("alice", b"pa:ss;wo\trd")),
+            (b"alice;pa:ss", pair("alice", b"pa:ss")),
+            (b"alice:\xff\xfe", pair("alice", b"\xff\xfe")),
+            (b"no separator", Entry::Malformed),
+            (b"alice:", Entry::Malformed),
+            (b":hunter2", Entry::Malformed),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(parse_combo(line), expected, "{:?}", line.escape_ascii());
+        }
+        assert_eq!(parse_combo(b"al\xffce:hunter2"), Entry::Malformed);
+    }
+
+    #[test]
+    fn hibp_lines() {
+        let digest = |hex: &str| {
+            let Entry::Digest(d) = parse_hibp(hex.as_bytes()) else {
+                panic!("{hex} did not parse");
+            };
+            d
+        };
+        let expected = crate::leaked::password_digest(b"password");
+        assert_eq!(
+            digest("5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824"),
+            expected
+        );
+        assert_eq!(digest("5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8"), expected);
+        for bad in [
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD:12",
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FDX:12",
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:many",
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8 12",
+            "password",
+        ] {
+            assert_eq!(parse_hibp(bad.as_bytes()), Entry::Malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn auto_resolves_on_the_first_non_blank_line() {
+        let hash = b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:3";
+        let mut parser = Parser::new(InputFormat::Auto, FilterKind::Passwords);
+        assert_eq!(parser.parse(b""), Entry::Blank);
+        assert!(matches!(parser.parse(hash), Entry::Digest(_)));
+        assert_eq!(parser.parse(b"password"), Entry::Malformed);
+
+        let mut parser = Parser::new(InputFormat::Auto, FilterKind::Passwords);
+        assert_eq!(parser.parse(b"a:b"), Entry::Password(b"a:b"));
+        assert_eq!(parser.parse(hash), Entry::Password(hash));
+
+        let mut parser = Parser::new(InputFormat::Auto, FilterKind::Pairs);
+        assert!(matches!(parser.parse(b"a:b"), Entry::Pair { .. }));
+        assert!(!InputFormat::Hibp.fits(FilterKind::Pairs));
+        assert!(!InputFormat::Plain.fits(FilterKind::Pairs));
+    }
+
+    #[test]
+    fn lines_strip_endings_and_the_byte_order_mark() {
+        let got = lines(b"\xEF\xBB\xBFa:1\r\nb:2\n\n\xEF\xBB\xBFc:3");
+        let want: Vec<Option<Vec<u8>>> = [&b"a:1"[..], b"b:2", b"", b"\xEF\xBB\xBFc:3"]
+            .iter()
+            .map(|l| Some(l.to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(lines(b"").is_empty());
+        assert_eq!(lines(b"x\n"), vec![Some(b"x".to_vec())]);
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_whole() {
+        let mut input = b"a:1\n".to_vec();
+        input.extend(vec![b'x'; MAX_LINE * 3 + 7]);
+        input.extend_from_slice(b"\nb:2\n");
+        input.extend(vec![b'y'; BUFFER + MAX_LINE * 2]);
+        let got = lines(&input);
+        assert_eq!(
+            got,
+            vec![Some(b"a:1".to_vec()), None, Some(b"b:2".to_vec()), None]
+        );
+    }
+
+    #[test]
+    fn lines_across_buffer_refills() {
+        let input: Vec<u8> = (0..300_000)
+            .flat_map(|i| format!("user{i}:pass{i}\n").into_bytes())
+            .collect();
+        let got = lines(&input);
+        assert_eq!(got.len(), 300_000);
+        assert_eq!(got[123_456], Some(b"user123456:pass123456".to_vec()));
+        assert_eq!(count_lines(&input[..], |_| ()).unwrap(), 300_000);
+        assert_eq!(count_lines(&b"a\nb"[..], |_| ()).unwrap(), 2);
+        assert_eq!(count_lines(&b""[..], |_| ()).unwrap(), 0);
+    }
+}
