@@ -133,8 +133,11 @@ impl Admin {
             return response;
         }
         match (req.method(), req.uri().path()) {
+            (&Method::GET, "/admin/filters") => {
+                json(StatusCode::OK, &self.inner.reloader.filters().status())
+            }
             (&Method::POST, "/admin/reload") => {
-                let report = self.inner.reloader.reload();
+                let report = self.inner.reloader.reload().await;
                 let status = match report.all_ok() {
                     true => StatusCode::OK,
                     false => StatusCode::UNPROCESSABLE_ENTITY,

@@ -19,6 +19,7 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use crate::leaked::UsernameNormalization;
 use crate::route::BodyFormat;
 use crate::verdict::Action;
 
@@ -121,6 +122,19 @@ pub struct Login {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Leaked {
+    /// A `pairs` filter file (`credgate build-filter --kind pairs`).
+    #[serde(default)]
+    pub pairs_filter: Option<PathBuf>,
+    /// A `passwords` filter file (`credgate build-filter --kind passwords`).
+    #[serde(default)]
+    pub passwords_filter: Option<PathBuf>,
+    /// Must match the rule the pairs filter was built with.
+    #[serde(default)]
+    pub username_normalization: UsernameNormalization,
+    /// How often the filter files are checked for replacement; `0s` turns
+    /// the watch off (SIGHUP and `POST /admin/reload` still reload).
+    #[serde(default = "defaults::watch_interval")]
+    pub watch_interval: HumanDuration,
     #[serde(default = "defaults::on_leaked_pair")]
     pub on_leaked_pair: Action,
     #[serde(default = "defaults::on_leaked_password")]
@@ -490,6 +504,10 @@ impl From<HumanDuration> for Duration {
 impl Default for Leaked {
     fn default() -> Self {
         Self {
+            pairs_filter: None,
+            passwords_filter: None,
+            username_normalization: UsernameNormalization::default(),
+            watch_interval: defaults::watch_interval(),
             on_leaked_pair: defaults::on_leaked_pair(),
             on_leaked_password: defaults::on_leaked_password(),
             annotate_header: defaults::annotate_header(),
@@ -578,6 +596,9 @@ mod defaults {
     }
     pub fn on_leaked_password() -> Action {
         Action::Annotate
+    }
+    pub fn watch_interval() -> HumanDuration {
+        secs(5)
     }
     pub fn annotate_header() -> HeaderName {
         HeaderName(http::HeaderName::from_static("credgate-leaked"))

@@ -25,6 +25,7 @@ pub mod build;
 pub mod format;
 pub mod input;
 pub mod progress;
+pub mod store;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -40,6 +41,7 @@ use zeroize::{Zeroize, Zeroizing};
 pub use build::{build, BuildError, BuildOptions, BuildSummary, FilterBuilder};
 pub use format::{verify, Header, FORMAT_VERSION};
 pub use input::InputFormat;
+pub use store::LeakedFilters;
 
 /// What a filter holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]

@@ -19,3 +19,15 @@ pub fn init(log: &config::Log) {
         eprintln!("warning: logging was already set up: {e}");
     }
 }
+
+/// An error and its causes on one line, `a: b: c`, for a log field.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -4,14 +4,16 @@
 //! fixed by the type system: no IP, username or password can ever become a
 //! label, and cardinality cannot grow with traffic.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
+use crate::leaked::FilterKind;
 use crate::route::{LoginRoute, Routes};
 use crate::verdict::{self, Verdict};
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// What the proxy did with a request.
@@ -123,6 +125,11 @@ struct Inner {
     tls_handshake_errors: IntCounter,
     tls_reloads: [IntCounter; 2],
     open_connections: IntGauge,
+    // Filters load and reload rarely: their series are looked up by label
+    // when it happens, and exist only for the filters configured.
+    filter_items: IntGaugeVec,
+    filter_loaded: GaugeVec,
+    filter_reloads: IntCounterVec,
 }
 
 /// One route's series: a request counter per decision and its latency.
@@ -192,6 +199,24 @@ impl Metrics {
             "credgate_open_connections",
             "Client connections currently open on the proxy listeners.",
         )?;
+        let filter_items = IntGaugeVec::new(
+            Opts::new("credgate_filter_items", "Items in the loaded filter."),
+            &["filter"],
+        )?;
+        let filter_loaded = GaugeVec::new(
+            Opts::new(
+                "credgate_filter_loaded_timestamp_seconds",
+                "When the serving filter was loaded (Unix time).",
+            ),
+            &["filter"],
+        )?;
+        let filter_reloads = IntCounterVec::new(
+            Opts::new("credgate_filter_reloads_total", "Filter reloads by result."),
+            &["filter", "result"],
+        )?;
+        registry.register(Box::new(filter_items.clone()))?;
+        registry.register(Box::new(filter_loaded.clone()))?;
+        registry.register(Box::new(filter_reloads.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(login_attempts.clone()))?;
@@ -218,8 +243,11 @@ impl Metrics {
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| upstream_errors.with_label_values(&[k.as_str()])),
             tls_handshake_errors,
-            tls_reloads: ["success", "failure"].map(|r| tls_reloads.with_label_values(&[r])),
+            tls_reloads: RESULTS.map(|r| tls_reloads.with_label_values(&[r])),
             open_connections,
+            filter_items,
+            filter_loaded,
+            filter_reloads,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -261,12 +289,41 @@ impl Metrics {
         self.inner.tls_reloads[usize::from(!ok)].inc();
     }
 
+    /// A filter now serving: its size and when it was loaded.
+    pub fn record_filter_loaded(&self, kind: FilterKind, items: u64, at: SystemTime) {
+        let filter = [kind.as_str()];
+        let items = i64::try_from(items).unwrap_or(i64::MAX);
+        self.inner
+            .filter_items
+            .with_label_values(&filter)
+            .set(items);
+        let at = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.inner.filter_loaded.with_label_values(&filter).set(at);
+        for result in RESULTS {
+            self.inner
+                .filter_reloads
+                .with_label_values(&[kind.as_str(), result]);
+        }
+    }
+
+    pub fn record_filter_reload(&self, kind: FilterKind, ok: bool) {
+        let result = RESULTS[usize::from(!ok)];
+        self.inner
+            .filter_reloads
+            .with_label_values(&[kind.as_str(), result])
+            .inc();
+    }
+
     /// Counts an open connection until the returned guard drops.
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.inner.open_connections.inc();
         ConnectionGuard(self.inner.open_connections.clone())
     }
 }
+
+const RESULTS: [&str; 2] = ["success", "failure"];
 
 /// Decrements the open-connection gauge when the connection ends, however it
 /// ends.

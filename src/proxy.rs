@@ -17,11 +17,13 @@ use crate::authority::{self, AmbiguousHost};
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
 use crate::credentials::{self, BodyError, CredentialsError, LoginBody};
+use crate::leaked::LeakedFilters;
+use crate::logging;
 use crate::metrics::{Decision, Metrics};
 use crate::respond::{self, BlockPage, ProxyBody};
 use crate::route::{LoginRoute, Route, Routes};
 use crate::upstream::{Hop, Upstream, UpstreamError};
-use crate::verdict::{self, Signals, Verdict};
+use crate::verdict::{self, Verdict};
 
 /// Why a request was not forwarded, or not answered by the shop.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,7 @@ pub struct Stages {
     pub upstream: Upstream,
     pub trusted: TrustedProxies,
     pub routes: Routes,
+    pub leaked: LeakedFilters,
     pub login: LoginPolicy,
     pub metrics: Metrics,
 }
@@ -178,8 +181,8 @@ impl Proxy {
         let (mut parts, body) = req.into_parts();
         let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
         match credentials::extract(&parts, &body, route) {
-            Ok(_credentials) => {
-                let signals = Signals::default();
+            Ok(credentials) => {
+                let signals = self.inner.leaked.check(&credentials);
                 let (verdict, decision) = verdict::decide(&signals, &login.verdicts);
                 self.inner.metrics.record_login_attempt(verdict);
                 record.decision = Decision::from(decision);
@@ -219,7 +222,7 @@ impl Proxy {
             }
             RequestError::Upstream(e) => {
                 self.inner.metrics.record_upstream_error(e.kind());
-                tracing::warn!(kind = e.kind().as_str(), error = %chain(e), "upstream failed");
+                tracing::warn!(kind = e.kind().as_str(), error = %logging::chain(e), "upstream failed");
             }
         }
     }
@@ -234,16 +237,4 @@ fn inspected_request(mut parts: Parts, body: LoginBody) -> Request<ProxyBody> {
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
     Request::from_parts(parts, Either::Right(Full::new(body.bytes)))
-}
-
-/// An error and its causes on one line: `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

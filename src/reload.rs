@@ -1,11 +1,13 @@
-//! Re-reading what can change without a restart, from every trigger (SIGHUP,
-//! `POST /admin/reload`) through one path, so that each reload is logged and
+//! Re-reading what can change without a restart (certificate, filters), from
+//! every trigger (SIGHUP, `POST /admin/reload`) through one path, so that each reload is logged and
 //! counted the same way whatever asked for it.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::leaked::LeakedFilters;
+use crate::logging;
 use crate::metrics::Metrics;
 use crate::tls::CertStore;
 
@@ -13,6 +15,7 @@ use crate::tls::CertStore;
 #[derive(Clone, Debug)]
 pub struct Reloader {
     certs: Arc<CertStore>,
+    filters: LeakedFilters,
     metrics: Metrics,
 }
 
@@ -21,6 +24,8 @@ pub struct Reloader {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub certificate: Outcome,
+    /// By filter kind: `pairs`, `passwords`.
+    pub filters: std::collections::BTreeMap<&'static str, Outcome>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,30 +38,77 @@ pub enum Outcome {
 impl Report {
     /// Returns true if and only if every part reloaded.
     pub fn all_ok(&self) -> bool {
-        matches!(self.certificate, Outcome::Ok(_))
+        std::iter::once(&self.certificate)
+            .chain(self.filters.values())
+            .all(|o| matches!(o, Outcome::Ok(_)))
     }
 }
 
 impl Reloader {
-    pub fn new(certs: Arc<CertStore>, metrics: Metrics) -> Self {
-        Self { certs, metrics }
+    pub fn new(certs: Arc<CertStore>, filters: LeakedFilters, metrics: Metrics) -> Self {
+        Self {
+            certs,
+            filters,
+            metrics,
+        }
     }
 
-    /// Re-reads the certificate and key.
-    pub fn reload(&self) -> Report {
+    pub fn filters(&self) -> &LeakedFilters {
+        &self.filters
+    }
+
+    /// Re-reads the certificate, its key and every filter, off the async
+    /// workers (a large filter takes a while to read).
+    pub async fn reload(&self) -> Report {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.reload_blocking()).await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "reload panicked");
+                Report {
+                    certificate: Outcome::Refused {
+                        error: "the reload panicked".into(),
+                    },
+                    filters: Default::default(),
+                }
+            }
+        }
+    }
+
+    fn reload_blocking(&self) -> Report {
+        let filters = self
+            .filters
+            .reload()
+            .into_iter()
+            .map(|(kind, result)| {
+                let outcome = match result {
+                    Ok(()) => Outcome::Ok("ok"),
+                    Err(e) => Outcome::Refused {
+                        error: logging::chain(&e),
+                    },
+                };
+                (kind.as_str(), outcome)
+            })
+            .collect();
+        Report {
+            certificate: self.reload_certificate(),
+            filters,
+        }
+    }
+
+    fn reload_certificate(&self) -> Outcome {
         let result = self.certs.reload();
         self.metrics.record_tls_reload(result.is_ok());
-        let certificate = match result {
+        match result {
             Ok(()) => {
                 tracing::info!("TLS certificate reloaded");
                 Outcome::Ok("ok")
             }
             Err(e) => {
-                let error = format!("{:#}", anyhow::Error::new(e));
+                let error = logging::chain(&e);
                 tracing::error!(%error, "TLS certificate reload failed; keeping the old one");
                 Outcome::Refused { error }
             }
-        };
-        Report { certificate }
+        }
     }
 }

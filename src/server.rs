@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{Admin, AdminParts, AdminToken};
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
+use crate::leaked::LeakedFilters;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
 use crate::reload::Reloader;
@@ -63,6 +64,8 @@ pub struct Server {
     admin_listener: TcpListener,
     tls: TlsAcceptor,
     reloader: Reloader,
+    /// How often filter files are checked for replacement; zero: never.
+    watch_interval: Duration,
     proxy: Proxy,
     admin: Admin,
     metrics: Metrics,
@@ -101,16 +104,19 @@ impl Server {
         let registry = Registry::new();
         let routes = Routes::new(&config.login);
         let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
+        let leaked = LeakedFilters::load(&config.leaked, metrics.clone())
+            .context("cannot load the leaked-credential filters")?;
         let upstream = Upstream::new(&config.upstream, provider)
             .context("cannot set up the upstream client")?;
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),
             trusted: TrustedProxies::new(s.trusted_proxies.clone()),
             routes,
+            leaked: leaked.clone(),
             login: login_policy(config)?,
             metrics: metrics.clone(),
         });
-        let reloader = Reloader::new(certs, metrics.clone());
+        let reloader = Reloader::new(certs, leaked, metrics.clone());
         let admin = Admin::new(AdminParts {
             registry,
             upstream,
@@ -126,6 +132,7 @@ impl Server {
             admin_listener: bind(s.admin_listen, "server.admin_listen").await?,
             tls,
             reloader,
+            watch_interval: config.leaked.watch_interval.0,
             proxy,
             admin,
             metrics,
@@ -180,6 +187,10 @@ impl Server {
             App::Admin(self.admin),
             admin_slots,
         );
+        if !self.watch_interval.is_zero() {
+            let filters = self.reloader.filters().clone();
+            loops.spawn(filters.watch(self.watch_interval, shutdown.clone()));
+        }
 
         shutdown.cancelled().await;
         tracing::info!("shutting down: listeners closed, draining open connections");
@@ -202,7 +213,7 @@ impl Server {
         loop {
             tokio::select! {
                 _ = signals.hangup.recv() => {
-                    reloader.reload();
+                    reloader.reload().await;
                 }
                 _ = signals.terminate.recv() => break,
                 _ = signals.interrupt.recv() => break,

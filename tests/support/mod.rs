@@ -139,3 +139,24 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
 pub fn config_with(cert: &TestCert, upstream: SocketAddr, tables: &str) -> String {
     format!("{}\n{tables}\n", config_toml(cert, upstream, "", ""))
 }
+
+/// Builds a filter of `kind` from `lines` (combo lines for pairs, plain
+/// passwords for passwords) into `dir/name`, through the library's builder.
+pub fn build_filter(
+    dir: &std::path::Path,
+    name: &str,
+    kind: credgate::leaked::FilterKind,
+    lines: &[&str],
+) -> PathBuf {
+    use credgate::leaked::{build, BuildOptions, InputFormat};
+    let input = dir.join(format!("{name}.txt"));
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let output = dir.join(name);
+    let mut options = BuildOptions::new(kind, vec![input], output.clone());
+    options.format = match kind {
+        credgate::leaked::FilterKind::Pairs => InputFormat::Combo,
+        credgate::leaked::FilterKind::Passwords => InputFormat::Plain,
+    };
+    build(&options, &mut credgate::leaked::progress::Silent).unwrap();
+    output
+}
