@@ -12,7 +12,6 @@ use credgate::leaked::build::DEFAULT_FP_RATE;
 use credgate::leaked::{self, BuildOptions, Filter, FilterError, FilterKind, Header, InputFormat};
 use credgate::leaked::{normalize_username, UsernameNormalization};
 use credgate::server::Signals;
-use credgate::tls::CertStore;
 use credgate::{demo::Demo, logging, Config, Server};
 
 // Per-request allocations are small and short-lived, and cross threads
@@ -168,16 +167,7 @@ async fn demo_shop(listen: SocketAddr) -> anyhow::Result<()> {
 fn check_config(path: &std::path::Path) -> ExitCode {
     let checked = Config::load(path)
         .map_err(anyhow::Error::from)
-        .and_then(|config| {
-            let s = &config.server;
-            match CertStore::load(&s.tls_cert, &s.tls_key, credgate::tls::provider()) {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    let key = e.config_key();
-                    Err(anyhow::Error::new(e).context(format!("{}: key `{key}`", path.display())))
-                }
-            }
-        });
+        .and_then(|config| Server::check(&config).with_context(|| path.display().to_string()));
     match checked {
         Ok(()) => {
             println!("{}: configuration is valid", path.display());

@@ -72,6 +72,56 @@ pub struct Server {
     limits: Arc<ConnLimits>,
 }
 
+/// Everything a server is made of but its sockets.
+struct Parts {
+    tls: TlsAcceptor,
+    reloader: Reloader,
+    proxy: Proxy,
+    admin: Admin,
+    metrics: Metrics,
+}
+
+impl Parts {
+    fn build(config: &Config) -> anyhow::Result<Self> {
+        let provider = tls::provider();
+        let s = &config.server;
+        let certs = CertStore::load(&s.tls_cert, &s.tls_key, provider.clone()).map_err(|e| {
+            let key = e.config_key();
+            anyhow::Error::new(e).context(format!("key `{key}`"))
+        })?;
+        let certs = Arc::new(certs);
+        let tls = TlsAcceptor::from(certs.server_config()?);
+        let registry = Registry::new();
+        let routes = Routes::new(&config.login);
+        let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
+        let leaked = LeakedFilters::load(&config.leaked, metrics.clone())
+            .context("[leaked]: cannot load the filters")?;
+        let upstream = Upstream::new(&config.upstream, provider).context("[upstream]")?;
+        let proxy = Proxy::new(Stages {
+            upstream: upstream.clone(),
+            trusted: TrustedProxies::new(s.trusted_proxies.clone()),
+            routes,
+            leaked: leaked.clone(),
+            login: login_policy(config)?,
+            metrics: metrics.clone(),
+        });
+        let reloader = Reloader::new(certs, leaked, metrics.clone());
+        let admin = Admin::new(AdminParts {
+            registry,
+            upstream,
+            token: admin_token(s)?,
+            reloader: reloader.clone(),
+        });
+        Ok(Self {
+            tls,
+            reloader,
+            proxy,
+            admin,
+            metrics,
+        })
+    }
+}
+
 /// Per-connection settings shared by every accept loop.
 #[derive(Debug)]
 struct ConnLimits {
@@ -94,35 +144,8 @@ enum App {
 impl Server {
     /// Builds every part from `config` and binds the listeners.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let provider = tls::provider();
+        let parts = Parts::build(config)?;
         let s = &config.server;
-        let certs = Arc::new(
-            CertStore::load(&s.tls_cert, &s.tls_key, provider.clone())
-                .context("cannot load the TLS certificate")?,
-        );
-        let tls = TlsAcceptor::from(certs.server_config()?);
-        let registry = Registry::new();
-        let routes = Routes::new(&config.login);
-        let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
-        let leaked = LeakedFilters::load(&config.leaked, metrics.clone())
-            .context("cannot load the leaked-credential filters")?;
-        let upstream = Upstream::new(&config.upstream, provider)
-            .context("cannot set up the upstream client")?;
-        let proxy = Proxy::new(Stages {
-            upstream: upstream.clone(),
-            trusted: TrustedProxies::new(s.trusted_proxies.clone()),
-            routes,
-            leaked: leaked.clone(),
-            login: login_policy(config)?,
-            metrics: metrics.clone(),
-        });
-        let reloader = Reloader::new(certs, leaked, metrics.clone());
-        let admin = Admin::new(AdminParts {
-            registry,
-            upstream,
-            token: admin_token(s)?,
-            reloader: reloader.clone(),
-        });
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,
             plain_listener: match s.listen_plain {
@@ -130,14 +153,20 @@ impl Server {
                 None => None,
             },
             admin_listener: bind(s.admin_listen, "server.admin_listen").await?,
-            tls,
-            reloader,
+            tls: parts.tls,
+            reloader: parts.reloader,
             watch_interval: config.leaked.watch_interval.0,
-            proxy,
-            admin,
-            metrics,
+            proxy: parts.proxy,
+            admin: parts.admin,
+            metrics: parts.metrics,
             limits: Arc::new(ConnLimits::new(s)),
         })
+    }
+
+    /// Loads everything `config` names (certificate, filters, token, block
+    /// page) without binding anything: `credgate check-config`.
+    pub fn check(config: &Config) -> anyhow::Result<()> {
+        Parts::build(config).map(drop)
     }
 
     pub fn addrs(&self) -> Addrs {
@@ -249,7 +278,7 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
         .as_deref()
         .map(AdminToken::load)
         .transpose()
-        .context("server.admin_token_file")
+        .context("key `server.admin_token_file`")
 }
 
 fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {
