@@ -9,11 +9,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::config::{Config, UpstreamUrl};
+use crate::leaked::{self, BuildOptions, FilterKind};
 pub use shop::{Shop, ACCOUNTS};
 
-/// The embedded default configuration; listeners, certificate and upstream
-/// are filled in at start.
+/// The embedded default configuration; listeners, certificate, upstream and
+/// filters are filled in at start.
 pub const CONFIG: &str = include_str!("../config/demo.toml");
+/// A synthetic breach corpus (combo lines) holding one demo account's pair.
+const BREACH: &str = include_str!("../config/demo-breach.txt");
+/// Common passwords, one of them a demo account's.
+const PASSWORDS: &str = include_str!("../config/demo-passwords.txt");
 
 /// A demo ready to serve: the shop is running, the certificate written.
 pub struct Demo {
@@ -30,14 +35,17 @@ impl Demo {
         let shop = Shop::start(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .context("cannot start the demo shop")?;
-        let certs = tempfile::tempdir().context("cannot create a directory for the certificate")?;
+        let certs = tempfile::tempdir().context("cannot create a directory for the demo files")?;
         write_self_signed(certs.path())?;
+        let (pairs, passwords) = build_filters(certs.path())?;
         let mut config =
             Config::from_toml(CONFIG).context("the embedded demo config is invalid")?;
         config.server.listen = listen;
         config.server.admin_listen = admin_listen;
         config.server.tls_cert = certs.path().join("cert.pem");
         config.server.tls_key = certs.path().join("key.pem");
+        config.leaked.pairs_filter = Some(pairs);
+        config.leaked.passwords_filter = Some(passwords);
         config.upstream.url = format!("http://{}", shop.addr())
             .parse::<UpstreamUrl>()
             .map_err(anyhow::Error::msg)?;
@@ -55,6 +63,8 @@ impl Demo {
     /// What to paste into a terminal, once the listeners are bound.
     pub fn banner(&self, proxy: SocketAddr, admin: SocketAddr) -> String {
         let (user, right) = ACCOUNTS[0];
+        let (bob, bobs) = ACCOUNTS[1];
+        let (carol, carols) = ACCOUNTS[2];
         let cert = self.cert_path();
         let curl = format!("curl -sS --cacert {}", cert.display());
         let base = format!("https://{proxy}");
@@ -71,6 +81,10 @@ impl Demo {
              {curl} {base}/login -d username={user} -d password={right}\n\
              # a wrong password (401)\n\
              {curl} {base}/login -d username={user} -d password=not-my-password\n\
+             # a pair from the demo breach: blocked (403), the shop never sees it\n\
+             {curl} {base}/login -d username={bob} --data-urlencode 'password={bobs}'\n\
+             # a password from the breach: let through, annotated for the shop (200)\n\
+             {curl} {base}/login -d username={carol} --data-urlencode 'password={carols}'\n\
              # the same login as JSON, over HTTP/2\n\
              {curl} --http2 {base}/login -H 'content-type: application/json' -d '{json}'\n\
              # the metrics\n\
@@ -79,6 +93,26 @@ impl Demo {
             shop = self.shop.addr(),
         )
     }
+}
+
+/// Builds the demo's pairs and passwords filters into `dir`.
+fn build_filters(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut built = Vec::new();
+    for (kind, name, text) in [
+        (FilterKind::Pairs, "breach", BREACH),
+        (FilterKind::Passwords, "passwords", PASSWORDS),
+    ] {
+        let input = dir.join(format!("{name}.txt"));
+        std::fs::write(&input, text)?;
+        let output = dir.join(format!("{name}.cgf"));
+        let options = BuildOptions::new(kind, vec![input], output.clone());
+        leaked::build(&options, &mut leaked::progress::Silent)
+            .with_context(|| format!("cannot build the demo {kind} filter"))?;
+        built.push(output);
+    }
+    let passwords = built.pop().unwrap_or_default();
+    let pairs = built.pop().unwrap_or_default();
+    Ok((pairs, passwords))
 }
 
 fn write_self_signed(dir: &Path) -> anyhow::Result<()> {

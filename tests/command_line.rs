@@ -115,7 +115,7 @@ fn demo_prints_curl_commands_that_work() {
         }
         line.clear();
     }
-    assert!(commands.len() >= 5, "{commands:?}");
+    assert!(commands.len() >= 7, "{commands:?}");
     let mut outputs = Vec::new();
     for command in &commands {
         let out = std::process::Command::new("sh")
@@ -135,6 +135,14 @@ fn demo_prints_curl_commands_that_work() {
     assert!(all.contains("Demo shop"));
     assert!(all.contains("welcome"));
     assert!(all.contains("wrong username or password"));
+    assert!(
+        all.contains("Please reset your password"),
+        "the leaked pair was not blocked"
+    );
+    assert!(
+        all.contains("known from a breach"),
+        "the leaked password was not annotated"
+    );
     assert!(all.contains("x-forwarded-for"));
     assert!(all.contains("credgate_requests_total"));
 }

@@ -35,6 +35,8 @@ const HOME: &str = "<!doctype html>\n<title>Demo shop</title>\n<h1>Demo shop</h1
 <button>Log in</button>\n</form>\n";
 
 const MAX_LOGIN_BODY: usize = 64 * 1024;
+/// credgate's default `annotate_header`.
+const LEAKED_HEADER: &str = "credgate-leaked";
 const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
 type ShopBody = Either<Full<Bytes>, Zeros>;
@@ -125,6 +127,9 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<ShopBody> {
 }
 
 async fn login(req: Request<Incoming>) -> Response<ShopBody> {
+    // What a shop does with credgate's annotation: let the customer in, and
+    // ask for a new password.
+    let leaked = req.headers().contains_key(LEAKED_HEADER);
     let is_json = req
         .headers()
         .get(CONTENT_TYPE)
@@ -151,6 +156,14 @@ async fn login(req: Request<Incoming>) -> Response<ShopBody> {
         );
     };
     match ACCOUNTS.iter().any(|(u, p)| *u == user && *p == password) {
+        true if leaked => json(
+            StatusCode::OK,
+            serde_json::json!({
+                "ok": true,
+                "message": format!("welcome, {user}"),
+                "password_reset_required": "this password is known from a breach: please change it",
+            }),
+        ),
         true => json(
             StatusCode::OK,
             serde_json::json!({"ok": true, "message": format!("welcome, {user}")}),
