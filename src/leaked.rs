@@ -18,10 +18,12 @@
 //!   Been Pwned's `SHA1HEX:count` lists load directly.
 //!
 //! [`format`] is the file (header, checksums, loading without a second copy of
-//! the bits), [`build`] compiles corpora into one (`credgate build-filter`),
-//! [`input`] reads the corpora, [`progress`] reports on long builds.
+//! the bits), [`FilterBuilder`] fills a filter in memory, [`build`] compiles
+//! corpora into a file (`credgate build-filter`), [`input`] reads the corpora,
+//! [`progress`] reports on long builds.
 
 pub mod build;
+mod builder;
 pub mod format;
 pub mod input;
 pub mod progress;
@@ -37,7 +39,8 @@ use sha1::digest::generic_array::GenericArray;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
 
-pub use build::{build, BuildError, BuildOptions, BuildSummary, FilterBuilder};
+pub use build::{build, BuildError, BuildOptions, BuildSummary};
+pub use builder::FilterBuilder;
 pub use format::{verify, Header, FORMAT_VERSION};
 pub use input::InputFormat;
 
