@@ -18,12 +18,14 @@
 //!   Been Pwned's `SHA1HEX:count` lists load directly.
 //!
 //! [`format`] is the file (header, checksums, loading without a second copy of
-//! the bits), [`build`] compiles corpora into one (`credgate build-filter`),
-//! [`input`] reads the corpora, [`progress`] reports on long builds.
+//! the bits), [`FilterBuilder`] fills a filter in memory, [`build`] compiles
+//! corpora into a file (`credgate build-filter`), `input` reads the corpora,
+//! [`progress`] reports on long builds.
 
 pub mod build;
+mod builder;
 pub mod format;
-pub mod input;
+mod input;
 pub mod progress;
 pub mod store;
 
@@ -38,7 +40,8 @@ use sha1::digest::generic_array::GenericArray;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
 
-pub use build::{build, BuildError, BuildOptions, BuildSummary, FilterBuilder};
+pub use build::{build, BuildError, BuildOptions, BuildSummary};
+pub use builder::FilterBuilder;
 pub use format::{verify, Header, FORMAT_VERSION};
 pub use input::InputFormat;
 pub use store::LeakedFilters;
@@ -366,6 +369,75 @@ mod tests {
             let input = &long[..len];
             let expected: [u8; 20] = sha1::Sha1::digest(input).into();
             assert_eq!(password_digest(input), expected, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_filter_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Filter>();
+    }
+
+    #[test]
+    fn lookups_do_not_allocate() {
+        let mut builder =
+            FilterBuilder::new(FilterKind::Pairs, UsernameNormalization::Email, 1000, 1e-5)
+                .unwrap();
+        builder.insert_pair("alice@example.com", b"hunter2");
+        let pairs = builder.finish(vec![]);
+        let mut builder = FilterBuilder::new(
+            FilterKind::Passwords,
+            UsernameNormalization::None,
+            1000,
+            1e-5,
+        )
+        .unwrap();
+        builder.insert_password(b"hunter2");
+        let passwords = builder.finish(vec![]);
+        let long = vec![b'x'; 1000];
+        let allocations = counting::allocations_during(|| {
+            assert!(pairs.contains_pair("alice@example.com", b"hunter2"));
+            assert!(!pairs.contains_pair("alice@example.com", &long));
+            assert!(passwords.contains_password(b"hunter2"));
+            assert!(!passwords.contains_password(&long));
+            let username = normalize_username("bob@example.com", UsernameNormalization::Email);
+            assert!(!pairs.contains_pair(&username, b"hunter2"));
+        });
+        assert_eq!(allocations, 0);
+    }
+
+    /// Counts this thread's heap allocations, for the test above. (A global
+    /// allocator is process-wide; the count is per thread so that tests
+    /// running in parallel do not disturb each other.)
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        struct Counting;
+
+        thread_local! {
+            static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+        }
+
+        // SAFETY: forwards every call to the system allocator unchanged.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                ALLOCATIONS.with(|n| n.set(n.get() + 1));
+                System.alloc(layout)
+            }
+
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                System.dealloc(ptr, layout)
+            }
+        }
+
+        #[global_allocator]
+        static GLOBAL: Counting = Counting;
+
+        pub fn allocations_during(f: impl FnOnce()) -> u64 {
+            let before = ALLOCATIONS.with(Cell::get);
+            f();
+            ALLOCATIONS.with(Cell::get) - before
         }
     }
 

@@ -213,31 +213,23 @@ fn check(path: &Path, username: Option<&str>) -> ExitCode {
         Ok(filter) => filter,
         Err(e) => return usage_error(e.into()),
     };
-    let header = filter.header();
-    let username = match (header.kind, username) {
-        (FilterKind::Pairs, Some(username)) => {
-            Some(normalize_username(username, header.normalization))
-        }
-        (FilterKind::Passwords, None) => None,
-        (FilterKind::Pairs, None) => {
-            return usage_error(anyhow::anyhow!(
-                "{}: a pairs filter needs --username",
-                path.display()
-            ))
-        }
-        (FilterKind::Passwords, Some(_)) => {
-            return usage_error(anyhow::anyhow!(
-                "{}: a passwords filter checks the password alone; drop --username",
-                path.display()
-            ))
-        }
-    };
+    let kind = filter.header().kind;
+    if (kind == FilterKind::Pairs) != username.is_some() {
+        let fix = match username {
+            Some(_) => "checks the password alone; drop --username",
+            None => "needs --username",
+        };
+        return usage_error(anyhow::anyhow!("{}: a {kind} filter {fix}", path.display()));
+    }
     let password = match read_password() {
         Ok(password) => password,
         Err(e) => return usage_error(e),
     };
-    let leaked = match &username {
-        Some(username) => filter.contains_pair(username, &password),
+    let leaked = match username {
+        Some(raw) => {
+            let username = normalize_username(raw, filter.header().normalization);
+            filter.contains_pair(&username, &password)
+        }
         None => filter.contains_password(&password),
     };
     println!("{}", if leaked { "leaked" } else { "clean" });

@@ -68,6 +68,9 @@ pub struct Bar {
 impl Progress for Bar {
     fn begin(&mut self, phase: Phase, total: Option<u64>) {
         let (bar, template) = match total {
+            _ if phase == Phase::Writing => {
+                (ProgressBar::new_spinner(), "{spinner} {msg} {elapsed}")
+            }
             Some(total) => (
                 ProgressBar::new(total),
                 "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -90,7 +93,12 @@ impl Progress for Bar {
     fn update(&mut self, bytes: u64, items: u64) {
         if let (Some(bar), Some(phase)) = (&self.bar, self.phase) {
             bar.set_position(bytes);
-            bar.set_message(format!("{}: {items}", phase.as_str()));
+            let unit = if phase == Phase::Counting {
+                "lines"
+            } else {
+                "items"
+            };
+            bar.set_message(format!("{}: {items} {unit}", phase.as_str()));
         }
     }
 
@@ -137,9 +145,14 @@ impl Plain {
             _ => String::new(),
         };
         eprintln!(
-            "build-filter: {} {state}: {read}{of} read, {} items, {:.1} s",
+            "build-filter: {} {state}: {read}{of} read, {} {}, {:.1} s",
             self.phase.as_str(),
             self.items,
+            if self.phase == Phase::Counting {
+                "lines"
+            } else {
+                "items"
+            },
             self.started.elapsed().as_secs_f64()
         );
     }
