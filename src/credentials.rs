@@ -290,13 +290,13 @@ fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError
     let mut password: Option<Zeroizing<Vec<u8>>> = None;
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let mut halves = pair.splitn(2, |b| *b == b'=');
-        let name = form_decode(halves.next().unwrap_or_default());
+        let name = decode_name(halves.next().unwrap_or_default());
         let value = halves.next().unwrap_or_default();
         for (field, which, slot) in [
             (username_field, Field::Username, &mut username),
             (password_field, Field::Password, &mut password),
         ] {
-            if name.as_slice() == field {
+            if *name == *field {
                 if slot.is_some() {
                     return Err(CredentialsError::Duplicate { field: which });
                 }
@@ -313,6 +313,15 @@ fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError
         field: Field::Password,
     })?;
     credentials(username, password)
+}
+
+/// A field name, decoded only when it has something to decode (names are
+/// not secret; most are plain).
+fn decode_name(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match raw.iter().any(|&b| b == b'%' || b == b'+') {
+        true => std::borrow::Cow::Owned(form_decode(raw).to_vec()),
+        false => std::borrow::Cow::Borrowed(raw),
+    }
 }
 
 /// Percent-decoding with `+` as space, into buffers zeroed on drop.
