@@ -11,21 +11,35 @@
 //! HTTP                      server        hyper auto (HTTP/1.1 and HTTP/2), graceful drain
 //! target host               authority     exactly one host, or 400 and the connection closed
 //! client IP                 client_ip     the peer, or the forwarded chain of trusted proxies
+//! route                     route         login route (normalised path + method) or pass-through
+//! ── login routes only ──
+//! body                      credentials   bounded read: max_body, body_read_timeout
+//! credentials               credentials   username + password from form or JSON, strictly
+//! leaked checks             leaked        pairs and passwords filters (hot-swapped)
+//! decision                  verdict       Signals + Policy → Verdict, Decision (pure)
+//! ──
 //! forward                   upstream      pooled client, hop-by-hop removed, X-Forwarded-* set
-//! respond                   respond       our own responses: 400, 502, 504
+//! respond                   respond       our own responses: 400, 403, 408, 413, 415, 502, 504
 //! record                    metrics       typed collectors, bounded labels
 //! ```
 //!
 //! [`proxy::Proxy::try_handle`] is that list as code. [`admin`] serves
-//! `/metrics`, `/healthz` and `/readyz` on a separate listener; [`demo`] runs
-//! the whole thing in front of a small in-process shop. [`leaked`] holds the
+//! `/metrics`, `/healthz`, `/readyz` and the token-protected `/admin/*` on a
+//! separate listener; [`reload`] re-reads certificate and filters; [`demo`]
+//! runs the whole thing in front of a small in-process shop. [`leaked`] holds the
 //! leaked-credential filters: their file format, loading and checking, and
 //! `build-filter`.
 //!
 //! # Invariants
 //!
 //! - A request whose target host is ambiguous never reaches the shop.
-//! - Bodies stream in both directions; the proxy never holds a whole body.
+//! - A blocked, malformed or ambiguous login never reaches the shop.
+//! - The body forwarded on a login route is byte for byte the body inspected.
+//! - A client cannot forge a verdict: the annotation header is ours alone.
+//! - No password is ever printed: `Password` has no `Display`, its `Debug` is
+//!   `<redacted>`, and its buffers are zeroed on drop.
+//! - Pass-through bodies stream in both directions; only login bodies, capped
+//!   by `max_body`, are held whole.
 //! - A client's `X-Forwarded-For` is believed only from a trusted proxy, and
 //!   an untrusted one is replaced, never passed on.
 //! - No request body is ever logged; no label carries an address.
