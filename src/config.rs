@@ -2,7 +2,7 @@
 //!
 //! Parsing happens in two steps. Serde turns the text into typed structs
 //! (addresses, durations, sizes and CIDRs are parsed by their own types, so a
-//! bad value is reported at its key), then [`Config::validate`] checks what a
+//! bad value is reported at its key), then `Config::validate` checks what a
 //! single field cannot see on its own (an upstream URL's scheme, a zero
 //! connection cap). No later stage re-parses anything.
 //!

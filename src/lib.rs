@@ -23,7 +23,7 @@
 //! record                    metrics       typed collectors, bounded labels
 //! ```
 //!
-//! [`proxy::Proxy::try_handle`] is that list as code. [`admin`] serves
+//! `Proxy::try_handle` is that list as code. [`admin`] serves
 //! `/metrics`, `/healthz`, `/readyz` and the token-protected `/admin/*` on a
 //! separate listener; [`reload`] re-reads certificate and filters; [`demo`]
 //! runs the whole thing in front of a small in-process shop. [`leaked`] holds the

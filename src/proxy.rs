@@ -1,4 +1,4 @@
-//! The request pipeline: [`Proxy::try_handle`] reads top to bottom as the
+//! The request pipeline: `Proxy::try_handle` reads top to bottom as the
 //! stages a request goes through; [`Proxy::handle`] turns every failure into a
 //! response and records the outcome exactly once.
 
