@@ -19,6 +19,10 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod protection;
+
+pub use protection::{Backend, BanScope, Limit, Limits, Rate, State, SubnetLimit, Suspicion};
+
 use crate::leaked::UsernameNormalization;
 use crate::route::BodyFormat;
 use crate::verdict::Action;
@@ -33,6 +37,12 @@ pub struct Config {
     pub login: Vec<Login>,
     #[serde(default)]
     pub leaked: Leaked,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub suspicion: Suspicion,
+    #[serde(default)]
+    pub state: State,
     #[serde(default)]
     pub log: Log,
 }
@@ -116,6 +126,15 @@ pub struct Login {
     /// many shops' routers ignore case, and a miss is a bypass.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// How the shop says "wrong password": these statuses...
+    #[serde(default = "defaults::failure_status")]
+    pub failure_status: Vec<u16>,
+    /// ... or a redirect whose `Location` starts with this ...
+    #[serde(default)]
+    pub failure_redirect: Option<String>,
+    /// ... or this header in the response.
+    #[serde(default)]
+    pub failure_header: Option<HeaderName>,
 }
 
 /// `[leaked]`: what to do with credentials known from breaches.
@@ -299,6 +318,11 @@ impl Config {
             }
         }
         self.validate_logins()?;
+        self.limits.validate()?;
+        self.suspicion.validate()?;
+        if self.state.max_tracked_clients == 0 {
+            return invalid("state.max_tracked_clients", "must be at least 1");
+        }
         let addrs = [Some(s.listen), s.listen_plain, Some(s.admin_listen)];
         let bound: Vec<_> = addrs.iter().flatten().filter(|a| a.port() != 0).collect();
         for (i, a) in bound.iter().enumerate() {
@@ -602,6 +626,42 @@ mod defaults {
     }
     pub fn annotate_header() -> HeaderName {
         HeaderName(http::HeaderName::from_static("credgate-leaked"))
+    }
+    pub fn failure_status() -> Vec<u16> {
+        vec![401, 403]
+    }
+    pub fn ipv4_prefix() -> u8 {
+        24
+    }
+    pub fn ipv6_prefix() -> u8 {
+        64
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn window() -> HumanDuration {
+        secs(600)
+    }
+    pub fn leaked_pair_hits() -> u32 {
+        3
+    }
+    pub fn min_attempts() -> u32 {
+        10
+    }
+    pub fn failure_ratio() -> f64 {
+        0.8
+    }
+    pub fn distinct_usernames() -> u32 {
+        8
+    }
+    pub fn ban_ladder() -> Vec<HumanDuration> {
+        vec![secs(300), secs(3600), secs(86400)]
+    }
+    pub fn ban_memory() -> HumanDuration {
+        secs(86400)
+    }
+    pub fn max_tracked_clients() -> usize {
+        1_000_000
     }
     pub fn log_level() -> LogLevel {
         LogLevel("info".into())

@@ -55,6 +55,7 @@ pub mod leaked;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod rate_limit;
 pub mod reload;
 pub mod respond;
 pub mod route;

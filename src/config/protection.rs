@@ -1,0 +1,255 @@
+//! `[limits]`, `[suspicion]` and `[state]`: how login attempts are limited,
+//! when a client becomes suspicious, and where that state lives.
+
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::{defaults, ConfigError, HumanDuration};
+
+/// `[limits]`: each limit is off unless configured. They apply to login
+/// attempts, except `all`, which applies to every request per client.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub ip: Option<Limit>,
+    #[serde(default)]
+    pub subnet: Option<SubnetLimit>,
+    #[serde(default)]
+    pub username: Option<Limit>,
+    #[serde(default)]
+    pub global: Option<Limit>,
+    #[serde(default)]
+    pub all: Option<Limit>,
+}
+
+/// A rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+}
+
+/// A limit per network: IPv4 addresses grouped by `ipv4_prefix`, IPv6 by
+/// `ipv6_prefix`, so that rotating addresses inside one allocation does not
+/// escape the limit.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetLimit {
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    #[serde(default = "defaults::ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    #[serde(default = "defaults::ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+/// `"20/min"`: this many events per period (`s`, `min`, `h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: NonZeroU32,
+    pub per: Duration,
+}
+
+/// `[suspicion]`: when a client is banned, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suspicion {
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// The sliding window the counts below are taken over.
+    #[serde(default = "defaults::window")]
+    pub window: HumanDuration,
+    /// Leaked pairs tried in the window that make a client suspicious.
+    #[serde(default = "defaults::leaked_pair_hits")]
+    pub leaked_pair_hits: u32,
+    /// Attempts in the window before the failure ratio counts.
+    #[serde(default = "defaults::min_attempts")]
+    pub min_attempts: u32,
+    /// Share of failed attempts (of at least `min_attempts`) that is suspicious.
+    #[serde(default = "defaults::failure_ratio")]
+    pub failure_ratio: f64,
+    /// Distinct usernames in the window that, with mostly failing attempts,
+    /// are a spray. Many usernames that mostly succeed are an office or a
+    /// carrier NAT full of real customers: never a ban.
+    #[serde(default = "defaults::distinct_usernames")]
+    pub distinct_usernames: u32,
+    /// Escalating ban durations: the first ban, the second, ... the last
+    /// repeats.
+    #[serde(default = "defaults::ban_ladder")]
+    pub ban: Vec<HumanDuration>,
+    /// How long a client's place on the ladder is remembered after its last
+    /// ban ended.
+    #[serde(default = "defaults::ban_memory")]
+    pub ban_memory: HumanDuration,
+    #[serde(default)]
+    pub ban_scope: BanScope,
+    /// Networks never limited or banned (monitoring, the office).
+    #[serde(default)]
+    pub allowlist: Vec<IpNet>,
+    /// Networks always refused.
+    #[serde(default)]
+    pub denylist: Vec<IpNet>,
+}
+
+/// What a ban refuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BanScope {
+    /// The banned client's login attempts.
+    #[default]
+    Login,
+    /// All of its traffic.
+    All,
+}
+
+/// `[state]`: where limits, suspicion and bans live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    #[serde(default)]
+    pub backend: Backend,
+    /// The most clients (and subnets, and usernames) tracked in memory; past
+    /// it the least recently seen are forgotten first.
+    #[serde(default = "defaults::max_tracked_clients")]
+    pub max_tracked_clients: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In this process.
+    #[default]
+    Local,
+}
+
+// === impl Rate ===
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid rate {s:?}; write it like \"20/min\", \"500/s\" or \"100/h\"");
+        let (count, unit) = s.split_once('/').ok_or_else(bad)?;
+        let count: NonZeroU32 = count.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        Ok(Self { count, per })
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Rate {
+    /// The time between two events at this rate.
+    pub fn interval(&self) -> Duration {
+        self.per / self.count.get()
+    }
+}
+
+// === validation ===
+
+impl Suspicion {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                file: None,
+                key: format!("suspicion.{key}"),
+                reason: reason.into(),
+            })
+        };
+        if self.window.0.is_zero() {
+            return invalid("window", "must be greater than zero");
+        }
+        if !(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0) {
+            return invalid("failure_ratio", "must be above 0 and at most 1");
+        }
+        if self.distinct_usernames == 0 || self.distinct_usernames > 32 {
+            return invalid("distinct_usernames", "must be between 1 and 32");
+        }
+        if self.ban.is_empty() || self.ban.iter().any(|d| d.0.is_zero()) {
+            return invalid("ban", "needs at least one duration, each above zero");
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(subnet) = &self.subnet {
+            let invalid = |key: &str, reason: &str| {
+                Err(ConfigError::Invalid {
+                    file: None,
+                    key: format!("limits.subnet.{key}"),
+                    reason: reason.into(),
+                })
+            };
+            if !(1..=32).contains(&subnet.ipv4_prefix) {
+                return invalid("ipv4_prefix", "must be between 1 and 32");
+            }
+            if !(1..=128).contains(&subnet.ipv6_prefix) {
+                return invalid("ipv6_prefix", "must be between 1 and 128");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Suspicion {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: defaults::window(),
+            leaked_pair_hits: defaults::leaked_pair_hits(),
+            min_attempts: defaults::min_attempts(),
+            failure_ratio: defaults::failure_ratio(),
+            distinct_usernames: defaults::distinct_usernames(),
+            ban: defaults::ban_ladder(),
+            ban_memory: defaults::ban_memory(),
+            ban_scope: BanScope::default(),
+            allowlist: Vec::new(),
+            denylist: Vec::new(),
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            backend: Backend::default(),
+            max_tracked_clients: defaults::max_tracked_clients(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        let rate: Rate = "20/min".parse().unwrap();
+        assert_eq!(rate.interval(), Duration::from_secs(3));
+        let rate: Rate = "500/s".parse().unwrap();
+        assert_eq!(rate.interval(), Duration::from_millis(2));
+        assert!("20".parse::<Rate>().is_err());
+        assert!("0/s".parse::<Rate>().is_err());
+        assert!("5/fortnight".parse::<Rate>().is_err());
+    }
+}

@@ -1,0 +1,397 @@
+//! Rate limits on login attempts, per client IP, per subnet, per username and
+//! globally, and optionally on all traffic per client IP.
+//!
+//! governor does the arithmetic (GCRA: one timestamp per key, no timers); the
+//! keys live in [`BoundedStore`], an LRU map with a hard cap, because an
+//! attacker controls how many distinct addresses and usernames we see, and
+//! governor's own keyed store never forgets on its own.
+
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed, StateStore};
+use governor::{Quota, RateLimiter};
+use ipnet::IpNet;
+
+use crate::config::{self, Limit};
+
+/// Which limit refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Ip,
+    Subnet,
+    Username,
+    Global,
+    /// `limits.all`: every request per client IP.
+    All,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 5] = [
+        Self::Ip,
+        Self::Subnet,
+        Self::Username,
+        Self::Global,
+        Self::All,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::Subnet => "subnet",
+            Self::Username => "username",
+            Self::Global => "global",
+            Self::All => "all",
+        }
+    }
+}
+
+/// An attempt over a limit: which one, and when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("over the {} limit; retry after {retry_after:?}", limit.as_str())]
+pub struct Throttled {
+    pub limit: LimitKind,
+    pub retry_after: Duration,
+}
+
+/// What one login attempt is keyed on.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptKeys {
+    pub ip: IpAddr,
+    /// A keyed hash of the normalised username, never the name itself.
+    pub username: u64,
+}
+
+type Keyed<K, C> = RateLimiter<K, BoundedStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// Every configured limit. Generic over the clock so that tests can move
+/// time by hand.
+pub struct Limiters<C: Clock = DefaultClock> {
+    ip: Option<Keyed<IpAddr, C>>,
+    subnet: Option<(Keyed<IpNet, C>, u8, u8)>,
+    username: Option<Keyed<u64, C>>,
+    global: Option<Direct<C>>,
+    all: Option<Keyed<IpAddr, C>>,
+    clock: C,
+}
+
+impl<C: Clock> std::fmt::Debug for Limiters<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiters").finish_non_exhaustive()
+    }
+}
+
+// === impl Limiters ===
+
+impl Limiters<DefaultClock> {
+    pub fn new(limits: &config::Limits, max_keys: usize) -> Self {
+        Self::with_clock(limits, max_keys, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Limiters<C>
+where
+    C::Instant: Reference,
+{
+    pub fn with_clock(limits: &config::Limits, max_keys: usize, clock: C) -> Self {
+        Self {
+            ip: limits.ip.as_ref().map(|l| keyed(l, max_keys, &clock)),
+            subnet: limits.subnet.as_ref().map(|s| {
+                let limiter = RateLimiter::new(
+                    quota(s.rate, s.burst),
+                    BoundedStore::new(max_keys),
+                    clock.clone(),
+                );
+                (limiter, s.ipv4_prefix, s.ipv6_prefix)
+            }),
+            username: limits.username.as_ref().map(|l| keyed(l, max_keys, &clock)),
+            global: limits
+                .global
+                .as_ref()
+                .map(|g| RateLimiter::direct_with_clock(quota(g.rate, g.burst), clock.clone())),
+            all: limits.all.as_ref().map(|l| keyed(l, max_keys, &clock)),
+            clock,
+        }
+    }
+
+    /// Admits one login attempt, or says which limit it is over. Limits are
+    /// checked narrowest first, and an attempt refused by one does not use up
+    /// the wider ones.
+    pub fn admit(&self, keys: &AttemptKeys) -> Result<(), Throttled> {
+        if let Some(ip) = &self.ip {
+            self.check(ip.check_key(&keys.ip), LimitKind::Ip)?;
+        }
+        if let Some((subnet, v4, v6)) = &self.subnet {
+            self.check(
+                subnet.check_key(&subnet_of(keys.ip, *v4, *v6)),
+                LimitKind::Subnet,
+            )?;
+        }
+        if let Some(username) = &self.username {
+            self.check(username.check_key(&keys.username), LimitKind::Username)?;
+        }
+        if let Some(global) = &self.global {
+            self.check(global.check(), LimitKind::Global)?;
+        }
+        Ok(())
+    }
+
+    /// Admits one request of any kind from `ip` (`limits.all`).
+    pub fn admit_request(&self, ip: IpAddr) -> Result<(), Throttled> {
+        match &self.all {
+            Some(all) => self.check(all.check_key(&ip), LimitKind::All),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets keys that have been idle long enough to have a full burst
+    /// again. Call it now and then.
+    pub fn forget_idle(&self) {
+        if let Some(l) = &self.ip {
+            l.retain_recent();
+        }
+        if let Some((l, _, _)) = &self.subnet {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.username {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.all {
+            l.retain_recent();
+        }
+    }
+
+    /// Keys held in all the keyed limiters together.
+    pub fn tracked_keys(&self) -> usize {
+        let ip = self.ip.as_ref().map_or(0, |l| l.len());
+        let subnet = self.subnet.as_ref().map_or(0, |(l, _, _)| l.len());
+        let username = self.username.as_ref().map_or(0, |l| l.len());
+        let all = self.all.as_ref().map_or(0, |l| l.len());
+        ip + subnet + username + all
+    }
+
+    fn check(
+        &self,
+        result: Result<(), governor::NotUntil<C::Instant>>,
+        limit: LimitKind,
+    ) -> Result<(), Throttled> {
+        result.map_err(|not_until| Throttled {
+            limit,
+            retry_after: not_until.wait_time_from(self.clock.now()),
+        })
+    }
+}
+
+fn keyed<K: Hash + Eq + Clone, C: Clock + Clone>(
+    limit: &Limit,
+    max_keys: usize,
+    clock: &C,
+) -> Keyed<K, C> {
+    RateLimiter::new(
+        quota(limit.rate, limit.burst),
+        BoundedStore::new(max_keys),
+        clock.clone(),
+    )
+}
+
+fn quota(rate: config::Rate, burst: std::num::NonZeroU32) -> Quota {
+    Quota::with_period(rate.interval())
+        .unwrap_or_else(|| Quota::per_second(rate.count))
+        .allow_burst(burst)
+}
+
+/// The network of `ip` at the configured prefix length.
+pub fn subnet_of(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> IpNet {
+    let prefix = match ip {
+        IpAddr::V4(_) => ipv4_prefix,
+        IpAddr::V6(_) => ipv6_prefix,
+    };
+    IpNet::new(ip, prefix).map_or(IpNet::from(ip), |net| net.trunc())
+}
+
+// === BoundedStore ===
+
+const SHARDS: usize = 16;
+
+/// A governor state store with a hard cap: an LRU map per shard. Under the
+/// cap nothing is forgotten early; over it, the least recently seen key of
+/// the shard goes first. Forgetting a key only forgives its history: the
+/// next attempt starts with a full burst.
+pub struct BoundedStore<K> {
+    shards: Vec<Mutex<lru::LruCache<K, Nanos>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<K: Hash + Eq + Clone> BoundedStore<K> {
+    pub fn new(max_keys: usize) -> Self {
+        let per_shard = NonZeroUsize::new(max_keys.div_ceil(SHARDS)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(lru::LruCache::new(per_shard)))
+                .collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    fn shard(&self, key: &K) -> &Mutex<lru::LruCache<K, Nanos>> {
+        let index = self.hasher.hash_one(key) as usize % SHARDS;
+        &self.shards[index]
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // The lock is held for a few arithmetic operations only; a std Mutex
+        // per shard is cheaper than any lock-free scheme with eviction.
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let previous = shard.get(key).copied();
+        let (outcome, next) = f(previous)?;
+        shard.put(key.clone(), next);
+        Ok(outcome)
+    }
+}
+
+/// Lets governor forget idle keys (`RateLimiter::retain_recent`): a key
+/// whose state is older than `drop_below` is indistinguishable from a fresh
+/// one, so dropping it changes no decision.
+impl<K: Hash + Eq + Clone> governor::state::keyed::ShrinkableKeyedStateStore<K>
+    for BoundedStore<K>
+{
+    fn retain_recent(&self, drop_below: Nanos) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let idle: Vec<K> = shard
+                .iter()
+                .filter(|(_, tat)| **tat < drop_below)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in idle {
+                shard.pop(&key);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        BoundedStore::len(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        BoundedStore::is_empty(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    fn limits(toml: &str) -> config::Limits {
+        toml::from_str(toml).unwrap()
+    }
+
+    fn keys(ip: &str, username: u64) -> AttemptKeys {
+        AttemptKeys {
+            ip: ip.parse().unwrap(),
+            username,
+        }
+    }
+
+    #[test]
+    fn each_limit_trips_at_its_rate_and_recovers() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(r#"ip = { rate = "6/min", burst = 2 }"#),
+            100,
+            clock.clone(),
+        );
+        let a = keys("192.0.2.1", 1);
+        assert!(l.admit(&a).is_ok());
+        assert!(l.admit(&a).is_ok());
+        let throttled = l.admit(&a).unwrap_err();
+        assert_eq!(throttled.limit, LimitKind::Ip);
+        assert_eq!(throttled.retry_after, Duration::from_secs(10));
+        // Another address is not affected.
+        assert!(l.admit(&keys("192.0.2.2", 1)).is_ok());
+        clock.advance(Duration::from_secs(10));
+        assert!(l.admit(&a).is_ok());
+        assert!(l.admit(&a).is_err());
+    }
+
+    #[test]
+    fn rotation_inside_a_subnet_is_one_key() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(r#"subnet = { rate = "1/min", burst = 3 }"#),
+            100,
+            clock,
+        );
+        for i in 1..=3 {
+            assert!(l.admit(&keys(&format!("2001:db8:0:1::{i}"), 0)).is_ok());
+        }
+        let throttled = l.admit(&keys("2001:db8:0:1:ffff::9", 0)).unwrap_err();
+        assert_eq!(throttled.limit, LimitKind::Subnet);
+        assert!(l.admit(&keys("2001:db8:0:2::1", 0)).is_ok(), "another /64");
+    }
+
+    #[test]
+    fn username_and_global_limits() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(
+                r#"
+                username = { rate = "1/min", burst = 1 }
+                global = { rate = "1/s", burst = 3 }
+                "#,
+            ),
+            100,
+            clock,
+        );
+        assert!(l.admit(&keys("192.0.2.1", 7)).is_ok());
+        assert_eq!(
+            l.admit(&keys("192.0.2.2", 7)).unwrap_err().limit,
+            LimitKind::Username
+        );
+        assert!(l.admit(&keys("192.0.2.3", 8)).is_ok());
+        assert!(l.admit(&keys("192.0.2.4", 9)).is_ok());
+        assert_eq!(
+            l.admit(&keys("192.0.2.5", 10)).unwrap_err().limit,
+            LimitKind::Global
+        );
+    }
+
+    #[test]
+    fn the_store_never_holds_more_than_its_cap() {
+        let store = BoundedStore::<u64>::new(SHARDS * 10);
+        for key in 0..10_000u64 {
+            let _ = store.measure_and_replace(&key, |_| Ok::<_, ()>(((), Nanos::from(key))));
+        }
+        assert!(store.len() <= SHARDS * 10);
+        // The most recent keys are still there.
+        let recent =
+            store.measure_and_replace(&9_999, |prev| Ok::<_, ()>((prev, Nanos::from(0u64))));
+        assert_eq!(recent, Ok(Some(Nanos::from(9_999u64))));
+    }
+}
