@@ -57,6 +57,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod rate_limit;
 pub mod reload;
+pub mod reputation;
 pub mod respond;
 pub mod route;
 pub mod server;

@@ -1,0 +1,352 @@
+//! Per-client suspicion and bans.
+//!
+//! A client is suspicious when, within the sliding `window`, it tries leaked
+//! pairs, or fails most of its attempts, or sprays many usernames while
+//! mostly failing. Many usernames that mostly succeed is an office or carrier
+//! NAT full of real customers, and is never a reason to ban.
+//!
+//! Memory per client is fixed and small: two window buckets of counters and a
+//! 64-bit sketch of the usernames tried (linear counting), never a list of
+//! names. Clients live in an LRU map with a hard cap; under the cap nothing
+//! is forgotten early, over it the least recently seen go first.
+//!
+//! Time is a parameter of every call (`now`), so that the rules are tested
+//! without a clock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::config;
+
+/// Why a client was banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanReason {
+    LeakedPairs,
+    Failures,
+    UsernameSpray,
+    /// By an operator, through the admin API.
+    Manual,
+}
+
+impl BanReason {
+    pub const ALL: [BanReason; 4] = [
+        Self::LeakedPairs,
+        Self::Failures,
+        Self::UsernameSpray,
+        Self::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LeakedPairs => "leaked_pairs",
+            Self::Failures => "failures",
+            Self::UsernameSpray => "username_spray",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// A ban in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ban {
+    pub until: Instant,
+    pub reason: BanReason,
+}
+
+/// What one login attempt showed about its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// A keyed hash of the normalised username.
+    pub username: u64,
+    pub leaked_pair: bool,
+    /// `Some(true)`: the shop said the login failed; `Some(false)`: it
+    /// succeeded; `None`: unknown (or the attempt was blocked).
+    pub failed: Option<bool>,
+}
+
+/// The rules, from `[suspicion]`.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    window: Duration,
+    leaked_pair_hits: u32,
+    min_attempts: u32,
+    failure_ratio: f64,
+    distinct_usernames: u32,
+    ladder: Vec<Duration>,
+    memory: Duration,
+}
+
+/// Counters for one window-long bucket.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    attempts: u32,
+    failures: u32,
+    leaked_pairs: u32,
+    /// One bit per username hash bucket: a linear-counting sketch.
+    usernames: u64,
+}
+
+/// Everything remembered about one client: about 80 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    /// Start of the current bucket; the previous one covers the window
+    /// before it.
+    since: Instant,
+    current: Bucket,
+    previous: Bucket,
+    /// Bans so far on the ladder, and when the last one ends.
+    bans: u8,
+    banned_until: Option<Instant>,
+}
+
+/// The client table and the bans.
+#[derive(Debug)]
+pub struct Reputation {
+    rules: Rules,
+    clients: lru::LruCache<IpAddr, Client>,
+    /// Bans of single addresses (automatic or manual).
+    bans: HashMap<IpAddr, Ban>,
+    /// Manual bans of whole networks; few, so a list.
+    net_bans: Vec<(IpNet, Ban)>,
+    max_bans: usize,
+}
+
+// === impl Rules ===
+
+impl Rules {
+    pub fn new(config: &config::Suspicion) -> Self {
+        Self {
+            window: config.window.0,
+            leaked_pair_hits: config.leaked_pair_hits,
+            min_attempts: config.min_attempts,
+            failure_ratio: config.failure_ratio,
+            distinct_usernames: config.distinct_usernames,
+            ladder: config.ban.iter().map(|d| d.0).collect(),
+            memory: config.ban_memory.0,
+        }
+    }
+
+    /// The verdict on a client's window, if it is suspicious.
+    fn judge(&self, window: &Window) -> Option<BanReason> {
+        if self.leaked_pair_hits > 0 && window.leaked_pairs >= f64::from(self.leaked_pair_hits) {
+            return Some(BanReason::LeakedPairs);
+        }
+        let judged = window.attempts >= f64::from(self.min_attempts.max(1));
+        let ratio = match window.attempts > 0.0 {
+            true => window.failures / window.attempts,
+            false => 0.0,
+        };
+        if judged && ratio >= self.failure_ratio {
+            return Some(BanReason::Failures);
+        }
+        // A spray is many usernames from one client, mostly failing.
+        if window.usernames >= f64::from(self.distinct_usernames) && ratio >= SPRAY_FAILURE_RATIO {
+            return Some(BanReason::UsernameSpray);
+        }
+        None
+    }
+
+    fn ban_duration(&self, bans_before: u8) -> Duration {
+        let step = usize::from(bans_before).min(self.ladder.len() - 1);
+        self.ladder[step]
+    }
+}
+
+/// The share of failures above which many usernames are a spray rather than
+/// a NAT of real customers.
+const SPRAY_FAILURE_RATIO: f64 = 0.5;
+
+/// A client's counts over the sliding window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    attempts: f64,
+    failures: f64,
+    leaked_pairs: f64,
+    usernames: f64,
+}
+
+// === impl Client ===
+
+impl Client {
+    fn new(now: Instant) -> Self {
+        Self {
+            since: now,
+            current: Bucket::default(),
+            previous: Bucket::default(),
+            bans: 0,
+            banned_until: None,
+        }
+    }
+
+    /// Moves the buckets forward so that `current` contains `now`.
+    fn advance(&mut self, now: Instant, window: Duration) {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed < window {
+            return;
+        }
+        self.previous = match elapsed < window * 2 {
+            true => self.current,
+            false => Bucket::default(),
+        };
+        self.current = Bucket::default();
+        self.since = now;
+    }
+
+    /// The sliding-window estimate: all of the current bucket, and the part
+    /// of the previous one that still overlaps the window.
+    fn window(&self, now: Instant, window: Duration) -> Window {
+        let into = now.saturating_duration_since(self.since).as_secs_f64();
+        let weight = (1.0 - into / window.as_secs_f64()).clamp(0.0, 1.0);
+        let mix = |current: u32, previous: u32| f64::from(current) + f64::from(previous) * weight;
+        Window {
+            attempts: mix(self.current.attempts, self.previous.attempts),
+            failures: mix(self.current.failures, self.previous.failures),
+            leaked_pairs: mix(self.current.leaked_pairs, self.previous.leaked_pairs),
+            usernames: distinct(self.current.usernames | self.previous.usernames),
+        }
+    }
+}
+
+/// Linear counting: the number of distinct items whose hashes set `bits`.
+fn distinct(bits: u64) -> f64 {
+    match bits.count_zeros() {
+        0 => 64.0 * 64f64.ln(), // saturated: at least this many
+        zeros => 64.0 * (64.0 / f64::from(zeros)).ln(),
+    }
+}
+
+// === impl Reputation ===
+
+impl Reputation {
+    pub fn new(config: &config::Suspicion, max_clients: usize) -> Self {
+        let cap = NonZeroUsize::new(max_clients).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            rules: Rules::new(config),
+            clients: lru::LruCache::new(cap),
+            bans: HashMap::new(),
+            net_bans: Vec::new(),
+            max_bans: max_clients,
+        }
+    }
+
+    /// The ban on `ip` in force at `now`, if any.
+    pub fn ban_of(&self, ip: IpAddr, now: Instant) -> Option<Ban> {
+        let active = |ban: &Ban| ban.until > now;
+        if let Some(ban) = self.bans.get(&ip).filter(|b| active(b)) {
+            return Some(*ban);
+        }
+        self.net_bans
+            .iter()
+            .find(|(net, ban)| net.contains(&ip) && active(ban))
+            .map(|(_, ban)| *ban)
+    }
+
+    /// Records one attempt; returns the ban it triggered, if any.
+    pub fn observe(&mut self, ip: IpAddr, observation: Observation, now: Instant) -> Option<Ban> {
+        let rules = &self.rules;
+        let client = self.clients.get_or_insert_mut(ip, || Client::new(now));
+        client.advance(now, rules.window);
+        let bucket = &mut client.current;
+        bucket.attempts += 1;
+        bucket.failures += u32::from(observation.failed == Some(true));
+        bucket.leaked_pairs += u32::from(observation.leaked_pair);
+        bucket.usernames |= 1u64 << (observation.username % 64);
+        if client.banned_until.is_some_and(|until| until > now) {
+            return None;
+        }
+        let reason = rules.judge(&client.window(now, rules.window))?;
+        if client
+            .banned_until
+            .is_some_and(|until| now.saturating_duration_since(until) > rules.memory)
+        {
+            client.bans = 0;
+        }
+        let until = now + rules.ban_duration(client.bans);
+        client.bans = client.bans.saturating_add(1);
+        client.banned_until = Some(until);
+        // A fresh start for the next window once the ban ends.
+        client.current = Bucket::default();
+        client.previous = Bucket::default();
+        let ban = Ban { until, reason };
+        self.insert_ban(ip, ban, now);
+        Some(ban)
+    }
+
+    /// An operator's ban of an address or a network.
+    pub fn ban(&mut self, target: IpNet, duration: Duration, now: Instant) -> Ban {
+        let ban = Ban {
+            until: now + duration,
+            reason: BanReason::Manual,
+        };
+        match target.prefix_len() == target.max_prefix_len() {
+            true => self.insert_ban(target.addr(), ban, now),
+            false => {
+                self.net_bans.retain(|(net, _)| *net != target);
+                self.net_bans.push((target.trunc(), ban));
+            }
+        }
+        ban
+    }
+
+    /// Lifts the ban on exactly `target`; returns true if there was one.
+    pub fn unban(&mut self, target: IpNet) -> bool {
+        match target.prefix_len() == target.max_prefix_len() {
+            true => {
+                if let Some(client) = self.clients.peek_mut(&target.addr()) {
+                    client.banned_until = None;
+                }
+                self.bans.remove(&target.addr()).is_some()
+            }
+            false => {
+                let before = self.net_bans.len();
+                self.net_bans.retain(|(net, _)| *net != target.trunc());
+                self.net_bans.len() != before
+            }
+        }
+    }
+
+    /// Every ban in force at `now`, networks included.
+    pub fn bans(&self, now: Instant) -> Vec<(IpNet, Ban)> {
+        let singles = self.bans.iter().map(|(ip, ban)| (IpNet::from(*ip), *ban));
+        singles
+            .chain(self.net_bans.iter().copied())
+            .filter(|(_, ban)| ban.until > now)
+            .collect()
+    }
+
+    /// Drops expired bans; returns how many are still in force.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        self.bans.retain(|_, ban| ban.until > now);
+        self.net_bans.retain(|(_, ban)| ban.until > now);
+        self.bans.len() + self.net_bans.len()
+    }
+
+    pub fn tracked_clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn insert_ban(&mut self, ip: IpAddr, ban: Ban, now: Instant) {
+        if self.bans.len() >= self.max_bans {
+            self.expire(now);
+        }
+        // Still full of live bans: the one ending soonest makes room.
+        if self.bans.len() >= self.max_bans {
+            if let Some(soonest) = self
+                .bans
+                .iter()
+                .min_by_key(|(_, b)| b.until)
+                .map(|(ip, _)| *ip)
+            {
+                self.bans.remove(&soonest);
+            }
+        }
+        self.bans.insert(ip, ban);
+    }
+}
+
+#[cfg(test)]
+mod tests;
