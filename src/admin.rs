@@ -12,14 +12,21 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use ipnet::IpNet;
 use prometheus::{Encoder, Registry, TextEncoder};
+use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::reload::Reloader;
 use crate::respond::ProxyBody;
+use crate::state::State;
 use crate::upstream::Upstream;
+
+/// Admin request bodies are tiny JSON objects.
+const MAX_ADMIN_BODY: usize = 4096;
 
 /// A token shorter than this is a placeholder, not a secret.
 const MIN_TOKEN_LEN: usize = 16;
@@ -78,6 +85,7 @@ impl fmt::Debug for AdminToken {
 pub struct AdminParts {
     pub registry: Registry,
     pub upstream: Upstream,
+    pub state: State,
     /// `None`: the `/admin/*` API is off.
     pub token: Option<AdminToken>,
     pub reloader: Reloader,
@@ -96,7 +104,7 @@ impl Admin {
         }
     }
 
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<ProxyBody> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let path = req.uri().path();
         if path.starts_with("/admin/") {
             return self.api(req).await;
@@ -115,7 +123,7 @@ impl Admin {
     }
 
     /// `/admin/*`: only with the bearer token.
-    async fn api<B>(&self, req: Request<B>) -> Response<ProxyBody> {
+    async fn api(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let Some(token) = &self.inner.token else {
             return json(
                 StatusCode::FORBIDDEN,
@@ -132,7 +140,16 @@ impl Admin {
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
-        match (req.method(), req.uri().path()) {
+        let path = req.uri().path().to_owned();
+        if let Some(target) = path.strip_prefix("/admin/bans/") {
+            return match *req.method() {
+                Method::DELETE => self.unban(target).await,
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "use DELETE to lift a ban"),
+            };
+        }
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/admin/bans") => json(StatusCode::OK, &self.inner.state.bans().await),
+            (&Method::POST, "/admin/bans") => self.ban(req.into_body()).await,
             (&Method::GET, "/admin/filters") => {
                 json(StatusCode::OK, &self.inner.reloader.filters().status())
             }
@@ -144,10 +161,67 @@ impl Admin {
                 };
                 json(status, &report)
             }
-            _ => json(
-                StatusCode::NOT_FOUND,
-                &serde_json::json!({"error": "no such admin endpoint"}),
-            ),
+            _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
+        }
+    }
+
+    /// `POST /admin/bans` with `{"target": "203.0.113.7" or a CIDR,
+    /// "duration": "1h"}`.
+    async fn ban(&self, body: Incoming) -> Response<ProxyBody> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct NewBan {
+            target: String,
+            duration: String,
+        }
+        let Ok(body) = Limited::new(body, MAX_ADMIN_BODY).collect().await else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body is unreadable or too large",
+            );
+        };
+        let request: NewBan = match serde_json::from_slice(&body.to_bytes()) {
+            Ok(request) => request,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    r#"expected {"target": "<ip or cidr>", "duration": "<like 1h>"}"#,
+                )
+            }
+        };
+        let Some(target) = parse_target(&request.target) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "target must be an IP address or a CIDR",
+            );
+        };
+        let duration = match humantime::parse_duration(&request.duration) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "duration must be like \"30m\" or \"24h\"",
+                )
+            }
+        };
+        self.inner.state.ban(target, duration).await;
+        let created =
+            serde_json::json!({"target": target, "expires_in_seconds": duration.as_secs()});
+        json(StatusCode::CREATED, &created)
+    }
+
+    /// `DELETE /admin/bans/{ip or cidr}`.
+    async fn unban(&self, target: &str) -> Response<ProxyBody> {
+        let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+        let Some(net) = parse_target(&target) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "target must be an IP address or a CIDR",
+            );
+        };
+        match self.inner.state.unban(net).await {
+            true => json(StatusCode::OK, &serde_json::json!({"unbanned": net})),
+            false => error(StatusCode::NOT_FOUND, "no ban on that target"),
         }
     }
 
@@ -173,6 +247,19 @@ impl Admin {
             false => text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n"),
         }
     }
+}
+
+/// An address (a one-address network) or a network.
+fn parse_target(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .ok()
+        .map(|net| net.trunc())
+}
+
+fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    json(status, &serde_json::json!({ "error": message }))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

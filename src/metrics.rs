@@ -9,6 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use crate::leaked::FilterKind;
+use crate::outcome::LoginOutcome;
+use crate::rate_limit::LimitKind;
+use crate::reputation::BanReason;
 use crate::route::{LoginRoute, Routes};
 use crate::verdict::{self, Verdict};
 use prometheus::{
@@ -23,8 +26,10 @@ pub enum Decision {
     Allow,
     /// Forwarded with the annotation header.
     Annotate,
-    /// Refused with 403.
+    /// Refused with 403: a leaked pair or password, a ban, the deny list.
     Block,
+    /// Refused with 429: over a rate limit.
+    Throttle,
     /// Forwarded unchanged although a policy would have acted.
     Shadow,
     /// A login body that did not parse, forwarded (`on_unparsed = "forward"`).
@@ -36,10 +41,11 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub const ALL: [Decision; 7] = [
+    pub const ALL: [Decision; 8] = [
         Self::Allow,
         Self::Annotate,
         Self::Block,
+        Self::Throttle,
         Self::Shadow,
         Self::Unparsed,
         Self::Reject,
@@ -51,6 +57,7 @@ impl Decision {
             Self::Allow => "allow",
             Self::Annotate => "annotate",
             Self::Block => "block",
+            Self::Throttle => "throttle",
             Self::Shadow => "shadow",
             Self::Unparsed => "unparsed",
             Self::Reject => "reject",
@@ -120,6 +127,12 @@ struct Inner {
     passthrough: RouteSeries,
     logins: Vec<RouteSeries>,
     login_attempts: [IntCounter; 3],
+    /// By outcome, then verdict.
+    login_outcomes: [[IntCounter; 3]; 3],
+    rate_limited: [IntCounter; LimitKind::ALL.len()],
+    bans: [IntCounter; BanReason::ALL.len()],
+    bans_active: IntGauge,
+    tracked_clients: IntGauge,
     upstream_duration: Histogram,
     upstream_errors: [IntCounter; 3],
     tls_handshake_errors: IntCounter,
@@ -169,6 +182,29 @@ impl Metrics {
                 "Login attempts whose credentials were checked, by verdict.",
             ),
             &["verdict"],
+        )?;
+        let login_outcomes = IntCounterVec::new(
+            Opts::new(
+                "credgate_login_outcomes_total",
+                "Forwarded login attempts by the shop's answer and credgate's verdict.",
+            ),
+            &["outcome", "verdict"],
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "credgate_rate_limited_total",
+                "Attempts refused by a rate limit.",
+            ),
+            &["limit"],
+        )?;
+        let bans = IntCounterVec::new(
+            Opts::new("credgate_bans_total", "Bans imposed, by reason."),
+            &["reason"],
+        )?;
+        let bans_active = IntGauge::new("credgate_bans_active", "Bans in force.")?;
+        let tracked_clients = IntGauge::new(
+            "credgate_tracked_clients",
+            "Clients whose suspicion state is held in memory.",
         )?;
         let upstream_duration = Histogram::with_opts(
             HistogramOpts::new(
@@ -220,6 +256,11 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(login_attempts.clone()))?;
+        registry.register(Box::new(login_outcomes.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(bans.clone()))?;
+        registry.register(Box::new(bans_active.clone()))?;
+        registry.register(Box::new(tracked_clients.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(tls_handshake_errors.clone()))?;
@@ -239,6 +280,13 @@ impl Metrics {
                 .map(|r| route(&r.name, RouteKind::Login))
                 .collect(),
             login_attempts: Verdict::ALL.map(|v| login_attempts.with_label_values(&[v.as_str()])),
+            login_outcomes: LoginOutcome::ALL.map(|o| {
+                Verdict::ALL.map(|v| login_outcomes.with_label_values(&[o.as_str(), v.as_str()]))
+            }),
+            rate_limited: LimitKind::ALL.map(|l| rate_limited.with_label_values(&[l.as_str()])),
+            bans: BanReason::ALL.map(|r| bans.with_label_values(&[r.as_str()])),
+            bans_active,
+            tracked_clients,
             upstream_duration,
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| upstream_errors.with_label_values(&[k.as_str()])),
@@ -271,6 +319,25 @@ impl Metrics {
 
     pub fn record_login_attempt(&self, verdict: Verdict) {
         self.inner.login_attempts[verdict as usize].inc();
+    }
+
+    pub fn record_login_outcome(&self, outcome: LoginOutcome, verdict: Verdict) {
+        self.inner.login_outcomes[outcome as usize][verdict as usize].inc();
+    }
+
+    pub fn record_rate_limited(&self, limit: LimitKind) {
+        self.inner.rate_limited[limit as usize].inc();
+    }
+
+    pub fn record_ban(&self, reason: BanReason) {
+        self.inner.bans[reason as usize].inc();
+    }
+
+    /// The state's size: bans in force, clients tracked.
+    pub fn record_state(&self, bans_active: usize, tracked_clients: usize) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.inner.bans_active.set(gauge(bans_active));
+        self.inner.tracked_clients.set(gauge(tracked_clients));
     }
 
     pub fn record_upstream(&self, elapsed: Duration) {
@@ -365,6 +432,15 @@ mod tests {
         }
         for (i, k) in UpstreamErrorKind::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i);
+        }
+        for (i, o) in LoginOutcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+        for (i, l) in LimitKind::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+        }
+        for (i, r) in BanReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
         }
     }
 

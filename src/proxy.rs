@@ -20,8 +20,12 @@ use crate::credentials::{self, BodyError, CredentialsError, LoginBody};
 use crate::leaked::LeakedFilters;
 use crate::logging;
 use crate::metrics::{Decision, Metrics};
+use crate::outcome::LoginOutcome;
+use crate::rate_limit::{AttemptKeys, Throttled};
+use crate::reputation::Observation;
 use crate::respond::{self, BlockPage, ProxyBody};
 use crate::route::{LoginRoute, Route, Routes};
+use crate::state::{Refusal, State};
 use crate::upstream::{Hop, Upstream, UpstreamError};
 use crate::verdict::{self, Verdict};
 
@@ -37,6 +41,10 @@ pub enum RequestError {
     #[error("login refused: {}", .0.as_str())]
     Blocked(Verdict),
     #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
+    #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
 
@@ -44,7 +52,10 @@ impl RequestError {
     fn decision(&self) -> Decision {
         match self {
             Self::AmbiguousHost(_) | Self::Body(_) | Self::Credentials(_) => Decision::Reject,
-            Self::Blocked(_) => Decision::Block,
+            Self::Blocked(_) | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => {
+                Decision::Block
+            }
+            Self::Refused(Refusal::Throttled(_)) | Self::Throttled(_) => Decision::Throttle,
             Self::Upstream(_) => Decision::UpstreamError,
         }
     }
@@ -75,6 +86,7 @@ pub struct Stages {
     pub trusted: TrustedProxies,
     pub routes: Routes,
     pub leaked: LeakedFilters,
+    pub state: State,
     pub login: LoginPolicy,
     pub metrics: Metrics,
 }
@@ -91,6 +103,14 @@ pub struct Proxy {
 struct Record<'a> {
     login: Option<&'a LoginRoute>,
     decision: Decision,
+}
+
+/// A checked login attempt on its way to the shop: what to learn from the
+/// answer.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    verdict: Verdict,
+    username: u64,
 }
 
 // === impl Proxy ===
@@ -154,8 +174,14 @@ impl Proxy {
         let client = self.inner.trusted.resolve(conn.peer.ip(), req.headers());
         // No client may forge a verdict: the header is ours alone.
         req.headers_mut().remove(&self.inner.login.annotate_header);
-        let req = match self.inner.routes.resolve(&req) {
-            Route::Passthrough => req.map(Either::Left),
+        let route = self.inner.routes.resolve(&req);
+        record.login = route.login();
+        self.inner
+            .state
+            .screen(client.0, record.login.is_some())
+            .await?;
+        let (req, attempt) = match route {
+            Route::Passthrough => (req.map(Either::Left), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
         let (response, elapsed) = self
@@ -164,44 +190,78 @@ impl Proxy {
             .forward(req, host, self.hop(conn))
             .await?;
         self.inner.metrics.record_upstream(elapsed);
+        if let (Some(attempt), Some(route)) = (attempt, record.login) {
+            let outcome = route.failure.classify(&response);
+            self.learn(client, attempt, Some(outcome)).await;
+        }
         Ok(response.map(Either::Left))
     }
 
-    /// A login attempt: read the body, extract the credentials, check them,
-    /// decide. Returns the request to forward, with the inspected bytes.
+    /// A login attempt: read the body, extract the credentials, apply the
+    /// limits, check the filters, decide. Returns the request to forward,
+    /// with the inspected bytes, and the attempt to learn from (none when
+    /// the body was forwarded unparsed).
     async fn inspect_login<'a>(
         &'a self,
         req: Request<Incoming>,
         route: &'a LoginRoute,
-        _client: ClientIp,
+        client: ClientIp,
         record: &mut Record<'a>,
-    ) -> Result<Request<ProxyBody>, RequestError> {
-        record.login = Some(route);
+    ) -> Result<(Request<ProxyBody>, Option<Attempt>), RequestError> {
         let login = &self.inner.login;
         let (mut parts, body) = req.into_parts();
         let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
-        match credentials::extract(&parts, &body, route) {
-            Ok(credentials) => {
-                let signals = self.inner.leaked.check(&credentials);
-                let (verdict, decision) = verdict::decide(&signals, &login.verdicts);
-                self.inner.metrics.record_login_attempt(verdict);
-                record.decision = Decision::from(decision);
-                match decision {
-                    verdict::Decision::Block => return Err(RequestError::Blocked(verdict)),
-                    verdict::Decision::Annotate(verdict) => {
-                        let value = HeaderValue::from_static(verdict.annotation().unwrap_or(""));
-                        parts.headers.insert(&login.annotate_header, value);
-                    }
-                    verdict::Decision::Allow | verdict::Decision::Shadow(_) => {}
-                }
-            }
+        let credentials = match credentials::extract(&parts, &body, route) {
+            Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
                 record.decision = Decision::Unparsed;
+                return Ok((inspected_request(parts, body), None));
             }
             Err(e) => return Err(e.into()),
+        };
+        let username = self.inner.leaked.normalize(credentials.username.as_str());
+        let keys = AttemptKeys {
+            ip: client.0,
+            username: self.inner.state.username_key(&username),
+        };
+        self.inner.state.admit(&keys).await?;
+        let signals = self.inner.leaked.check(&username, &credentials.password);
+        let (verdict, decision) = verdict::decide(&signals, &login.verdicts);
+        self.inner.metrics.record_login_attempt(verdict);
+        record.decision = Decision::from(decision);
+        let attempt = Attempt {
+            verdict,
+            username: keys.username,
+        };
+        match decision {
+            verdict::Decision::Block => {
+                self.learn(client, attempt, None).await;
+                return Err(RequestError::Blocked(verdict));
+            }
+            verdict::Decision::Annotate(verdict) => {
+                let value = HeaderValue::from_static(verdict.annotation().unwrap_or(""));
+                parts.headers.insert(&login.annotate_header, value);
+            }
+            verdict::Decision::Allow | verdict::Decision::Shadow(_) => {}
         }
-        Ok(inspected_request(parts, body))
+        Ok((inspected_request(parts, body), Some(attempt)))
+    }
+
+    /// Counts the shop's answer (`None`: the attempt never reached the
+    /// shop) and tells the state what the attempt showed.
+    async fn learn(&self, client: ClientIp, attempt: Attempt, outcome: Option<LoginOutcome>) {
+        if let Some(outcome) = outcome {
+            self.inner
+                .metrics
+                .record_login_outcome(outcome, attempt.verdict);
+        }
+        let observation = Observation {
+            username: attempt.username,
+            leaked_pair: attempt.verdict == Verdict::LeakedPair,
+            failed: outcome.and_then(LoginOutcome::failed),
+        };
+        self.inner.state.observe(client.0, observation).await;
     }
 
     fn hop(&self, conn: Conn) -> Hop {
@@ -217,7 +277,9 @@ impl Proxy {
             RequestError::AmbiguousHost(_)
             | RequestError::Body(_)
             | RequestError::Credentials(_)
-            | RequestError::Blocked(_) => {
+            | RequestError::Blocked(_)
+            | RequestError::Refused(_)
+            | RequestError::Throttled(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");
             }
             RequestError::Upstream(e) => {

@@ -5,13 +5,16 @@
 //! error cannot ship without a decision about what the client sees.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::credentials::BodyError;
 use crate::proxy::RequestError;
+use crate::state::Refusal;
 use crate::upstream::UpstreamError;
 
 /// The body of every response the proxy listener sends: the shop's, streamed,
@@ -44,6 +47,26 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
         },
         RequestError::Credentials(e) => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
         RequestError::Blocked(_) => block.response(),
+        RequestError::Refused(Refusal::Denied) => json(StatusCode::FORBIDDEN, "access denied"),
+        RequestError::Refused(Refusal::Banned(ban)) => {
+            let mut response = json(
+                StatusCode::FORBIDDEN,
+                "too many suspicious login attempts from this address; try again later",
+            );
+            retry_after(
+                &mut response,
+                ban.until.saturating_duration_since(Instant::now()),
+            );
+            response
+        }
+        RequestError::Refused(Refusal::Throttled(t)) | RequestError::Throttled(t) => {
+            let mut response = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many attempts; slow down",
+            );
+            retry_after(&mut response, t.retry_after);
+            response
+        }
         RequestError::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => {
             json(StatusCode::BAD_GATEWAY, "the shop could not be reached")
         }
@@ -52,6 +75,15 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
             "the shop did not answer in time",
         ),
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up: a client that waits exactly
+/// this long is admitted.
+fn retry_after(response: &mut Response<ProxyBody>, wait: Duration) {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
 }
 
 /// A small JSON error body: `{"error": "..."}`.

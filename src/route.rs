@@ -16,6 +16,7 @@ use http::{Method, Request};
 use percent_encoding::percent_decode_str;
 
 use crate::config;
+use crate::outcome::FailureSigns;
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
@@ -50,12 +51,24 @@ pub struct LoginRoute {
     pub username_field: String,
     pub password_field: String,
     pub max_body: usize,
+    /// How the shop says the login failed.
+    pub failure: FailureSigns,
 }
 
 /// The login routes of the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     logins: Vec<LoginRoute>,
+}
+
+impl<'a> Route<'a> {
+    /// The login route, if this is one.
+    pub fn login(self) -> Option<&'a LoginRoute> {
+        match self {
+            Self::Login(route) => Some(route),
+            Self::Passthrough => None,
+        }
+    }
 }
 
 // === impl Routes ===
@@ -101,6 +114,7 @@ impl LoginRoute {
             username_field: config.username_field.clone(),
             password_field: config.password_field.clone(),
             max_body: usize::try_from(config.max_body.0).unwrap_or(usize::MAX),
+            failure: FailureSigns::new(config),
         }
     }
 

@@ -36,6 +36,7 @@ use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
 use crate::reload::Reloader;
 use crate::respond::BlockPage;
 use crate::route::Routes;
+use crate::state::State;
 use crate::tls::{self, CertStore};
 use crate::upstream::Upstream;
 use crate::verdict::Policy;
@@ -48,6 +49,9 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 // the connection is an attack (CVE-2023-44487, "rapid reset").
 const H2_MAX_PENDING_RESETS: usize = 20;
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// How often expired bans and idle limiter keys are dropped, and the state
+/// gauges updated.
+const STATE_MAINTENANCE: Duration = Duration::from_secs(5);
 
 /// The addresses the server actually bound (useful with port 0).
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +68,7 @@ pub struct Server {
     admin_listener: TcpListener,
     tls: TlsAcceptor,
     reloader: Reloader,
+    state: State,
     /// How often filter files are checked for replacement; zero: never.
     watch_interval: Duration,
     proxy: Proxy,
@@ -76,6 +81,7 @@ pub struct Server {
 struct Parts {
     tls: TlsAcceptor,
     reloader: Reloader,
+    state: State,
     proxy: Proxy,
     admin: Admin,
     metrics: Metrics,
@@ -97,11 +103,13 @@ impl Parts {
         let leaked = LeakedFilters::load(&config.leaked, metrics.clone())
             .context("[leaked]: cannot load the filters")?;
         let upstream = Upstream::new(&config.upstream, provider).context("[upstream]")?;
+        let state = State::new(config, metrics.clone());
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),
             trusted: TrustedProxies::new(s.trusted_proxies.clone()),
             routes,
             leaked: leaked.clone(),
+            state: state.clone(),
             login: login_policy(config)?,
             metrics: metrics.clone(),
         });
@@ -109,12 +117,14 @@ impl Parts {
         let admin = Admin::new(AdminParts {
             registry,
             upstream,
+            state: state.clone(),
             token: admin_token(s)?,
             reloader: reloader.clone(),
         });
         Ok(Self {
             tls,
             reloader,
+            state,
             proxy,
             admin,
             metrics,
@@ -155,6 +165,7 @@ impl Server {
             admin_listener: bind(s.admin_listen, "server.admin_listen").await?,
             tls: parts.tls,
             reloader: parts.reloader,
+            state: parts.state,
             watch_interval: config.leaked.watch_interval.0,
             proxy: parts.proxy,
             admin: parts.admin,
@@ -220,6 +231,7 @@ impl Server {
             let filters = self.reloader.filters().clone();
             loops.spawn(filters.watch(self.watch_interval, shutdown.clone()));
         }
+        loops.spawn(self.state.maintain(STATE_MAINTENANCE, shutdown.clone()));
 
         shutdown.cancelled().await;
         tracing::info!("shutting down: listeners closed, draining open connections");

@@ -65,6 +65,10 @@ password_field = "/user/password"
 [[login]]
 path = "/login"
 
+# These tests replay leaked pairs from one address on purpose.
+[suspicion]
+enabled = false
+
 [leaked]
 pairs_filter = "{}"
 passwords_filter = "{}"

@@ -7,6 +7,7 @@
 //! that fails to load is refused, logged and counted, and the old filter
 //! keeps serving. During a reload both filters are in memory for a moment.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{normalize_username, Filter, FilterError, FilterKind, UsernameNormalization};
 use crate::config;
-use crate::credentials::Credentials;
+use crate::credentials::Password;
 use crate::logging;
 use crate::metrics::Metrics;
 use crate::verdict::Signals;
@@ -121,17 +122,18 @@ impl LeakedFilters {
         })
     }
 
-    /// What the filters say about one attempt. Lock-free and allocation-free
-    /// for an ASCII username already in normal form.
-    pub fn check(&self, credentials: &Credentials) -> Signals {
-        let password = credentials.password.as_bytes();
+    /// The username as the pairs filter was built to see it.
+    pub fn normalize<'a>(&self, raw: &'a str) -> Cow<'a, str> {
+        normalize_username(raw, self.inner.normalization)
+    }
+
+    /// What the filters say about one attempt, given the username from
+    /// [`Self::normalize`]. Lock-free and allocation-free.
+    pub fn check(&self, normalized_username: &str, password: &Password) -> Signals {
+        let password = password.as_bytes();
         let pair_leaked = self.inner.pairs.as_ref().is_some_and(|slot| {
-            let username =
-                normalize_username(credentials.username.as_str(), self.inner.normalization);
-            slot.current
-                .load()
-                .filter
-                .contains_pair(&username, password)
+            let filter = &slot.current.load().filter;
+            filter.contains_pair(normalized_username, password)
         });
         let password_leaked = self
             .inner
