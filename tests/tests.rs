@@ -11,3 +11,4 @@ mod leaked;
 mod lifecycle;
 mod login;
 mod passthrough;
+mod protection;

@@ -1,0 +1,476 @@
+//! Rate limits, suspicion and bans through the real proxy. Clients are
+//! simulated through a trusted proxy's `X-Forwarded-For`, so that one test
+//! can speak for many addresses.
+
+use std::time::{Duration, Instant};
+
+use http::{Request, StatusCode};
+
+use crate::support::client::{admin, full, Answer, Body};
+use crate::support::*;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const WRONG: &str = "not-the-password";
+
+/// A proxy that trusts 127.0.0.1's `X-Forwarded-For`, with a form login on
+/// `/login` and the given `[limits]` / `[suspicion]` tables.
+async fn protected(tables: &str) -> (TestCert, credgate::demo::Shop, RunningProxy) {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let token_file = cert.dir.path().join("admin.token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let server = format!(
+        "trusted_proxies = [\"127.0.0.0/8\"]\nadmin_token_file = \"{}\"",
+        token_file.display()
+    );
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n{tables}\n",
+        config_toml(&cert, shop.addr(), &server, "")
+    );
+    let proxy = start_proxy(&toml).await;
+    (cert, shop, proxy)
+}
+
+fn login(proxy: &RunningProxy, from: &str, user: &str, password: &str) -> Request<Body> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", user)
+        .append_pair("password", password)
+        .finish();
+    Request::post(proxy.url("/login"))
+        .header("x-forwarded-for", from)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(body))
+        .unwrap()
+}
+
+fn retry_after(answer: &Answer) -> u64 {
+    answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_ip_limit_trips_at_its_rate_and_recovers_after_retry_after() {
+    let (cert, shop, proxy) = protected("[limits]\nip = { rate = \"60/min\", burst = 2 }").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    for _ in 0..2 {
+        let answer = client
+            .send(login(&proxy, "192.0.2.1", "alice@example.com", WRONG))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    }
+    let throttled = client
+        .send(login(&proxy, "192.0.2.1", "alice@example.com", WRONG))
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&throttled), 1);
+    assert_eq!(
+        shop.login_requests(),
+        2,
+        "a throttled attempt reached the shop"
+    );
+    // Another client is not affected.
+    let other = client
+        .send(login(&proxy, "192.0.2.2", "alice@example.com", WRONG))
+        .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+
+    tokio::time::sleep(Duration::from_secs(retry_after(&throttled))).await;
+    let again = client
+        .send(login(&proxy, "192.0.2.1", "alice@example.com", WRONG))
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNAUTHORIZED,
+        "not recovered after Retry-After"
+    );
+
+    let metrics = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(&metrics, "credgate_rate_limited_total", &[("limit", "ip")]),
+        1.0
+    );
+    let throttle = [("route", "login"), ("decision", "throttle")];
+    assert_eq!(sample(&metrics, "credgate_requests_total", &throttle), 1.0);
+}
+
+#[tokio::test]
+async fn rotating_addresses_inside_a_64_is_caught_by_the_subnet_limit() {
+    let (cert, _shop, proxy) =
+        protected("[limits]\nsubnet = { rate = \"1/min\", burst = 3 }").await;
+    let client = TestClient::new(&cert.der, Version::Http2);
+    for i in 1..=3 {
+        let from = format!("2001:db8:0:7::{i:x}");
+        let answer = client
+            .send(login(&proxy, &from, "alice@example.com", WRONG))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{from}");
+    }
+    let rotated = client
+        .send(login(
+            &proxy,
+            "2001:db8:0:7:beef::1",
+            "alice@example.com",
+            WRONG,
+        ))
+        .await;
+    assert_eq!(rotated.status, StatusCode::TOO_MANY_REQUESTS);
+    let elsewhere = client
+        .send(login(&proxy, "2001:db8:0:8::1", "alice@example.com", WRONG))
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::UNAUTHORIZED,
+        "another /64 is another subnet"
+    );
+    let metrics = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "credgate_rate_limited_total",
+            &[("limit", "subnet")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn the_username_and_global_limits_trip() {
+    let tables = "[limits]\nusername = { rate = \"1/min\", burst = 2 }\nglobal = { rate = \"1/min\", burst = 4 }";
+    let (cert, _shop, proxy) = protected(tables).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    // One username from many addresses.
+    for from in ["192.0.2.1", "192.0.2.2"] {
+        let answer = client
+            .send(login(&proxy, from, "carol@example.com", WRONG))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    // The username is normalised: case and spaces do not make it another.
+    let answer = client
+        .send(login(&proxy, "192.0.2.3", " Carol@Example.com", WRONG))
+        .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    // Two more attempts fill the global budget of four forwarded attempts.
+    for user in ["u1@example.com", "u2@example.com"] {
+        let answer = client.send(login(&proxy, "192.0.2.4", user, WRONG)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    let answer = client
+        .send(login(&proxy, "192.0.2.5", "u3@example.com", WRONG))
+        .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    let metrics = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "credgate_rate_limited_total",
+            &[("limit", "username")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "credgate_rate_limited_total",
+            &[("limit", "global")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn the_all_traffic_limit_protects_pass_through_routes() {
+    let (cert, _shop, proxy) = protected("[limits]\nall = { rate = \"1/min\", burst = 3 }").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let get = |from: &str| {
+        Request::get(proxy.url("/"))
+            .header("x-forwarded-for", from)
+            .body(full(""))
+            .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(client.send(get("192.0.2.9")).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        client.send(get("192.0.2.9")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(client.send(get("192.0.2.10")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_address_spraying_usernames_is_banned() {
+    let (cert, shop, proxy) = protected("[suspicion]\nmin_attempts = 1000").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let mut banned_after = None;
+    for i in 0..40 {
+        let user = format!("victim{i}@example.com");
+        let answer = client
+            .send(login(&proxy, "203.0.113.50", &user, WRONG))
+            .await;
+        if answer.status == StatusCode::FORBIDDEN {
+            banned_after = Some(i);
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    let attempts = banned_after.expect("the spray was never banned");
+    assert!(
+        (6..=20).contains(&attempts),
+        "banned after {attempts} usernames"
+    );
+    let reached = shop.login_requests();
+    let refused = client
+        .send(login(
+            &proxy,
+            "203.0.113.50",
+            "alice@example.com",
+            "wonderland-42",
+        ))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(retry_after(&refused) > 200, "the first ban lasts 5 minutes");
+    assert_eq!(
+        shop.login_requests(),
+        reached,
+        "a banned client reached the shop"
+    );
+    // Pass-through traffic still flows with ban_scope = "login".
+    let page = Request::get(proxy.url("/"))
+        .header("x-forwarded-for", "203.0.113.50")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(client.send(page).await.status, StatusCode::OK);
+
+    let metrics = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "credgate_bans_total",
+            &[("reason", "username_spray")]
+        ),
+        1.0
+    );
+    let failed_clean = [("outcome", "failure"), ("verdict", "clean")];
+    assert_eq!(
+        sample(&metrics, "credgate_login_outcomes_total", &failed_clean),
+        attempts as f64
+    );
+}
+
+#[tokio::test]
+async fn a_high_failure_ratio_is_banned_and_bans_escalate() {
+    let tables = "[suspicion]\nmin_attempts = 3\nfailure_ratio = 0.6\nban = [\"1s\", \"3s\"]\nban_scope = \"all\"";
+    let (cert, _shop, proxy) = protected(tables).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let mut bans = Vec::new();
+    for round in 0..2 {
+        let mut refused = None;
+        for _ in 0..10 {
+            let answer = client
+                .send(login(&proxy, "203.0.113.60", "bob@example.com", WRONG))
+                .await;
+            if answer.status == StatusCode::FORBIDDEN {
+                refused = Some(answer);
+                break;
+            }
+        }
+        let refused = refused.unwrap_or_else(|| panic!("round {round}: never banned"));
+        bans.push(retry_after(&refused));
+        // ban_scope = "all": every request is refused while the ban lasts.
+        let page = Request::get(proxy.url("/"))
+            .header("x-forwarded-for", "203.0.113.60")
+            .body(full(""))
+            .unwrap();
+        assert_eq!(client.send(page).await.status, StatusCode::FORBIDDEN);
+        tokio::time::sleep(Duration::from_secs(retry_after(&refused))).await;
+    }
+    assert_eq!(bans, [1, 3], "the second ban climbs the ladder");
+    let metrics = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(&metrics, "credgate_bans_total", &[("reason", "failures")]),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn allowlisted_addresses_are_never_limited_or_banned() {
+    let tables = "[limits]\nip = { rate = \"1/min\", burst = 1 }\n[suspicion]\nmin_attempts = 2\nallowlist = [\"198.51.100.0/24\"]";
+    let (cert, shop, proxy) = protected(tables).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    for _ in 0..15 {
+        let answer = client
+            .send(login(&proxy, "198.51.100.20", "alice@example.com", WRONG))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(shop.login_requests(), 15);
+}
+
+#[tokio::test]
+async fn an_admin_unban_restores_access_at_once() {
+    let (cert, _shop, proxy) =
+        protected("[suspicion]\nmin_attempts = 2\nfailure_ratio = 0.5").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    for _ in 0..2 {
+        client
+            .send(login(&proxy, "203.0.113.70", "alice@example.com", WRONG))
+            .await;
+    }
+    let banned = client
+        .send(login(
+            &proxy,
+            "203.0.113.70",
+            "alice@example.com",
+            "wonderland-42",
+        ))
+        .await;
+    assert_eq!(banned.status, StatusCode::FORBIDDEN);
+
+    let (status, listing) = admin("GET", &proxy.admin_url("/admin/bans"), Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(listing[0]["target"], "203.0.113.70/32");
+    assert_eq!(listing[0]["reason"], "failures");
+
+    let unban = proxy.admin_url("/admin/bans/203.0.113.70");
+    assert_eq!(
+        admin("DELETE", &unban, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        admin("DELETE", &unban, Some("wrong-token-0123456789"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(admin("DELETE", &unban, Some(TOKEN)).await.0, StatusCode::OK);
+    let back = client
+        .send(login(
+            &proxy,
+            "203.0.113.70",
+            "alice@example.com",
+            "wonderland-42",
+        ))
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert_eq!(
+        admin("DELETE", &unban, Some(TOKEN)).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_operator_can_ban_a_network_and_deny_lists_refuse_everything() {
+    let (cert, _shop, proxy) = protected("[suspicion]\ndenylist = [\"192.0.2.128/25\"]").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let url = proxy.admin_url("/admin/bans");
+    let body = r#"{"target": "2001:db8:bad::/48", "duration": "1h"}"#;
+    let created = post_json(&url, body).await;
+    assert_eq!(created, StatusCode::CREATED);
+    let banned = client
+        .send(login(
+            &proxy,
+            "2001:db8:bad:1::9",
+            "alice@example.com",
+            "wonderland-42",
+        ))
+        .await;
+    assert_eq!(banned.status, StatusCode::FORBIDDEN);
+    assert!(retry_after(&banned) > 3500);
+    assert_eq!(
+        post_json(&url, r#"{"target": "nonsense", "duration": "1h"}"#).await,
+        StatusCode::BAD_REQUEST
+    );
+
+    let page = Request::get(proxy.url("/"))
+        .header("x-forwarded-for", "192.0.2.200")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(
+        client.send(page).await.status,
+        StatusCode::FORBIDDEN,
+        "deny list on pass-through"
+    );
+}
+
+async fn post_json(url: &str, body: &'static str) -> StatusCode {
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let client: Client<HttpConnector, Body> =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+    let request = Request::post(url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(full(body))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+/// One million distinct addresses through the state: the tables stay under
+/// `max_tracked_clients`, and memory stops growing once they are full.
+#[tokio::test]
+async fn a_million_addresses_keep_state_bounded() {
+    use credgate::rate_limit::AttemptKeys;
+    use credgate::reputation::Observation;
+    const CAP: usize = 20_000;
+    let toml = format!(
+        "{}\n[limits]\nip = {{ rate = \"10/min\", burst = 5 }}\nsubnet = {{ rate = \"100/min\", burst = 30 }}\n[state]\nmax_tracked_clients = {CAP}\n",
+        config_toml(&TestCert::generate(), closed_port(), "", "")
+    );
+    let config = credgate::Config::from_toml(&toml).unwrap();
+    let routes = credgate::route::Routes::new(&config.login);
+    let metrics = credgate::metrics::Metrics::new(&prometheus::Registry::new(), &routes).unwrap();
+    let state = credgate::state::State::new(&config, metrics);
+    let started = Instant::now();
+    let mut rss_at_quarter = 0;
+    for i in 0..1_000_000u32 {
+        let ip = std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let keys = AttemptKeys {
+            ip,
+            username: u64::from(i),
+        };
+        let _ = state.admit(&keys).await;
+        let observation = Observation {
+            username: u64::from(i),
+            leaked_pair: false,
+            failed: Some(true),
+        };
+        state.observe(ip, observation).await;
+        if i == 250_000 {
+            rss_at_quarter = rss();
+        }
+    }
+    assert!(
+        state.tracked_clients() <= CAP,
+        "{} tracked",
+        state.tracked_clients()
+    );
+    let growth = rss().saturating_sub(rss_at_quarter);
+    eprintln!(
+        "1M addresses in {:?}; RSS grew {} KiB over the last 750k",
+        started.elapsed(),
+        growth / 1024
+    );
+    assert!(
+        growth < 8 * 1024 * 1024,
+        "memory kept growing: {growth} bytes"
+    );
+}
+
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
