@@ -8,7 +8,6 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -226,16 +225,19 @@ const SHARDS: usize = 16;
 /// next attempt starts with a full burst.
 pub struct BoundedStore<K> {
     shards: Vec<Mutex<lru::LruCache<K, Nanos>>>,
+    per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl<K: Hash + Eq + Clone> BoundedStore<K> {
     pub fn new(max_keys: usize) -> Self {
-        let per_shard = NonZeroUsize::new(max_keys.div_ceil(SHARDS)).unwrap_or(NonZeroUsize::MIN);
+        // Unbounded maps with the cap enforced on insert: memory follows the
+        // clients actually seen instead of being reserved for the cap.
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(lru::LruCache::new(per_shard)))
+                .map(|_| Mutex::new(lru::LruCache::unbounded()))
                 .collect(),
+            per_shard: max_keys.div_ceil(SHARDS).max(1),
             hasher: Default::default(),
         }
     }
@@ -269,6 +271,9 @@ impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         let previous = shard.get(key).copied();
         let (outcome, next) = f(previous)?;
+        if previous.is_none() && shard.len() >= self.per_shard {
+            shard.pop_lru();
+        }
         shard.put(key.clone(), next);
         Ok(outcome)
     }

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -108,6 +107,7 @@ struct Client {
 pub struct Reputation {
     rules: Rules,
     clients: lru::LruCache<IpAddr, Client>,
+    max_clients: usize,
     /// Bans of single addresses (automatic or manual).
     bans: HashMap<IpAddr, Ban>,
     /// Manual bans of whole networks; few, so a list.
@@ -223,10 +223,12 @@ fn distinct(bits: u64) -> f64 {
 
 impl Reputation {
     pub fn new(config: &config::Suspicion, max_clients: usize) -> Self {
-        let cap = NonZeroUsize::new(max_clients).unwrap_or(NonZeroUsize::MIN);
+        // The cap is enforced on insert, so that memory follows the clients
+        // actually seen instead of being reserved up front.
         Self {
             rules: Rules::new(config),
-            clients: lru::LruCache::new(cap),
+            clients: lru::LruCache::unbounded(),
+            max_clients: max_clients.max(1),
             bans: HashMap::new(),
             net_bans: Vec::new(),
             max_bans: max_clients,
@@ -247,6 +249,9 @@ impl Reputation {
 
     /// Records one attempt; returns the ban it triggered, if any.
     pub fn observe(&mut self, ip: IpAddr, observation: Observation, now: Instant) -> Option<Ban> {
+        if !self.clients.contains(&ip) && self.clients.len() >= self.max_clients {
+            self.clients.pop_lru();
+        }
         let rules = &self.rules;
         let client = self.clients.get_or_insert_mut(ip, || Client::new(now));
         client.advance(now, rules.window);

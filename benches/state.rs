@@ -1,0 +1,119 @@
+//! The limit-and-suspicion path of one login attempt (`State::admit` then
+//! `State::observe`), with the ip, subnet, username and global limits on and
+//! suspicion tracking 100,000 rotating clients; and the memory each tracked
+//! client costs.
+//!
+//! ```sh
+//! cargo bench --bench state
+//! ```
+
+use std::net::IpAddr;
+
+use credgate::config::Config;
+use credgate::metrics::Metrics;
+use credgate::rate_limit::AttemptKeys;
+use credgate::reputation::Observation;
+use credgate::route::Routes;
+use credgate::state::State;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const CLIENTS: u32 = 100_000;
+const BATCH: u32 = 1_000;
+
+fn state(max_tracked_clients: usize) -> State {
+    let toml = format!(
+        r#"
+        [server]
+        tls_cert = "unused"
+        tls_key = "unused"
+        [upstream]
+        url = "http://127.0.0.1:1"
+        [limits]
+        ip = {{ rate = "20/min", burst = 10 }}
+        subnet = {{ rate = "100/min", burst = 30 }}
+        username = {{ rate = "10/min", burst = 5 }}
+        global = {{ rate = "1000000/s", burst = 1000000 }}
+        [state]
+        max_tracked_clients = {max_tracked_clients}
+        "#
+    );
+    let config = Config::from_toml(&toml).expect("a valid bench config");
+    let metrics = Metrics::new(&prometheus::Registry::new(), &Routes::default()).expect("metrics");
+    State::new(&config, metrics)
+}
+
+fn client(i: u32) -> IpAddr {
+    IpAddr::from((0x0a00_0000u32.wrapping_add(i)).to_be_bytes())
+}
+
+async fn attempt(state: &State, i: u32) {
+    let keys = AttemptKeys {
+        ip: client(i),
+        username: u64::from(i.wrapping_mul(2_654_435_761)),
+    };
+    let _ = state.admit(&keys).await;
+    let observation = Observation {
+        username: keys.username,
+        leaked_pair: false,
+        failed: Some(i % 4 == 0),
+    };
+    state.observe(keys.ip, observation).await;
+}
+
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+
+    // Memory: the marginal cost of the second 100,000 distinct clients (the
+    // first fill also pays for allocator and table warm-up).
+    let filled = state(1_000_000);
+    let fill = |from: u32| {
+        rt.block_on(async {
+            for i in from..from + CLIENTS {
+                attempt(&filled, i * 256).await;
+            }
+        })
+    };
+    fill(0);
+    let before = rss();
+    fill(CLIENTS);
+    let per_client = rss().saturating_sub(before) / u64::from(CLIENTS);
+    eprintln!(
+        "memory per tracked client (suspicion + ip, subnet and username limiter keys): ~{per_client} bytes"
+    );
+    drop(filled);
+
+    let state = state(1_000_000);
+    rt.block_on(async {
+        for i in 0..CLIENTS {
+            attempt(&state, i).await;
+        }
+    });
+    let mut next = 0u32;
+    let mut group = c.benchmark_group("state");
+    group.throughput(Throughput::Elements(u64::from(BATCH)));
+    group.bench_function("admit+observe", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..BATCH {
+                    attempt(&state, next % CLIENTS).await;
+                    next = next.wrapping_add(1);
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
