@@ -12,14 +12,18 @@
 //! target host               authority     exactly one host, or 400 and the connection closed
 //! client IP                 client_ip     the peer, or the forwarded chain of trusted proxies
 //! route                     route         login route (normalised path + method) or pass-through
+//! screen                    state         deny list, bans, limits.all (allowlist passes)
 //! ── login routes only ──
 //! body                      credentials   bounded read: max_body, body_read_timeout
 //! credentials               credentials   username + password from form or JSON, strictly
+//! rate limits               rate_limit    ip, subnet, username, global (via state)
 //! leaked checks             leaked        pairs and passwords filters (hot-swapped)
 //! decision                  verdict       Signals + Policy → Verdict, Decision (pure)
 //! ──
 //! forward                   upstream      pooled client, hop-by-hop removed, X-Forwarded-* set
-//! respond                   respond       our own responses: 400, 403, 408, 413, 415, 502, 504
+//! outcome                   outcome       the shop's answer: success, failure, unknown
+//! suspicion                 reputation    sliding window per client; bans up the ladder
+//! respond                   respond       our own responses: 400, 403, 408, 413, 415, 429, 502, 504
 //! record                    metrics       typed collectors, bounded labels
 //! ```
 //!
