@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 
 use crate::support::binary::Process;
 use crate::support::*;
+use credgate::leaked::FilterKind;
 
 fn write_config(cert: &TestCert, toml: &str) -> std::path::PathBuf {
     let path = cert.dir.path().join("credgate.toml");
@@ -200,9 +201,28 @@ impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
 async fn no_password_appears_in_trace_logs() {
     let cert = TestCert::generate();
     let shop = start_shop().await;
-    let tables =
-        "[[login]]\npath = \"/login\"\n[[login]]\npath = \"/api/login\"\nformat = \"json\"\n";
-    let toml = config_with(&cert, shop.addr(), tables).replace("\"debug\"", "\"trace\"");
+    // Filters in which one pair and one password are leaked, so that the run
+    // covers blocked, annotated, clean and refused logins, and a ban.
+    let pairs = build_filter(
+        cert.dir.path(),
+        "pairs.cgf",
+        FilterKind::Pairs,
+        &["leaky@example.com:Leaked-Pa1r-secret"],
+    );
+    let leaked_passwords = build_filter(
+        cert.dir.path(),
+        "passwords.cgf",
+        FilterKind::Passwords,
+        &["Leaked-Passw0rd-alone"],
+    );
+    let tables = format!(
+        "[[login]]\npath = \"/login\"\n[[login]]\npath = \"/api/login\"\nformat = \"json\"\n\
+         [leaked]\npairs_filter = \"{}\"\npasswords_filter = \"{}\"\n\
+         [suspicion]\nleaked_pair_hits = 2\n",
+        pairs.display(),
+        leaked_passwords.display()
+    );
+    let toml = config_with(&cert, shop.addr(), &tables).replace("\"debug\"", "\"trace\"");
     let proxy = Process::serve(&write_config(&cert, &toml));
     let client = TestClient::new(&cert.der, Version::Http2);
     let form = "application/x-www-form-urlencoded";
@@ -211,6 +231,8 @@ async fn no_password_appears_in_trace_logs() {
         "Pa55-not-logged",
         "dupl1cate-secret",
         "s3cret-in-json",
+        "Leaked-Pa1r-secret",
+        "Leaked-Passw0rd-alone",
     ];
     let bodies = [
         (
@@ -226,6 +248,23 @@ async fn no_password_appears_in_trace_logs() {
             "application/json",
             format!(r#"{{"username":"carol","password":"{}"}}"#, passwords[3]),
         ),
+        (
+            form,
+            format!("username=leaky%40example.com&password={}", passwords[4]),
+        ),
+        (
+            form,
+            format!("username=x%40example.com&password={}", passwords[5]),
+        ),
+        // A second leaked pair bans the client; the third attempt is refused.
+        (
+            form,
+            format!("username=leaky%40example.com&password={}", passwords[4]),
+        ),
+        (
+            form,
+            format!("username=leaky%40example.com&password={}", passwords[4]),
+        ),
     ];
     for (i, (content_type, body)) in bodies.into_iter().enumerate() {
         let path = if i == 3 { "/api/login" } else { "/login" };
@@ -238,6 +277,10 @@ async fn no_password_appears_in_trace_logs() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = proxy.logs();
+    assert!(
+        logs.contains("client banned"),
+        "the run did not reach a ban"
+    );
     assert!(
         logs.lines().count() > 20,
         "trace logging did not run: {logs}"

@@ -99,7 +99,7 @@ async fn the_ip_limit_trips_at_its_rate_and_recovers_after_retry_after() {
 #[tokio::test]
 async fn rotating_addresses_inside_a_64_is_caught_by_the_subnet_limit() {
     let (cert, _shop, proxy) =
-        protected("[limits]\nsubnet = { rate = \"1/min\", burst = 3 }").await;
+        protected("[limits]\nsubnet = { rate = \"60/min\", burst = 3 }").await;
     let client = TestClient::new(&cert.der, Version::Http2);
     for i in 1..=3 {
         let from = format!("2001:db8:0:7::{i:x}");
@@ -138,7 +138,7 @@ async fn rotating_addresses_inside_a_64_is_caught_by_the_subnet_limit() {
 
 #[tokio::test]
 async fn the_username_and_global_limits_trip() {
-    let tables = "[limits]\nusername = { rate = \"1/min\", burst = 2 }\nglobal = { rate = \"1/min\", burst = 4 }";
+    let tables = "[limits]\nusername = { rate = \"60/min\", burst = 2 }\nglobal = { rate = \"60/min\", burst = 4 }";
     let (cert, _shop, proxy) = protected(tables).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     // One username from many addresses.
