@@ -290,22 +290,46 @@ fn the_dashboard_parses_and_every_panel_queries_something() {
     }
 }
 
-/// GitHub's anchors of a Markdown file's headings.
+/// GitHub's anchors of a Markdown file's headings (outside code blocks).
 fn anchors(markdown: &str) -> BTreeSet<String> {
-    markdown
-        .lines()
-        .filter_map(|line| line.strip_prefix('#'))
-        .map(|heading| {
-            heading
-                .trim_start_matches('#')
-                .trim()
-                .to_lowercase()
-                .chars()
-                .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
-                .map(|c| if c == ' ' { '-' } else { c })
-                .collect()
-        })
-        .collect()
+    let mut in_code = false;
+    let mut anchors = BTreeSet::new();
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        let Some(heading) = line.strip_prefix('#').filter(|_| !in_code) else {
+            continue;
+        };
+        let slug = heading
+            .trim_start_matches('#')
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        anchors.insert(slug);
+    }
+    anchors
+}
+
+#[test]
+fn the_operators_guide_links_to_its_own_headings() {
+    let guide = repo_file(OPERATIONS);
+    let anchors = anchors(&guide);
+    let links: Vec<&str> = guide
+        .split("](#")
+        .skip(1)
+        .map(|rest| &rest[..rest.find(')').unwrap()])
+        .collect();
+    assert!(links.len() > 10, "{} links", links.len());
+    for link in links {
+        assert!(
+            anchors.contains(link),
+            "{OPERATIONS} links to a missing #{link}"
+        );
+    }
 }
 
 #[test]
