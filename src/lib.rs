@@ -31,9 +31,9 @@
 //! `/metrics`, `/healthz`, `/readyz` and the token-protected `/admin/*` on a
 //! separate listener; [`reload`] re-reads certificate and filters; [`demo`]
 //! runs the whole thing in front of a small in-process shop; [`healthcheck`]
-//! probes a running proxy's `/healthz` for container runtimes. [`leaked`] holds the
-//! leaked-credential filters: their file format, loading and checking, and
-//! `build-filter`.
+//! probes a running proxy's `/healthz` for container runtimes. [`leaked`]
+//! holds the leaked-credential filters: their file format, loading and
+//! checking, and `build-filter`.
 //!
 //! # Invariants
 //!
