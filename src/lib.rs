@@ -30,9 +30,10 @@
 //! `Proxy::try_handle` is that list as code. [`admin`] serves
 //! `/metrics`, `/healthz`, `/readyz` and the token-protected `/admin/*` on a
 //! separate listener; [`reload`] re-reads certificate and filters; [`demo`]
-//! runs the whole thing in front of a small in-process shop. [`leaked`] holds the
-//! leaked-credential filters: their file format, loading and checking, and
-//! `build-filter`.
+//! runs the whole thing in front of a small in-process shop; [`healthcheck`]
+//! probes a running proxy's `/healthz` for container runtimes. [`leaked`]
+//! holds the leaked-credential filters: their file format, loading and
+//! checking, and `build-filter`.
 //!
 //! # Invariants
 //!
@@ -55,6 +56,7 @@ pub mod client_ip;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod healthcheck;
 pub mod leaked;
 pub mod logging;
 pub mod metrics;

@@ -12,7 +12,7 @@ use credgate::leaked::build::DEFAULT_FP_RATE;
 use credgate::leaked::{self, BuildOptions, Filter, FilterError, FilterKind, Header, InputFormat};
 use credgate::leaked::{normalize_username, UsernameNormalization};
 use credgate::server::Signals;
-use credgate::{demo::Demo, logging, Config, Server};
+use credgate::{demo::Demo, healthcheck, logging, Config, Server};
 
 // Per-request allocations are small and short-lived, and cross threads
 // (accepted on one worker, finished on another): mimalloc serves that pattern
@@ -59,6 +59,13 @@ enum Command {
     BuildFilter(BuildFilterArgs),
     /// Print a filter file's header and verify its checksums.
     FilterInfo { file: PathBuf },
+    /// Probe a running credgate's admin listener: exit 0 when `/healthz`
+    /// answers 200 within 2 s, 1 otherwise (a container HEALTHCHECK).
+    Healthcheck {
+        /// The liveness URL (plain http).
+        #[arg(long, default_value = healthcheck::DEFAULT_URL)]
+        url: http::Uri,
+    },
     /// Check one pair, or one password, against a filter: exit 0 clean, 1
     /// leaked. The password is read from stdin, never from the command line.
     Check {
@@ -133,6 +140,7 @@ fn main() -> ExitCode {
         Command::BuildFilter(args) => build_filter(&args.into()),
         Command::FilterInfo { file } => filter_info(&file),
         Command::Check { filter, username } => check(&filter, username.as_deref()),
+        Command::Healthcheck { url } => probe(&url),
     }
 }
 
@@ -204,6 +212,25 @@ fn filter_info(path: &Path) -> ExitCode {
     };
     println!("checksum:        {state}");
     exit(verified.map(drop).map_err(Into::into))
+}
+
+/// Exit 0 healthy, 1 not; one line either way, for `docker inspect`.
+fn probe(url: &http::Uri) -> ExitCode {
+    let probed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| Ok(rt.block_on(healthcheck::probe(url, healthcheck::TIMEOUT))?));
+    match probed {
+        Ok(()) => {
+            println!("{url}: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit 0 clean, 1 leaked; a filter that cannot be used is a usage error

@@ -123,7 +123,15 @@ fn build_filter_reads_plain_gz_and_stdin() {
         args.extend(&extra);
         let (status, summary, err) = run_with_stdin(&args, &corpus.text());
         assert!(status.success(), "{}: {err}", input.display());
-        assert!(summary.contains("items:      2000"), "{summary}");
+        // An insert that is already a false positive of the filter built so
+        // far counts as a duplicate: with a fresh random seed per build, a
+        // few builds in a hundred lose an item or two that way.
+        let items: u64 = summary
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("items:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no item count: {summary}"));
+        assert!((1995..=2000).contains(&items), "{summary}");
         assert!(summary.contains("malformed:  3"), "{summary}");
         assert!(summary.contains("bytes/item"), "{summary}");
         assert!(err.contains("build-filter: inserting done"), "{err}");

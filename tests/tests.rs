@@ -10,5 +10,6 @@ mod hardening;
 mod leaked;
 mod lifecycle;
 mod login;
+mod ops;
 mod passthrough;
 mod protection;
