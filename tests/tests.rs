@@ -12,3 +12,4 @@ mod lifecycle;
 mod login;
 mod passthrough;
 mod protection;
+mod shared_state;

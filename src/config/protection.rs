@@ -320,4 +320,39 @@ mod tests {
         assert!("0/s".parse::<Rate>().is_err());
         assert!("5/fortnight".parse::<Rate>().is_err());
     }
+
+    fn state_error(toml: &str) -> String {
+        match toml::from_str::<State>(toml) {
+            Ok(state) => state.validate().unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_state_table_takes_defaults_and_checks_redis() {
+        let state: State = toml::from_str("").unwrap();
+        assert_eq!(state.backend, Backend::Local);
+        assert_eq!(state.on_backend_error, OnBackendError::Local);
+        assert_eq!(state.redis_timeout.0, Duration::from_millis(50));
+        let redis: State = toml::from_str(
+            "backend = \"redis\"\nredis_url = \"rediss://:secret@cache:6380/2\"\n\
+             on_backend_error = \"deny\"\nredis_timeout = \"20ms\"",
+        )
+        .unwrap();
+        assert!(redis.validate().is_ok());
+
+        let e = state_error("backend = \"redis\"");
+        assert!(
+            e.contains("state.redis_url") && e.contains("required"),
+            "{e}"
+        );
+        let e = state_error("redis_url = \"http://cache\"");
+        assert!(e.contains("state.redis_url"), "{e}");
+        let e = state_error("redis_timeout = \"0s\"");
+        assert!(e.contains("state.redis_timeout"), "{e}");
+        let e = state_error("redis_pool = 4");
+        assert!(e.contains("redis_pool"), "{e}");
+        let e = state_error("on_backend_error = \"panic\"");
+        assert!(e.contains("panic"), "{e}");
+    }
 }
