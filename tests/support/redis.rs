@@ -1,6 +1,6 @@
 //! A private `redis-server` per test, on a free port, never the one on
 //! 6379. It must be installed (`.ci/run` installs it): a missing server
-//! fails the test rather than skipping it.
+//! fails the test rather than skipping it. The state bench uses it too.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +15,11 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let port = super::closed_port().port();
+        // Redis refuses `--port 0`: take a free port from the kernel.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let mut server = Self { port, child: None };
         server.restart();
         server
