@@ -141,7 +141,10 @@ impl State {
     pub async fn connect(&self) {
         if let Backend::Redis(redis) = &self.inner.backend {
             match redis.connect().await {
-                Ok(()) => tracing::info!("state: connected to redis"),
+                Ok(()) => {
+                    tracing::info!("state: connected to redis");
+                    self.recovered();
+                }
                 Err(error) => self.failed(&error),
             }
         }

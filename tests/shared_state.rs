@@ -190,6 +190,28 @@ async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again(
     }
 }
 
+#[tokio::test]
+async fn a_replica_started_while_redis_is_down_serves_and_connects_later() {
+    let mut redis = RedisServer::reserve();
+    let limits = "[limits]\nip = { rate = \"1/min\", burst = 3 }";
+    let r = replicas(&redis, "", limits).await;
+    assert_eq!(r.login(&r.a, "192.0.2.60", RIGHT).await, StatusCode::OK);
+    let (_, ready) = get(&r.a.admin_url("/readyz")).await;
+    assert!(ready.contains("degraded"), "{ready}");
+
+    redis.restart();
+    // The state's maintenance tries again every few seconds.
+    let connected = eventually_async(Duration::from_secs(15), || async {
+        r.login(&r.a, "192.0.2.61", RIGHT).await;
+        r.login(&r.b, "192.0.2.61", RIGHT).await;
+        get(&r.a.admin_url("/readyz")).await.1 == "ready\n"
+            && get(&r.b.admin_url("/readyz")).await.1 == "ready\n"
+    })
+    .await;
+    assert!(connected, "both replicas connect once Redis is up");
+    assert_eq!(r.passed_until_refused("192.0.2.62", 10).await, 3);
+}
+
 /// Polls an async `condition` every 50 ms until it holds or `limit` passes.
 async fn eventually_async<F, Fut>(limit: Duration, mut condition: F) -> bool
 where

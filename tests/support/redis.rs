@@ -15,14 +15,20 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
+        let mut server = Self::reserve();
+        server.restart();
+        server
+    }
+
+    /// A free port for a server that is not running yet ([`Self::restart`]
+    /// starts it).
+    pub fn reserve() -> Self {
         // Redis refuses `--port 0`: take a free port from the kernel.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
+        Self { port, child: None }
     }
 
     pub fn url(&self) -> String {
