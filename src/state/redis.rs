@@ -29,7 +29,7 @@
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use ipnet::IpNet;
@@ -38,7 +38,11 @@ use redis::{FromRedisValue, Script, ScriptInvocation};
 
 use crate::config::{self, Limit};
 use crate::rate_limit::{subnet_of, AttemptKeys, LimitKind, Throttled};
-use crate::reputation::{Ban, BanReason, Bucket, Observation, Rules};
+use crate::reputation::{Ban, BanReason, Observation, Rules};
+
+use self::reply::{parse_reason, Clock, Tally};
+
+mod reply;
 
 /// Why the shared backend did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -394,63 +398,6 @@ impl Scripts {
     }
 }
 
-/// A client's suspicion counters as `observe.lua` returns them.
-struct Tally {
-    now: u64,
-    since: u64,
-    current: Bucket,
-    previous: Bucket,
-    bans: u8,
-    banned_until: u64,
-}
-
-impl Tally {
-    fn parse(n: &[i64]) -> Option<Self> {
-        let [now, since, rest @ ..] = n else {
-            return None;
-        };
-        let [a, f, l, lo, hi, pa, pf, pl, plo, phi, bans, until] = rest else {
-            return None;
-        };
-        let count = |x: &i64| u32::try_from(*x).unwrap_or(u32::MAX);
-        let bucket = |a, f, l, lo: &i64, hi: &i64| Bucket {
-            attempts: count(a),
-            failures: count(f),
-            leaked_pairs: count(l),
-            // Lua's bit library works on signed 32-bit halves.
-            usernames: u64::from(*lo as u32) | (u64::from(*hi as u32) << 32),
-        };
-        Some(Self {
-            now: u64::try_from(*now).ok()?,
-            since: u64::try_from(*since).ok()?,
-            current: bucket(a, f, l, lo, hi),
-            previous: bucket(pa, pf, pl, plo, phi),
-            bans: u8::try_from(*bans).unwrap_or(u8::MAX),
-            banned_until: u64::try_from(*until).unwrap_or(0),
-        })
-    }
-}
-
-/// Redis' clock (milliseconds since the epoch) mapped onto this process'
-/// `Instant`s.
-struct Clock {
-    redis_now: u64,
-    now: Instant,
-}
-
-impl Clock {
-    fn at(redis_now: u64) -> Self {
-        Self {
-            redis_now,
-            now: Instant::now(),
-        }
-    }
-
-    fn instant(&self, redis_ms: u64) -> Instant {
-        self.now + Duration::from_millis(redis_ms.saturating_sub(self.redis_now))
-    }
-}
-
 fn gcra(limit: &Limit) -> (u64, u32) {
     let interval = u64::try_from(limit.rate.interval().as_micros()).unwrap_or(u64::MAX);
     (interval.max(1), limit.burst.get())
@@ -484,13 +431,6 @@ fn member(target: IpNet) -> String {
     }
 }
 
-fn parse_reason(text: &str) -> BanReason {
-    BanReason::ALL
-        .into_iter()
-        .find(|r| r.as_str() == text)
-        .unwrap_or(BanReason::Manual)
-}
-
 /// A random key for the username hash, used if no replica set one before.
 fn fresh_key() -> String {
     use std::hash::BuildHasher;
@@ -500,50 +440,4 @@ fn fresh_key() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tally_rebuilds_the_buckets_and_the_64_bit_sketch_from_signed_halves() {
-        // Bit 31 set in the low half and bit 63 in the high half: Lua's bit
-        // library hands both back as negative 32-bit numbers.
-        let reply = [
-            10_000,
-            4_000,
-            3,
-            2,
-            1,
-            i64::from(i32::MIN),
-            i64::from(i32::MIN) | 1,
-            5,
-            5,
-            0,
-            1,
-            0,
-            2,
-            9_000,
-        ];
-        let tally = Tally::parse(&reply).unwrap();
-        assert_eq!((tally.now, tally.since), (10_000, 4_000));
-        assert_eq!(tally.current.attempts, 3);
-        assert_eq!(tally.current.failures, 2);
-        assert_eq!(tally.current.leaked_pairs, 1);
-        assert_eq!(tally.current.usernames, (1 << 31) | (1 << 63) | (1 << 32));
-        assert_eq!(tally.previous.usernames, 1);
-        assert_eq!((tally.bans, tally.banned_until), (2, 9_000));
-        assert!(Tally::parse(&reply[..13]).is_none());
-    }
-
-    #[test]
-    fn keys_carry_one_hash_tag_per_thing_counted() {
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(suspicion_key(ip), "credgate:{ip:192.0.2.7}:suspicion");
-        let net: IpNet = "2001:db8::/48".parse().unwrap();
-        assert_eq!(
-            (ban_table(net), member(net)),
-            (BANS_NET, "2001:db8::/48".into())
-        );
-        let one = IpNet::from(ip);
-        assert_eq!((ban_table(one), member(one)), (BANS_IP, "192.0.2.7".into()));
-    }
-}
+mod tests;
