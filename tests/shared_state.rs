@@ -212,6 +212,48 @@ async fn a_replica_started_while_redis_is_down_serves_and_connects_later() {
     assert_eq!(r.passed_until_refused("192.0.2.62", 10).await, 3);
 }
 
+/// `rediss://`: TLS through rustls with the ring provider (no second
+/// crypto provider in the build), verified against the CA certificates of
+/// the system, here the test certificate through `SSL_CERT_FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_connect_over_tls() {
+    use crate::support::binary::Process;
+    let cert = TestCert::generate();
+    let redis = RedisServer::start_tls(&cert.cert_path(), &cert.key_path());
+    let shop = start_shop().await;
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[limits]\nip = {{ rate = \"1/min\", burst = 2 }}\n\
+         [state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:{}\"\n\
+         redis_timeout = \"500ms\"\n",
+        config_toml(&cert, shop.addr(), "", ""),
+        redis.port
+    );
+    let path = cert.dir.path().join("credgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let proxy = Process::serve_with_env(&path, &[("SSL_CERT_FILE", &cert.cert_path())]);
+    let (_, ready) = get(&format!("http://{}/readyz", proxy.admin)).await;
+    assert_eq!(ready, "ready\n", "{}", proxy.logs());
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let login = || {
+        Request::post(format!("https://127.0.0.1:{}/login", proxy.proxy.port()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full("username=alice%40example.com&password=wonderland-42"))
+            .unwrap()
+    };
+    assert_eq!(client.send(login()).await.status, StatusCode::OK);
+    assert_eq!(client.send(login()).await.status, StatusCode::OK);
+    assert_eq!(
+        client.send(login()).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let errors = sample(
+        &scrape(proxy.admin).await,
+        "credgate_state_backend_errors_total",
+        &[],
+    );
+    assert_eq!(errors, 0.0, "{}", proxy.logs());
+}
+
 /// Polls an async `condition` every 50 ms until it holds or `limit` passes.
 async fn eventually_async<F, Fut>(limit: Duration, mut condition: F) -> bool
 where
