@@ -1,11 +1,17 @@
-//! The limit-and-suspicion path of one login attempt (`State::admit` then
+//! The state path of one login attempt (`State::screen`, `State::admit`,
 //! `State::observe`), with the ip, subnet, username and global limits on and
-//! suspicion tracking 100,000 rotating clients; and the memory each tracked
-//! client costs.
+//! suspicion tracking rotating clients; and the memory each tracked client
+//! costs. Twice: in process, and on a private `redis-server` (which must be
+//! installed) to show what sharing state across replicas adds per attempt,
+//! and how many keys and bytes Redis holds per client.
 //!
 //! ```sh
 //! cargo bench --bench state
 //! ```
+
+#[allow(dead_code)]
+#[path = "../tests/support/redis.rs"]
+mod redis_server;
 
 use std::net::IpAddr;
 
@@ -21,6 +27,10 @@ const CLIENTS: u32 = 100_000;
 const BATCH: u32 = 1_000;
 
 fn state(max_tracked_clients: usize) -> State {
+    local_or_redis(max_tracked_clients, "")
+}
+
+fn local_or_redis(max_tracked_clients: usize, state: &str) -> State {
     let toml = format!(
         r#"
         [server]
@@ -35,6 +45,7 @@ fn state(max_tracked_clients: usize) -> State {
         global = {{ rate = "1000000/s", burst = 1000000 }}
         [state]
         max_tracked_clients = {max_tracked_clients}
+        {state}
         "#
     );
     let config = Config::from_toml(&toml).expect("a valid bench config");
@@ -51,6 +62,7 @@ async fn attempt(state: &State, i: u32) {
         ip: client(i),
         username: u64::from(i.wrapping_mul(2_654_435_761)),
     };
+    let _ = state.screen(keys.ip, true).await;
     let _ = state.admit(&keys).await;
     let observation = Observation {
         username: keys.username,
@@ -71,6 +83,7 @@ fn rss() -> u64 {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("a runtime");
 
@@ -113,6 +126,58 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+    drop(state);
+    bench_redis(c, &rt);
+}
+
+/// The same attempts against Redis: three round trips each (screen, admit,
+/// observe), on loopback.
+fn bench_redis(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    const REDIS_CLIENTS: u32 = 10_000;
+    let redis = redis_server::RedisServer::start();
+    let config = format!("backend = \"redis\"\nredis_url = \"{}\"", redis.url());
+    let state = local_or_redis(1_000_000, &config);
+    rt.block_on(state.connect());
+    let used = || {
+        let info = redis.command("INFO memory");
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (keys_before, bytes_before) = (redis.keys(), used());
+    rt.block_on(async {
+        for i in 0..REDIS_CLIENTS {
+            attempt(&state, i * 256).await;
+        }
+    });
+    let clients = f64::from(REDIS_CLIENTS);
+    let keys = (redis.keys() - keys_before) as f64 / clients;
+    let bytes = used().saturating_sub(bytes_before) as f64 / clients;
+    eprintln!(
+        "redis per tracked client (one address in its own /24, one username): \
+         {keys:.2} keys, ~{bytes:.0} bytes of used_memory"
+    );
+    assert!(
+        !state.degraded(),
+        "the bench must measure Redis, not the fallback"
+    );
+
+    let mut next = 0u32;
+    let mut group = c.benchmark_group("state");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("screen+admit+observe (redis)", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for _ in 0..100 {
+                    attempt(&state, next % REDIS_CLIENTS).await;
+                    next = next.wrapping_add(1);
+                }
+            })
+        })
+    });
+    group.finish();
+    assert!(!state.degraded(), "Redis failed during the bench");
 }
 
 criterion_group!(benches, bench);

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::config::OnBackendError;
 use crate::reload::Reloader;
 use crate::respond::ProxyBody;
 use crate::state::State;
@@ -241,10 +242,28 @@ impl Admin {
 
     /// Ready when the shop accepts connections: a replica that cannot reach
     /// it should be taken out of the load balancer, not sent traffic to 502.
+    /// Ready when the upstream answers. A degraded state backend is said
+    /// but stays 200: every replica shares the one Redis, so failing all
+    /// their probes would turn weaker limits into an outage.
     async fn ready(&self) -> Response<ProxyBody> {
-        match self.inner.upstream.reachable().await {
-            true => text(StatusCode::OK, "ready\n"),
-            false => text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n"),
+        if !self.inner.upstream.reachable().await {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n");
+        }
+        let state = &self.inner.state;
+        match (state.degraded(), state.on_backend_error()) {
+            (false, _) => text(StatusCode::OK, "ready\n"),
+            (true, OnBackendError::Local) => text(
+                StatusCode::OK,
+                "ready; state backend degraded: limits and bans are per replica\n",
+            ),
+            (true, OnBackendError::Allow) => text(
+                StatusCode::OK,
+                "ready; state backend degraded: logins are not limited\n",
+            ),
+            (true, OnBackendError::Deny) => text(
+                StatusCode::OK,
+                "ready; state backend degraded: logins are refused\n",
+            ),
         }
     }
 }

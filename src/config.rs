@@ -21,7 +21,9 @@ use serde::{Deserialize, Deserializer};
 
 mod protection;
 
-pub use protection::{Backend, BanScope, Limit, Limits, Rate, State, SubnetLimit, Suspicion};
+pub use protection::{
+    Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,
+};
 
 use crate::leaked::UsernameNormalization;
 use crate::route::BodyFormat;
@@ -320,9 +322,7 @@ impl Config {
         self.validate_logins()?;
         self.limits.validate()?;
         self.suspicion.validate()?;
-        if self.state.max_tracked_clients == 0 {
-            return invalid("state.max_tracked_clients", "must be at least 1");
-        }
+        self.state.validate()?;
         let addrs = [Some(s.listen), s.listen_plain, Some(s.admin_listen)];
         let bound: Vec<_> = addrs.iter().flatten().filter(|a| a.port() != 0).collect();
         for (i, a) in bound.iter().enumerate() {
@@ -659,6 +659,9 @@ mod defaults {
     }
     pub fn ban_memory() -> HumanDuration {
         secs(86400)
+    }
+    pub fn redis_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_millis(50))
     }
     pub fn max_tracked_clients() -> usize {
         1_000_000

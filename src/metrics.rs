@@ -136,6 +136,7 @@ struct Inner {
     upstream_duration: Histogram,
     upstream_errors: [IntCounter; 3],
     tls_handshake_errors: IntCounter,
+    state_backend_errors: IntCounter,
     tls_reloads: [IntCounter; 2],
     open_connections: IntGauge,
     // Filters load and reload rarely: their series are looked up by label
@@ -224,6 +225,10 @@ impl Metrics {
             "credgate_tls_handshake_errors_total",
             "TLS handshakes that failed or timed out.",
         )?;
+        let state_backend_errors = IntCounter::new(
+            "credgate_state_backend_errors_total",
+            "Shared state (Redis) commands that failed or timed out.",
+        )?;
         let tls_reloads = IntCounterVec::new(
             Opts::new(
                 "credgate_tls_certificate_reloads_total",
@@ -264,6 +269,7 @@ impl Metrics {
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(tls_handshake_errors.clone()))?;
+        registry.register(Box::new(state_backend_errors.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(open_connections.clone()))?;
         register_process_collector(registry)?;
@@ -291,6 +297,7 @@ impl Metrics {
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| upstream_errors.with_label_values(&[k.as_str()])),
             tls_handshake_errors,
+            state_backend_errors,
             tls_reloads: RESULTS.map(|r| tls_reloads.with_label_values(&[r])),
             open_connections,
             filter_items,
@@ -350,6 +357,10 @@ impl Metrics {
 
     pub fn record_tls_handshake_error(&self) {
         self.inner.tls_handshake_errors.inc();
+    }
+
+    pub fn record_state_backend_error(&self) {
+        self.inner.state_backend_errors.inc();
     }
 
     pub fn record_tls_reload(&self, ok: bool) {

@@ -79,14 +79,15 @@ pub struct Rules {
     memory: Duration,
 }
 
-/// Counters for one window-long bucket.
-#[derive(Debug, Clone, Copy, Default)]
-struct Bucket {
-    attempts: u32,
-    failures: u32,
-    leaked_pairs: u32,
+/// Counters for one window-long bucket. Public so that a shared backend
+/// (Redis) can keep them and still be judged by [`Rules::verdict`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub attempts: u32,
+    pub failures: u32,
+    pub leaked_pairs: u32,
     /// One bit per username hash bucket: a linear-counting sketch.
-    usernames: u64,
+    pub usernames: u64,
 }
 
 /// Everything remembered about one client: about 80 bytes.
@@ -130,6 +131,39 @@ impl Rules {
         }
     }
 
+    /// The window counts cover this long.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// How long a client's place on the ladder outlives its last ban.
+    pub fn memory(&self) -> Duration {
+        self.memory
+    }
+
+    /// The verdict on a client whose current bucket started `into` ago:
+    /// the one decision both backends share.
+    pub fn verdict(
+        &self,
+        into: Duration,
+        current: &Bucket,
+        previous: &Bucket,
+    ) -> Option<BanReason> {
+        self.judge(&Window::of(into, self.window, current, previous))
+    }
+
+    /// The next ban for a client with `bans_before` bans on the ladder, the
+    /// last of which ended `since_last` ago (`None`: never banned): its
+    /// duration and the client's new place on the ladder. A place is
+    /// forgotten once `ban_memory` has passed without a ban.
+    pub fn next_ban(&self, bans_before: u8, since_last: Option<Duration>) -> (Duration, u8) {
+        let before = match since_last.is_some_and(|d| d > self.memory) {
+            true => 0,
+            false => bans_before,
+        };
+        (self.ban_duration(before), before.saturating_add(1))
+    }
+
     /// The verdict on a client's window, if it is suspicious.
     fn judge(&self, window: &Window) -> Option<BanReason> {
         if self.leaked_pair_hits > 0 && window.leaked_pairs >= f64::from(self.leaked_pair_hits) {
@@ -169,6 +203,21 @@ struct Window {
     usernames: f64,
 }
 
+impl Window {
+    /// The sliding-window estimate: all of the current bucket, and the part
+    /// of the previous one that still overlaps the window.
+    fn of(into: Duration, window: Duration, current: &Bucket, previous: &Bucket) -> Self {
+        let weight = (1.0 - into.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0);
+        let mix = |current: u32, previous: u32| f64::from(current) + f64::from(previous) * weight;
+        Self {
+            attempts: mix(current.attempts, previous.attempts),
+            failures: mix(current.failures, previous.failures),
+            leaked_pairs: mix(current.leaked_pairs, previous.leaked_pairs),
+            usernames: distinct(current.usernames | previous.usernames),
+        }
+    }
+}
+
 // === impl Client ===
 
 impl Client {
@@ -196,18 +245,9 @@ impl Client {
         self.since = now;
     }
 
-    /// The sliding-window estimate: all of the current bucket, and the part
-    /// of the previous one that still overlaps the window.
     fn window(&self, now: Instant, window: Duration) -> Window {
-        let into = now.saturating_duration_since(self.since).as_secs_f64();
-        let weight = (1.0 - into / window.as_secs_f64()).clamp(0.0, 1.0);
-        let mix = |current: u32, previous: u32| f64::from(current) + f64::from(previous) * weight;
-        Window {
-            attempts: mix(self.current.attempts, self.previous.attempts),
-            failures: mix(self.current.failures, self.previous.failures),
-            leaked_pairs: mix(self.current.leaked_pairs, self.previous.leaked_pairs),
-            usernames: distinct(self.current.usernames | self.previous.usernames),
-        }
+        let into = now.saturating_duration_since(self.since);
+        Window::of(into, window, &self.current, &self.previous)
     }
 }
 
@@ -264,14 +304,12 @@ impl Reputation {
             return None;
         }
         let reason = rules.judge(&client.window(now, rules.window))?;
-        if client
+        let since_last = client
             .banned_until
-            .is_some_and(|until| now.saturating_duration_since(until) > rules.memory)
-        {
-            client.bans = 0;
-        }
-        let until = now + rules.ban_duration(client.bans);
-        client.bans = client.bans.saturating_add(1);
+            .map(|until| now.saturating_duration_since(until));
+        let (duration, level) = rules.next_ban(client.bans, since_last);
+        let until = now + duration;
+        client.bans = level;
         client.banned_until = Some(until);
         // A fresh start for the next window once the ban ends.
         client.current = Bucket::default();

@@ -155,6 +155,9 @@ impl Server {
     /// Builds every part from `config` and binds the listeners.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let parts = Parts::build(config)?;
+        // A shared backend that is down does not stop the start: the
+        // replica serves under `on_backend_error` and keeps trying.
+        parts.state.connect().await;
         let s = &config.server;
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,

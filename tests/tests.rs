@@ -13,3 +13,4 @@ mod login;
 mod ops;
 mod passthrough;
 mod protection;
+mod shared_state;

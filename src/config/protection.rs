@@ -114,6 +114,16 @@ pub enum BanScope {
 pub struct State {
     #[serde(default)]
     pub backend: Backend,
+    /// `redis://[user:password@]host:port[/db]` or `rediss://` (TLS);
+    /// required with `backend = "redis"`.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// How long one Redis command may take before it counts as a failure.
+    #[serde(default = "defaults::redis_timeout")]
+    pub redis_timeout: HumanDuration,
+    /// What a login gets while the shared backend is failing.
+    #[serde(default)]
+    pub on_backend_error: OnBackendError,
     /// The most clients (and subnets, and usernames) tracked in memory; past
     /// it the least recently seen are forgotten first.
     #[serde(default = "defaults::max_tracked_clients")]
@@ -126,6 +136,31 @@ pub enum Backend {
     /// In this process.
     #[default]
     Local,
+    /// In Redis, shared by every replica.
+    Redis,
+}
+
+impl OnBackendError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// What the state answers while Redis is slow or down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBackendError {
+    /// The in-process state answers: limits and bans per replica.
+    #[default]
+    Local,
+    /// Every attempt passes, nothing is recorded.
+    Allow,
+    /// Every login attempt is refused with a 429.
+    Deny,
 }
 
 // === impl Rate ===
@@ -190,6 +225,36 @@ impl Suspicion {
     }
 }
 
+impl State {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                file: None,
+                key: format!("state.{key}"),
+                reason: reason.into(),
+            })
+        };
+        if self.max_tracked_clients == 0 {
+            return invalid("max_tracked_clients", "must be at least 1");
+        }
+        if self.redis_timeout.0.is_zero() {
+            return invalid("redis_timeout", "must be greater than zero");
+        }
+        match (&self.backend, &self.redis_url) {
+            (Backend::Redis, None) => invalid("redis_url", "is required with backend = \"redis\""),
+            (_, Some(url)) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                invalid("redis_url", "must start with redis:// or rediss://")
+            }
+            (_, Some(url))
+                if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() =>
+            {
+                invalid("redis_url", "is not a valid Redis URL")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Limits {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(subnet) = &self.subnet {
@@ -233,6 +298,9 @@ impl Default for State {
     fn default() -> Self {
         Self {
             backend: Backend::default(),
+            redis_url: None,
+            redis_timeout: defaults::redis_timeout(),
+            on_backend_error: OnBackendError::default(),
             max_tracked_clients: defaults::max_tracked_clients(),
         }
     }
@@ -251,5 +319,40 @@ mod tests {
         assert!("20".parse::<Rate>().is_err());
         assert!("0/s".parse::<Rate>().is_err());
         assert!("5/fortnight".parse::<Rate>().is_err());
+    }
+
+    fn state_error(toml: &str) -> String {
+        match toml::from_str::<State>(toml) {
+            Ok(state) => state.validate().unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_state_table_takes_defaults_and_checks_redis() {
+        let state: State = toml::from_str("").unwrap();
+        assert_eq!(state.backend, Backend::Local);
+        assert_eq!(state.on_backend_error, OnBackendError::Local);
+        assert_eq!(state.redis_timeout.0, Duration::from_millis(50));
+        let redis: State = toml::from_str(
+            "backend = \"redis\"\nredis_url = \"rediss://:secret@cache:6380/2\"\n\
+             on_backend_error = \"deny\"\nredis_timeout = \"20ms\"",
+        )
+        .unwrap();
+        assert!(redis.validate().is_ok());
+
+        let e = state_error("backend = \"redis\"");
+        assert!(
+            e.contains("state.redis_url") && e.contains("required"),
+            "{e}"
+        );
+        let e = state_error("redis_url = \"http://cache\"");
+        assert!(e.contains("state.redis_url"), "{e}");
+        let e = state_error("redis_timeout = \"0s\"");
+        assert!(e.contains("state.redis_timeout"), "{e}");
+        let e = state_error("redis_pool = 4");
+        assert!(e.contains("redis_pool"), "{e}");
+        let e = state_error("on_backend_error = \"panic\"");
+        assert!(e.contains("panic"), "{e}");
     }
 }

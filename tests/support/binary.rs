@@ -24,9 +24,15 @@ impl Process {
     /// Starts `credgate serve --config PATH` and waits for its `listening`
     /// log line, which carries the bound addresses.
     pub fn serve(config: &Path) -> Self {
+        Self::serve_with_env(config, &[])
+    }
+
+    /// [`Process::serve`] with extra environment variables.
+    pub fn serve_with_env(config: &Path, env: &[(&str, &Path)]) -> Self {
         let mut child = credgate()
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

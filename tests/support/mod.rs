@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,48 @@
+//! The parts of the Redis backend that need no Redis.
+
+use super::reply::Tally;
+use super::*;
+
+#[test]
+fn a_tally_rebuilds_the_buckets_and_the_64_bit_sketch_from_signed_halves() {
+    // Bit 31 set in the low half and bit 63 in the high half: Lua's bit
+    // library hands both back as negative 32-bit numbers.
+    let reply = [
+        10_000,
+        4_000,
+        3,
+        2,
+        1,
+        i64::from(i32::MIN),
+        i64::from(i32::MIN) | 1,
+        5,
+        5,
+        0,
+        1,
+        0,
+        2,
+        9_000,
+    ];
+    let tally = Tally::parse(&reply).unwrap();
+    assert_eq!((tally.now, tally.since), (10_000, 4_000));
+    assert_eq!(tally.current.attempts, 3);
+    assert_eq!(tally.current.failures, 2);
+    assert_eq!(tally.current.leaked_pairs, 1);
+    assert_eq!(tally.current.usernames, (1 << 31) | (1 << 63) | (1 << 32));
+    assert_eq!(tally.previous.usernames, 1);
+    assert_eq!((tally.bans, tally.banned_until), (2, 9_000));
+    assert!(Tally::parse(&reply[..13]).is_none());
+}
+
+#[test]
+fn keys_carry_one_hash_tag_per_thing_counted() {
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    assert_eq!(suspicion_key(ip), "credgate:{ip:192.0.2.7}:suspicion");
+    let net: IpNet = "2001:db8::/48".parse().unwrap();
+    assert_eq!(
+        (ban_table(net), member(net)),
+        (BANS_NET, "2001:db8::/48".into())
+    );
+    let one = IpNet::from(ip);
+    assert_eq!((ban_table(one), member(one)), (BANS_IP, "192.0.2.7".into()));
+}

@@ -1,0 +1,287 @@
+//! `[state] backend = "redis"`: two replicas in this process share one
+//! private Redis. Limits, bans and unbans made through one apply on the
+//! other; with Redis killed, `on_backend_error` decides, and a restarted
+//! Redis is used again without restarting credgate.
+
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+
+use crate::support::client::{admin, full, Body};
+use crate::support::redis::RedisServer;
+use crate::support::*;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const WRONG: &str = "not-the-password";
+const RIGHT: &str = "wonderland-42";
+
+/// Two replicas of one config sharing `redis`, trusting 127.0.0.1's
+/// `X-Forwarded-For`.
+struct Replicas {
+    cert: TestCert,
+    _shop: credgate::demo::Shop,
+    a: RunningProxy,
+    b: RunningProxy,
+    client: TestClient,
+}
+
+async fn replicas(redis: &RedisServer, state: &str, tables: &str) -> Replicas {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let token_file = cert.dir.path().join("admin.token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let server = format!(
+        "trusted_proxies = [\"127.0.0.0/8\"]\nadmin_token_file = \"{}\"",
+        token_file.display()
+    );
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[state]\nbackend = \"redis\"\n\
+         redis_url = \"{}\"\nredis_timeout = \"250ms\"\n{state}\n{tables}\n",
+        config_toml(&cert, shop.addr(), &server, ""),
+        redis.url()
+    );
+    let a = start_proxy(&toml).await;
+    let b = start_proxy(&toml).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    Replicas {
+        cert,
+        _shop: shop,
+        a,
+        b,
+        client,
+    }
+}
+
+impl Replicas {
+    async fn login(&self, on: &RunningProxy, from: &str, password: &str) -> StatusCode {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("username", "alice@example.com")
+            .append_pair("password", password)
+            .finish();
+        let request: Request<Body> = Request::post(on.url("/login"))
+            .header("x-forwarded-for", from)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(body))
+            .unwrap();
+        self.client.send(request).await.status
+    }
+
+    /// Logins from `from`, alternating replicas, until one is refused;
+    /// returns how many passed.
+    async fn passed_until_refused(&self, from: &str, limit: usize) -> usize {
+        for i in 0..limit {
+            let on = if i % 2 == 0 { &self.a } else { &self.b };
+            if self.login(on, from, RIGHT).await != StatusCode::OK {
+                return i;
+            }
+        }
+        limit
+    }
+}
+
+#[tokio::test]
+async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
+    let redis = RedisServer::start();
+    let r = replicas(&redis, "", "[limits]\nip = { rate = \"1/min\", burst = 6 }").await;
+    assert_eq!(r.passed_until_refused("192.0.2.10", 20).await, 6);
+    assert_eq!(
+        r.login(&r.a, "192.0.2.11", RIGHT).await,
+        StatusCode::OK,
+        "another address has its own budget"
+    );
+    // Keys per tracked client: its limit and its suspicion counters; plus
+    // the shared username hash key.
+    assert_eq!(redis.keys(), 2 * 2 + 1, "{}", redis.command("KEYS *"));
+}
+
+#[tokio::test]
+async fn a_ban_through_one_replica_applies_on_the_other_and_so_does_the_unban() {
+    let redis = RedisServer::start();
+    let r = replicas(&redis, "", "").await;
+    let bans = r.a.admin_url("/admin/bans");
+    let created = post_ban(&bans, r#"{"target": "203.0.113.9", "duration": "1h"}"#).await;
+    assert_eq!(created, StatusCode::CREATED);
+    assert_eq!(
+        r.login(&r.b, "203.0.113.9", RIGHT).await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, listing) = admin("GET", &r.b.admin_url("/admin/bans"), Some(TOKEN)).await;
+    assert!(listing.contains("203.0.113.9/32"), "{listing}");
+
+    let unban = r.b.admin_url("/admin/bans/203.0.113.9");
+    assert_eq!(admin("DELETE", &unban, Some(TOKEN)).await.0, StatusCode::OK);
+    assert_eq!(r.login(&r.a, "203.0.113.9", RIGHT).await, StatusCode::OK);
+
+    // A network ban, too.
+    let net = r#"{"target": "2001:db8:bad::/48", "duration": "1h"}"#;
+    assert_eq!(post_ban(&bans, net).await, StatusCode::CREATED);
+    assert_eq!(
+        r.login(&r.b, "2001:db8:bad::7", RIGHT).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn suspicion_is_shared_a_client_failing_on_both_replicas_is_banned_on_both() {
+    let redis = RedisServer::start();
+    let r = replicas(
+        &redis,
+        "",
+        "[suspicion]\nmin_attempts = 4\nfailure_ratio = 0.5",
+    )
+    .await;
+    for i in 0..4 {
+        let on = if i % 2 == 0 { &r.a } else { &r.b };
+        r.login(on, "198.51.100.4", WRONG).await;
+    }
+    assert_eq!(
+        r.login(&r.a, "198.51.100.4", RIGHT).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        r.login(&r.b, "198.51.100.4", RIGHT).await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, listing) = admin("GET", &r.a.admin_url("/admin/bans"), Some(TOKEN)).await;
+    assert!(listing.contains("\"failures\""), "{listing}");
+}
+
+#[tokio::test]
+async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again() {
+    for (policy, down) in [
+        ("local", StatusCode::OK),
+        ("allow", StatusCode::OK),
+        ("deny", StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let mut redis = RedisServer::start();
+        let state = format!("on_backend_error = \"{policy}\"");
+        let limits = "[limits]\nip = { rate = \"1/min\", burst = 4 }";
+        let r = replicas(&redis, &state, limits).await;
+        assert_eq!(r.passed_until_refused("192.0.2.20", 10).await, 4);
+
+        redis.kill();
+        for on in [&r.a, &r.b] {
+            let status = r.login(on, "192.0.2.30", RIGHT).await;
+            assert_eq!(status, down, "on_backend_error = {policy}");
+        }
+        let (status, ready) = get(&r.a.admin_url("/readyz")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ready.contains("degraded"), "{policy}: {ready}");
+        let errors = sample(
+            &scrape(r.b.addrs.admin).await,
+            "credgate_state_backend_errors_total",
+            &[],
+        );
+        assert!(errors >= 1.0, "{policy}: {errors}");
+
+        redis.restart();
+        let back = eventually_async(Duration::from_secs(10), || async {
+            r.login(&r.a, "192.0.2.40", RIGHT).await;
+            get(&r.a.admin_url("/readyz")).await.1 == "ready\n"
+        })
+        .await;
+        assert!(back, "{policy}: redis is used again after a restart");
+        assert_eq!(
+            r.passed_until_refused("192.0.2.50", 10).await,
+            4,
+            "{policy}"
+        );
+        drop(r.cert);
+    }
+}
+
+#[tokio::test]
+async fn a_replica_started_while_redis_is_down_serves_and_connects_later() {
+    let mut redis = RedisServer::reserve();
+    let limits = "[limits]\nip = { rate = \"1/min\", burst = 3 }";
+    let r = replicas(&redis, "", limits).await;
+    assert_eq!(r.login(&r.a, "192.0.2.60", RIGHT).await, StatusCode::OK);
+    let (_, ready) = get(&r.a.admin_url("/readyz")).await;
+    assert!(ready.contains("degraded"), "{ready}");
+
+    redis.restart();
+    // The state's maintenance tries again every few seconds.
+    let connected = eventually_async(Duration::from_secs(15), || async {
+        r.login(&r.a, "192.0.2.61", RIGHT).await;
+        r.login(&r.b, "192.0.2.61", RIGHT).await;
+        get(&r.a.admin_url("/readyz")).await.1 == "ready\n"
+            && get(&r.b.admin_url("/readyz")).await.1 == "ready\n"
+    })
+    .await;
+    assert!(connected, "both replicas connect once Redis is up");
+    assert_eq!(r.passed_until_refused("192.0.2.62", 10).await, 3);
+}
+
+/// `rediss://`: TLS through rustls with the ring provider (no second
+/// crypto provider in the build), verified against the CA certificates of
+/// the system, here the test certificate through `SSL_CERT_FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_connect_over_tls() {
+    use crate::support::binary::Process;
+    let cert = TestCert::generate();
+    let redis = RedisServer::start_tls(&cert.cert_path(), &cert.key_path());
+    let shop = start_shop().await;
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[limits]\nip = {{ rate = \"1/min\", burst = 2 }}\n\
+         [state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:{}\"\n\
+         redis_timeout = \"500ms\"\n",
+        config_toml(&cert, shop.addr(), "", ""),
+        redis.port
+    );
+    let path = cert.dir.path().join("credgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let proxy = Process::serve_with_env(&path, &[("SSL_CERT_FILE", &cert.cert_path())]);
+    let (_, ready) = get(&format!("http://{}/readyz", proxy.admin)).await;
+    assert_eq!(ready, "ready\n", "{}", proxy.logs());
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let login = || {
+        Request::post(format!("https://127.0.0.1:{}/login", proxy.proxy.port()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full("username=alice%40example.com&password=wonderland-42"))
+            .unwrap()
+    };
+    assert_eq!(client.send(login()).await.status, StatusCode::OK);
+    assert_eq!(client.send(login()).await.status, StatusCode::OK);
+    assert_eq!(
+        client.send(login()).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let errors = sample(
+        &scrape(proxy.admin).await,
+        "credgate_state_backend_errors_total",
+        &[],
+    );
+    assert_eq!(errors, 0.0, "{}", proxy.logs());
+}
+
+/// Polls an async `condition` every 50 ms until it holds or `limit` passes.
+async fn eventually_async<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn post_ban(url: &str, body: &'static str) -> StatusCode {
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let client: Client<HttpConnector, Body> =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+    let request = Request::post(url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(full(body))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
