@@ -19,14 +19,15 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod login;
 mod protection;
+
+pub use login::{Leaked, Login, OnUnparsed};
 
 pub use protection::{
     Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,
 };
 
-use crate::leaked::UsernameNormalization;
-use crate::route::BodyFormat;
 use crate::verdict::Action;
 
 /// A configuration that parsed and passed validation.
@@ -106,81 +107,6 @@ pub struct Upstream {
     pub pool_max_idle: usize,
 }
 
-/// `[[login]]`: one protected login endpoint.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Login {
-    /// The `route` label of metrics; derived from `path` when absent.
-    #[serde(default)]
-    pub name: Option<String>,
-    pub path: String,
-    #[serde(default = "defaults::login_methods")]
-    pub methods: Vec<MethodName>,
-    #[serde(default)]
-    pub format: BodyFormat,
-    #[serde(default = "defaults::username_field")]
-    pub username_field: String,
-    #[serde(default = "defaults::password_field")]
-    pub password_field: String,
-    #[serde(default = "defaults::max_body")]
-    pub max_body: Size,
-    /// Whether `/Login` is a different path from `/login`. Off by default:
-    /// many shops' routers ignore case, and a miss is a bypass.
-    #[serde(default)]
-    pub case_sensitive: bool,
-    /// How the shop says "wrong password": these statuses...
-    #[serde(default = "defaults::failure_status")]
-    pub failure_status: Vec<u16>,
-    /// ... or a redirect whose `Location` starts with this ...
-    #[serde(default)]
-    pub failure_redirect: Option<String>,
-    /// ... or this header in the response.
-    #[serde(default)]
-    pub failure_header: Option<HeaderName>,
-}
-
-/// `[leaked]`: what to do with credentials known from breaches.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Leaked {
-    /// A `pairs` filter file (`credgate build-filter --kind pairs`).
-    #[serde(default)]
-    pub pairs_filter: Option<PathBuf>,
-    /// A `passwords` filter file (`credgate build-filter --kind passwords`).
-    #[serde(default)]
-    pub passwords_filter: Option<PathBuf>,
-    /// Must match the rule the pairs filter was built with.
-    #[serde(default)]
-    pub username_normalization: UsernameNormalization,
-    /// How often the filter files are checked for replacement; `0s` turns
-    /// the watch off (SIGHUP and `POST /admin/reload` still reload).
-    #[serde(default = "defaults::watch_interval")]
-    pub watch_interval: HumanDuration,
-    #[serde(default = "defaults::on_leaked_pair")]
-    pub on_leaked_pair: Action,
-    #[serde(default = "defaults::on_leaked_password")]
-    pub on_leaked_password: Action,
-    #[serde(default = "defaults::annotate_header")]
-    pub annotate_header: HeaderName,
-    /// Replaces the built-in 403 body; served as HTML, JSON or text by the
-    /// file's extension.
-    #[serde(default)]
-    pub block_body_file: Option<PathBuf>,
-    #[serde(default)]
-    pub on_unparsed: OnUnparsed,
-}
-
-/// What to do with a login body that cannot be parsed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnUnparsed {
-    /// 400; the shop never sees it.
-    #[default]
-    Reject,
-    /// Forward as received, counted as `unparsed`.
-    Forward,
-}
-
 /// An HTTP method name such as `POST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodName(pub http::Method);
@@ -225,10 +151,6 @@ pub struct UpstreamUrl {
     pub scheme: Scheme,
     pub authority: Authority,
 }
-
-/// Login bodies are read whole into memory; this bounds what one request
-/// can make the proxy hold.
-const MAX_LOGIN_BODY: u64 = 1024 * 1024;
 
 /// Why a configuration was refused. The message always names the file (when
 /// there is one), the key and the reason.
@@ -329,77 +251,6 @@ impl Config {
             if bound[..i].contains(a) {
                 return invalid("server", &format!("address {a} is used by two listeners"));
             }
-        }
-        Ok(())
-    }
-}
-
-impl Config {
-    fn validate_logins(&self) -> Result<(), ConfigError> {
-        let mut seen: Vec<(String, String)> = Vec::new();
-        for (i, login) in self.login.iter().enumerate() {
-            let key = |field: &str| format!("login[{i}].{field}");
-            let invalid = |field: &str, reason: String| ConfigError::Invalid {
-                file: None,
-                key: key(field),
-                reason,
-            };
-            if !login.path.starts_with('/') || login.path.contains(['?', '#']) {
-                return Err(invalid(
-                    "path",
-                    "must start with / and have no query".into(),
-                ));
-            }
-            if login.methods.is_empty() {
-                return Err(invalid("methods", "must name at least one method".into()));
-            }
-            for (field, value) in [
-                ("username_field", &login.username_field),
-                ("password_field", &login.password_field),
-            ] {
-                if value.trim_matches('/').is_empty() {
-                    return Err(invalid(field, "must not be empty".into()));
-                }
-                if login.format == BodyFormat::Form && value.starts_with('/') {
-                    return Err(invalid(
-                        field,
-                        "a JSON pointer needs format = \"json\"".into(),
-                    ));
-                }
-            }
-            if login.username_field == login.password_field {
-                return Err(invalid(
-                    "password_field",
-                    "must differ from username_field".into(),
-                ));
-            }
-            if login.max_body.0 == 0 || login.max_body.0 > MAX_LOGIN_BODY {
-                return Err(invalid(
-                    "max_body",
-                    "must be between 1 byte and 1MiB".into(),
-                ));
-            }
-            let name = login
-                .name
-                .clone()
-                .unwrap_or_else(|| crate::route::derive_name(&login.path));
-            let label_safe = name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if name.is_empty() || !label_safe || name == "passthrough" {
-                return Err(invalid(
-                    "name",
-                    format!("{name:?} must be [a-z0-9_]+, not \"passthrough\""),
-                ));
-            }
-            let path = crate::route::normalize(&login.path).to_ascii_lowercase();
-            if let Some((other, _)) = seen.iter().find(|(n, p)| *n == name || *p == path) {
-                return Err(invalid(
-                    "path",
-                    format!("the route {name:?} repeats the route {other:?}"),
-                ));
-            }
-            seen.push((name, path));
         }
         Ok(())
     }
@@ -522,22 +373,6 @@ impl FromStr for LogLevel {
 impl From<HumanDuration> for Duration {
     fn from(d: HumanDuration) -> Self {
         d.0
-    }
-}
-
-impl Default for Leaked {
-    fn default() -> Self {
-        Self {
-            pairs_filter: None,
-            passwords_filter: None,
-            username_normalization: UsernameNormalization::default(),
-            watch_interval: defaults::watch_interval(),
-            on_leaked_pair: defaults::on_leaked_pair(),
-            on_leaked_password: defaults::on_leaked_password(),
-            annotate_header: defaults::annotate_header(),
-            block_body_file: None,
-            on_unparsed: OnUnparsed::default(),
-        }
     }
 }
 
@@ -672,103 +507,4 @@ mod defaults {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-        [server]
-        tls_cert = "cert.pem"
-        tls_key = "key.pem"
-        [upstream]
-        url = "http://127.0.0.1:8080"
-    "#;
-
-    fn error_of(text: &str) -> String {
-        Config::from_toml(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn minimal_config_takes_documented_defaults() {
-        let c = Config::from_toml(MINIMAL).unwrap();
-        assert_eq!(c.server.listen, "0.0.0.0:8443".parse().unwrap());
-        assert_eq!(c.server.admin_listen, "127.0.0.1:9090".parse().unwrap());
-        assert_eq!(c.server.header_read_timeout.0, Duration::from_secs(10));
-        assert_eq!(c.server.max_header_size.0, 65536);
-        assert_eq!(c.upstream.url.to_string(), "http://127.0.0.1:8080");
-        assert_eq!(c.log.format, LogFormat::Json);
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let text = MINIMAL.replace("[upstream]", "[upstream]\nretries = 3");
-        let e = error_of(&text);
-        assert!(e.contains("upstream"), "{e}");
-        assert!(e.contains("retries"), "{e}");
-    }
-
-    #[test]
-    fn bad_address_is_named() {
-        let text = MINIMAL.replace("[server]", "[server]\nlisten = \"0.0.0.0:99999\"");
-        let e = error_of(&text);
-        assert!(e.contains("server.listen"), "{e}");
-    }
-
-    #[test]
-    fn bad_duration_is_named() {
-        let text = MINIMAL.replace("[server]", "[server]\nidle_timeout = \"ten seconds\"");
-        let e = error_of(&text);
-        assert!(e.contains("server.idle_timeout"), "{e}");
-        assert!(e.contains("invalid duration"), "{e}");
-    }
-
-    #[test]
-    fn sizes_and_cidrs_parse() {
-        let text = MINIMAL.replace(
-            "[server]",
-            "[server]\nmax_header_size = \"32KiB\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]",
-        );
-        let c = Config::from_toml(&text).unwrap();
-        assert_eq!(c.server.max_header_size.0, 32 * 1024);
-        assert_eq!(c.server.trusted_proxies.len(), 2);
-        let bad = MINIMAL.replace("[server]", "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]");
-        assert!(error_of(&bad).contains("server.trusted_proxies"));
-    }
-
-    #[test]
-    fn upstream_url_is_checked() {
-        for (url, reason) in [
-            ("ftp://shop", "scheme"),
-            ("http://shop/app", "path"),
-            ("shop:8080", "scheme"),
-            ("http://user:pw@shop", "credentials"),
-        ] {
-            let e = error_of(&MINIMAL.replace("http://127.0.0.1:8080", url));
-            assert!(
-                e.contains("upstream.url") && e.contains(reason),
-                "{url}: {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn cross_field_checks() {
-        let text = MINIMAL.replace("[server]", "[server]\nmax_connections = 0");
-        assert!(error_of(&text).contains("server.max_connections"));
-        let text = MINIMAL.replace(
-            "[server]",
-            "[server]\nlisten = \"127.0.0.1:9090\"\nadmin_listen = \"127.0.0.1:9090\"",
-        );
-        assert!(error_of(&text).contains("two listeners"));
-    }
-
-    #[test]
-    fn load_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credgate.toml");
-        std::fs::write(&path, format!("{MINIMAL}\n[bogus]\n")).unwrap();
-        let e = Config::load(&path).unwrap_err().to_string();
-        assert!(e.starts_with(&path.display().to_string()), "{e}");
-        let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
-        assert!(matches!(missing, ConfigError::Read { .. }));
-    }
-}
+mod tests;

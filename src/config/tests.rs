@@ -1,0 +1,98 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+    [server]
+    tls_cert = "cert.pem"
+    tls_key = "key.pem"
+    [upstream]
+    url = "http://127.0.0.1:8080"
+"#;
+
+fn error_of(text: &str) -> String {
+    Config::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn minimal_config_takes_documented_defaults() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.server.listen, "0.0.0.0:8443".parse().unwrap());
+    assert_eq!(c.server.admin_listen, "127.0.0.1:9090".parse().unwrap());
+    assert_eq!(c.server.header_read_timeout.0, Duration::from_secs(10));
+    assert_eq!(c.server.max_header_size.0, 65536);
+    assert_eq!(c.upstream.url.to_string(), "http://127.0.0.1:8080");
+    assert_eq!(c.log.format, LogFormat::Json);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = MINIMAL.replace("[upstream]", "[upstream]\nretries = 3");
+    let e = error_of(&text);
+    assert!(e.contains("upstream"), "{e}");
+    assert!(e.contains("retries"), "{e}");
+}
+
+#[test]
+fn bad_address_is_named() {
+    let text = MINIMAL.replace("[server]", "[server]\nlisten = \"0.0.0.0:99999\"");
+    let e = error_of(&text);
+    assert!(e.contains("server.listen"), "{e}");
+}
+
+#[test]
+fn bad_duration_is_named() {
+    let text = MINIMAL.replace("[server]", "[server]\nidle_timeout = \"ten seconds\"");
+    let e = error_of(&text);
+    assert!(e.contains("server.idle_timeout"), "{e}");
+    assert!(e.contains("invalid duration"), "{e}");
+}
+
+#[test]
+fn sizes_and_cidrs_parse() {
+    let text = MINIMAL.replace(
+        "[server]",
+        "[server]\nmax_header_size = \"32KiB\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]",
+    );
+    let c = Config::from_toml(&text).unwrap();
+    assert_eq!(c.server.max_header_size.0, 32 * 1024);
+    assert_eq!(c.server.trusted_proxies.len(), 2);
+    let bad = MINIMAL.replace("[server]", "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]");
+    assert!(error_of(&bad).contains("server.trusted_proxies"));
+}
+
+#[test]
+fn upstream_url_is_checked() {
+    for (url, reason) in [
+        ("ftp://shop", "scheme"),
+        ("http://shop/app", "path"),
+        ("shop:8080", "scheme"),
+        ("http://user:pw@shop", "credentials"),
+    ] {
+        let e = error_of(&MINIMAL.replace("http://127.0.0.1:8080", url));
+        assert!(
+            e.contains("upstream.url") && e.contains(reason),
+            "{url}: {e}"
+        );
+    }
+}
+
+#[test]
+fn cross_field_checks() {
+    let text = MINIMAL.replace("[server]", "[server]\nmax_connections = 0");
+    assert!(error_of(&text).contains("server.max_connections"));
+    let text = MINIMAL.replace(
+        "[server]",
+        "[server]\nlisten = \"127.0.0.1:9090\"\nadmin_listen = \"127.0.0.1:9090\"",
+    );
+    assert!(error_of(&text).contains("two listeners"));
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("credgate.toml");
+    std::fs::write(&path, format!("{MINIMAL}\n[bogus]\n")).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.starts_with(&path.display().to_string()), "{e}");
+    let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
+    assert!(matches!(missing, ConfigError::Read { .. }));
+}
