@@ -506,5 +506,15 @@ mod defaults {
     }
 }
 
+/// A valid config for unit tests: the required keys, then `tables`
+/// (`[[login]]`, `[limits]`...).
+#[cfg(test)]
+pub(crate) fn for_tests(tables: &str) -> Config {
+    let text = format!(
+        "[server]\ntls_cert = \"c\"\ntls_key = \"k\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n{tables}"
+    );
+    Config::from_toml(&text).expect("a valid test config")
+}
+
 #[cfg(test)]
 mod tests;

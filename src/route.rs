@@ -180,13 +180,8 @@ mod tests {
     use super::*;
 
     fn routes(case_sensitive: bool) -> Routes {
-        let toml = format!(
+        let tables = format!(
             r#"
-            [server]
-            tls_cert = "c"
-            tls_key = "k"
-            [upstream]
-            url = "http://127.0.0.1:1"
             [[login]]
             path = "/login"
             case_sensitive = {case_sensitive}
@@ -196,8 +191,7 @@ mod tests {
             methods = ["POST", "PUT"]
             "#
         );
-        let config = config::Config::from_toml(&toml).unwrap();
-        Routes::new(&config.login)
+        Routes::new(&config::for_tests(&tables).login)
     }
 
     fn route_name(routes: &Routes, method: &str, uri: &str) -> Option<String> {

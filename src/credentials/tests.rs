@@ -1,15 +1,10 @@
 use super::*;
-use crate::config::Config;
+use crate::config;
 use crate::route::Routes;
 
 fn route(format: &str, username_field: &str, password_field: &str) -> LoginRoute {
-    let toml = format!(
+    let tables = format!(
         r#"
-        [server]
-        tls_cert = "c"
-        tls_key = "k"
-        [upstream]
-        url = "http://127.0.0.1:1"
         [[login]]
         path = "/login"
         format = "{format}"
@@ -17,8 +12,7 @@ fn route(format: &str, username_field: &str, password_field: &str) -> LoginRoute
         password_field = "{password_field}"
         "#
     );
-    let config = Config::from_toml(&toml).unwrap();
-    Routes::new(&config.login).logins()[0].clone()
+    Routes::new(&config::for_tests(&tables).login).logins()[0].clone()
 }
 
 fn parts(uri: &str) -> Parts {
