@@ -26,6 +26,7 @@ use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, BanScope, Config, OnBackendError};
+use crate::logging;
 use crate::metrics::Metrics;
 use crate::rate_limit::{AttemptKeys, LimitKind, Throttled};
 use crate::reputation::{Ban, BanReason, Observation};
@@ -390,7 +391,7 @@ impl State {
         if last.map_or(true, |at| at.elapsed() >= WARN_EVERY) {
             *last = Some(Instant::now());
             let policy = self.inner.on_error.as_str();
-            tracing::warn!(error = %error_chain(error), on_backend_error = policy, "state backend failing");
+            tracing::warn!(error = %logging::chain(error), on_backend_error = policy, "state backend failing");
         }
     }
 
@@ -399,16 +400,4 @@ impl State {
             tracing::info!("state backend answering again");
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode};
 
-use crate::support::client::{admin, full, Answer, Body};
+use crate::support::client::{self, admin, full, Answer, Body};
 use crate::support::*;
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -369,7 +369,7 @@ async fn an_operator_can_ban_a_network_and_deny_lists_refuse_everything() {
     let client = TestClient::new(&cert.der, Version::Http1);
     let url = proxy.admin_url("/admin/bans");
     let body = r#"{"target": "2001:db8:bad::/48", "duration": "1h"}"#;
-    let created = post_json(&url, body).await;
+    let created = client::admin_post(&url, body, TOKEN).await;
     assert_eq!(created, StatusCode::CREATED);
     let banned = client
         .send(login(
@@ -382,7 +382,7 @@ async fn an_operator_can_ban_a_network_and_deny_lists_refuse_everything() {
     assert_eq!(banned.status, StatusCode::FORBIDDEN);
     assert!(retry_after(&banned) > 3500);
     assert_eq!(
-        post_json(&url, r#"{"target": "nonsense", "duration": "1h"}"#).await,
+        client::admin_post(&url, r#"{"target": "nonsense", "duration": "1h"}"#, TOKEN).await,
         StatusCode::BAD_REQUEST
     );
 
@@ -395,22 +395,6 @@ async fn an_operator_can_ban_a_network_and_deny_lists_refuse_everything() {
         StatusCode::FORBIDDEN,
         "deny list on pass-through"
     );
-}
-
-async fn post_json(url: &str, body: &'static str) -> StatusCode {
-    use http_body_util::BodyExt;
-    use hyper_util::client::legacy::{connect::HttpConnector, Client};
-    let client: Client<HttpConnector, Body> =
-        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
-    let request = Request::post(url)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(full(body))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let status = response.status();
-    response.into_body().collect().await.unwrap();
-    status
 }
 
 /// One million distinct addresses through the state: the tables stay under

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 
-use crate::support::client::{admin, full, Body};
+use crate::support::client::{self, admin, full, Body};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 
@@ -99,7 +99,12 @@ async fn a_ban_through_one_replica_applies_on_the_other_and_so_does_the_unban() 
     let redis = RedisServer::start();
     let r = replicas(&redis, "", "").await;
     let bans = r.a.admin_url("/admin/bans");
-    let created = post_ban(&bans, r#"{"target": "203.0.113.9", "duration": "1h"}"#).await;
+    let created = client::admin_post(
+        &bans,
+        r#"{"target": "203.0.113.9", "duration": "1h"}"#,
+        TOKEN,
+    )
+    .await;
     assert_eq!(created, StatusCode::CREATED);
     assert_eq!(
         r.login(&r.b, "203.0.113.9", RIGHT).await,
@@ -114,7 +119,10 @@ async fn a_ban_through_one_replica_applies_on_the_other_and_so_does_the_unban() 
 
     // A network ban, too.
     let net = r#"{"target": "2001:db8:bad::/48", "duration": "1h"}"#;
-    assert_eq!(post_ban(&bans, net).await, StatusCode::CREATED);
+    assert_eq!(
+        client::admin_post(&bans, net, TOKEN).await,
+        StatusCode::CREATED
+    );
     assert_eq!(
         r.login(&r.b, "2001:db8:bad::7", RIGHT).await,
         StatusCode::FORBIDDEN
@@ -268,20 +276,4 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-async fn post_ban(url: &str, body: &'static str) -> StatusCode {
-    use http_body_util::BodyExt;
-    use hyper_util::client::legacy::{connect::HttpConnector, Client};
-    let client: Client<HttpConnector, Body> =
-        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
-    let request = Request::post(url)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(full(body))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let status = response.status();
-    response.into_body().collect().await.unwrap();
-    status
 }

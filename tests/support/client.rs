@@ -153,16 +153,32 @@ pub fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &s
 
 /// A plain-HTTP request to the admin listener with an optional bearer token.
 pub async fn admin(method: &str, url: &str, token: Option<&str>) -> (StatusCode, String) {
+    admin_with_body(method, url, token, empty()).await
+}
+
+/// `POST` of a JSON body to the admin listener with a bearer token.
+pub async fn admin_post(url: &str, json: &'static str, token: &str) -> StatusCode {
+    admin_with_body("POST", url, Some(token), full(json))
+        .await
+        .0
+}
+
+async fn admin_with_body(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Body,
+) -> (StatusCode, String) {
     let client: Client<HttpConnector, Body> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let mut request = Request::builder().method(method).uri(url);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json");
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = client
-        .request(request.body(empty()).unwrap())
-        .await
-        .unwrap();
+    let response = client.request(request.body(body).unwrap()).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
