@@ -183,7 +183,7 @@ async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again(
         assert!(errors >= 1.0, "{policy}: {errors}");
 
         redis.restart();
-        let back = eventually_async(Duration::from_secs(10), || async {
+        let back = eventually_async(Duration::from_secs(30), || async {
             r.login(&r.a, "192.0.2.40", RIGHT).await;
             get(&r.a.admin_url("/readyz")).await.1 == "ready\n"
         })
@@ -209,7 +209,7 @@ async fn a_replica_started_while_redis_is_down_serves_and_connects_later() {
 
     redis.restart();
     // The state's maintenance tries again every few seconds.
-    let connected = eventually_async(Duration::from_secs(15), || async {
+    let connected = eventually_async(Duration::from_secs(30), || async {
         r.login(&r.a, "192.0.2.61", RIGHT).await;
         r.login(&r.b, "192.0.2.61", RIGHT).await;
         get(&r.a.admin_url("/readyz")).await.1 == "ready\n"
