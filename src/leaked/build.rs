@@ -472,8 +472,12 @@ mod tests {
             ..BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"))
         };
         let (summary, _) = build_from(&opts);
-        assert!(summary
-            .to_string()
-            .contains("warning: 3 items exceed the 1"));
+        // A filter sized for one item is so small that the second or third
+        // may already test present (counted as a duplicate): 2 or 3 items.
+        let text = summary.to_string();
+        assert!(
+            text.contains("items exceed the 1 the filter was sized for"),
+            "{text}"
+        );
     }
 }
