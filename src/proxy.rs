@@ -101,6 +101,8 @@ pub struct Proxy {
 /// and recorded once at the end.
 #[derive(Debug)]
 struct Record<'a> {
+    /// Known once the forwarded chain has been read.
+    client: Option<ClientIp>,
     login: Option<&'a LoginRoute>,
     decision: Decision,
 }
@@ -134,6 +136,7 @@ impl Proxy {
         let described = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let mut record = Record {
+            client: None,
             login: None,
             decision: Decision::Allow,
         };
@@ -150,7 +153,7 @@ impl Proxy {
         metrics.record_request(record.login, record.decision, elapsed);
         if let Some((method, path)) = described {
             tracing::debug!(
-                peer = %conn.peer,
+                client = %record.client.map_or(conn.peer.ip(), |c| c.0),
                 %method,
                 path,
                 status = response.status().as_u16(),
@@ -172,6 +175,7 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, RequestError> {
         let host = authority::resolve(&req)?;
         let client = self.inner.trusted.resolve(conn.peer.ip(), req.headers());
+        record.client = Some(client);
         // No client may forge a verdict: the header is ours alone.
         req.headers_mut().remove(&self.inner.login.annotate_header);
         let route = self.inner.routes.resolve(&req);
