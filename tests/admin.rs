@@ -75,7 +75,7 @@ async fn failed_tls_handshakes_are_counted() {
     assert_eq!(errors, 1.0);
 }
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = ADMIN_TOKEN;
 
 /// A proxy whose admin API takes `TOKEN`.
 async fn proxy_with_admin_token(cert: &TestCert, upstream: std::net::SocketAddr) -> RunningProxy {

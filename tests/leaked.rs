@@ -13,7 +13,7 @@ use credgate::{Config, Server};
 use crate::support::client::{admin, full, Answer};
 use crate::support::*;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = ADMIN_TOKEN;
 // The demo shop's accounts: bob's pair is in the breach, carol's password is
 // (with another username), alice is clean.
 const BOB: (&str, &str) = ("bob@example.com", "correct horse battery staple");

@@ -14,10 +14,10 @@ use serde_json::Value;
 
 use credgate::leaked::FilterKind;
 
-use crate::support::client::{admin, full, Body};
+use crate::support::client::{admin, Body};
 use crate::support::*;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = ADMIN_TOKEN;
 const WRONG: &str = "not-the-password";
 // The demo shop's accounts: bob's pair is in the test breach, carol's password
 // is (with another username), alice is clean.
@@ -54,12 +54,7 @@ async fn protected_proxy(cert: &TestCert, shop: std::net::SocketAddr) -> Running
         ],
     );
     let passwords = build_filter(dir, "passwords.cgf", FilterKind::Passwords, &[CAROL.1]);
-    let token_file = dir.join("admin.token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let server = format!(
-        "trusted_proxies = [\"127.0.0.0/8\"]\nadmin_token_file = \"{}\"",
-        token_file.display()
-    );
+    let server = trusting_server_with_admin(cert);
     let tables = format!(
         r#"
 [[login]]
@@ -87,15 +82,7 @@ ban = ["1h"]
 }
 
 fn login(proxy: &RunningProxy, from: &str, (user, password): (&str, &str)) -> Request<Body> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("username", user)
-        .append_pair("password", password)
-        .finish();
-    Request::post(proxy.url("/login"))
-        .header("x-forwarded-for", from)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(full(body))
-        .unwrap()
+    form_login(proxy.url("/login"), from, user, password)
 }
 
 /// One login attempt from `from`: the status it got.

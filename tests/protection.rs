@@ -9,7 +9,7 @@ use http::{Request, StatusCode};
 use crate::support::client::{self, admin, full, Answer, Body};
 use crate::support::*;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = ADMIN_TOKEN;
 const WRONG: &str = "not-the-password";
 
 /// A proxy that trusts 127.0.0.1's `X-Forwarded-For`, with a form login on
@@ -17,12 +17,7 @@ const WRONG: &str = "not-the-password";
 async fn protected(tables: &str) -> (TestCert, credgate::demo::Shop, RunningProxy) {
     let cert = TestCert::generate();
     let shop = start_shop().await;
-    let token_file = cert.dir.path().join("admin.token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let server = format!(
-        "trusted_proxies = [\"127.0.0.0/8\"]\nadmin_token_file = \"{}\"",
-        token_file.display()
-    );
+    let server = trusting_server_with_admin(&cert);
     let toml = format!(
         "{}\n[[login]]\npath = \"/login\"\n{tables}\n",
         config_toml(&cert, shop.addr(), &server, "")
@@ -32,15 +27,7 @@ async fn protected(tables: &str) -> (TestCert, credgate::demo::Shop, RunningProx
 }
 
 fn login(proxy: &RunningProxy, from: &str, user: &str, password: &str) -> Request<Body> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("username", user)
-        .append_pair("password", password)
-        .finish();
-    Request::post(proxy.url("/login"))
-        .header("x-forwarded-for", from)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(full(body))
-        .unwrap()
+    form_login(proxy.url("/login"), from, user, password)
 }
 
 fn retry_after(answer: &Answer) -> u64 {

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 
-use crate::support::client::{self, admin, full, Body};
+use crate::support::client::{self, admin, full};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = ADMIN_TOKEN;
 const WRONG: &str = "not-the-password";
 const RIGHT: &str = "wonderland-42";
 
@@ -28,12 +28,7 @@ struct Replicas {
 async fn replicas(redis: &RedisServer, state: &str, tables: &str) -> Replicas {
     let cert = TestCert::generate();
     let shop = start_shop().await;
-    let token_file = cert.dir.path().join("admin.token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let server = format!(
-        "trusted_proxies = [\"127.0.0.0/8\"]\nadmin_token_file = \"{}\"",
-        token_file.display()
-    );
+    let server = trusting_server_with_admin(&cert);
     let toml = format!(
         "{}\n[[login]]\npath = \"/login\"\n[state]\nbackend = \"redis\"\n\
          redis_url = \"{}\"\nredis_timeout = \"250ms\"\n{state}\n{tables}\n",
@@ -54,15 +49,7 @@ async fn replicas(redis: &RedisServer, state: &str, tables: &str) -> Replicas {
 
 impl Replicas {
     async fn login(&self, on: &RunningProxy, from: &str, password: &str) -> StatusCode {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("username", "alice@example.com")
-            .append_pair("password", password)
-            .finish();
-        let request: Request<Body> = Request::post(on.url("/login"))
-            .header("x-forwarded-for", from)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(full(body))
-            .unwrap();
+        let request = form_login(on.url("/login"), from, "alice@example.com", password);
         self.client.send(request).await.status
     }
 

@@ -161,3 +161,37 @@ pub fn build_filter(
     build(&options, &mut credgate::leaked::progress::Silent).unwrap();
     output
 }
+
+/// The bearer token of every test proxy's admin API.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// `[server]` lines for a proxy that believes 127.0.0.1's `X-Forwarded-For`
+/// (so that one test speaks for many client addresses) and takes
+/// [`ADMIN_TOKEN`]; the token file is written beside the certificate.
+pub fn trusting_server_with_admin(cert: &TestCert) -> String {
+    let token_file = cert.dir.path().join("admin.token");
+    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    format!(
+        "trusted_proxies = [\"127.0.0.0/8\"]\nadmin_token_file = \"{}\"",
+        token_file.display()
+    )
+}
+
+/// A form login to `url` with `username`/`password` fields, from `from`
+/// (through the trusted `X-Forwarded-For`).
+pub fn form_login(
+    url: String,
+    from: &str,
+    user: &str,
+    password: &str,
+) -> http::Request<client::Body> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", user)
+        .append_pair("password", password)
+        .finish();
+    http::Request::post(url)
+        .header("x-forwarded-for", from)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(client::full(body))
+        .unwrap()
+}
