@@ -12,9 +12,9 @@
 
 use std::hint::black_box;
 
-use credgate::leaked::{
-    normalize_username, Filter, FilterBuilder, FilterKind, UsernameNormalization,
-};
+use credgate::filter_build::FilterBuilder;
+use credgate::leaked::{Filter, FilterKind};
+use credgate::username::{normalize_username, UsernameNormalization};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const QUERIES: usize = 1 << 16;

@@ -9,9 +9,10 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
+use credgate::config::BodyFormat;
 use credgate::config::Config;
 use credgate::credentials::{self, LoginBody};
-use credgate::route::{BodyFormat, LoginRoute, Routes};
+use credgate::route::{LoginRoute, Routes};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn route(format: &str, username: &str, password: &str) -> LoginRoute {
@@ -30,7 +31,7 @@ fn route(format: &str, username: &str, password: &str) -> LoginRoute {
         "#
     );
     let config = Config::from_toml(&toml).expect("a valid bench config");
-    Routes::new(&config.login).logins()[0].clone()
+    Routes::new(&config.login).unwrap().logins()[0].clone()
 }
 
 fn bench(c: &mut Criterion) {

@@ -15,9 +15,10 @@ mod redis_server;
 
 use std::net::IpAddr;
 
+use credgate::client_ip::ClientIp;
 use credgate::config::Config;
 use credgate::metrics::Metrics;
-use credgate::rate_limit::AttemptKeys;
+use credgate::rate_limit::{AttemptKeys, UsernameKey};
 use credgate::reputation::Observation;
 use credgate::route::Routes;
 use credgate::state::State;
@@ -50,26 +51,26 @@ fn local_or_redis(max_tracked_clients: usize, state: &str) -> State {
     );
     let config = Config::from_toml(&toml).expect("a valid bench config");
     let metrics = Metrics::new(&prometheus::Registry::new(), &Routes::default()).expect("metrics");
-    State::new(&config, metrics)
+    State::new(&config, metrics.state_backend_errors())
 }
 
-fn client(i: u32) -> IpAddr {
-    IpAddr::from((0x0a00_0000u32.wrapping_add(i)).to_be_bytes())
+fn client(i: u32) -> ClientIp {
+    ClientIp(IpAddr::from((0x0a00_0000u32.wrapping_add(i)).to_be_bytes()))
 }
 
 async fn attempt(state: &State, i: u32) {
     let keys = AttemptKeys {
-        ip: client(i),
-        username: u64::from(i.wrapping_mul(2_654_435_761)),
+        client: client(i),
+        username: UsernameKey(u64::from(i.wrapping_mul(2_654_435_761))),
     };
-    let _ = state.screen(keys.ip, true).await;
+    let _ = state.screen(keys.client, true).await;
     let _ = state.admit(&keys).await;
     let observation = Observation {
         username: keys.username,
         leaked_pair: false,
         failed: Some(i % 4 == 0),
     };
-    state.observe(keys.ip, observation).await;
+    state.observe(keys.client, observation).await;
 }
 
 fn rss() -> u64 {

@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use credgate::leaked::{normalize_username, Filter, FilterKind};
+use credgate::leaked::{Filter, FilterKind};
+use credgate::username::normalize_username;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -20,9 +20,11 @@ use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::body::ProxyBody;
 use crate::config::OnBackendError;
+use crate::metrics::Metrics;
 use crate::reload::Reloader;
-use crate::respond::ProxyBody;
+use crate::reputation::BanReason;
 use crate::state::State;
 use crate::upstream::Upstream;
 
@@ -85,6 +87,7 @@ impl fmt::Debug for AdminToken {
 #[derive(Debug)]
 pub struct AdminParts {
     pub registry: Registry,
+    pub metrics: Metrics,
     pub upstream: Upstream,
     pub state: State,
     /// `None`: the `/admin/*` API is off.
@@ -206,6 +209,7 @@ impl Admin {
             }
         };
         self.inner.state.ban(target, duration).await;
+        self.inner.metrics.record_ban(BanReason::Manual);
         let created =
             serde_json::json!({"target": target, "expires_in_seconds": duration.as_secs()});
         json(StatusCode::CREATED, &created)

@@ -19,16 +19,15 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod defaults;
 mod login;
 mod protection;
 
-pub use login::{Leaked, Login, OnUnparsed};
+pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
 
 pub use protection::{
     Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,
 };
-
-use crate::verdict::Action;
 
 /// A configuration that parsed and passed validation.
 #[derive(Debug, Clone, Deserialize)]
@@ -382,127 +381,6 @@ impl Default for Log {
             format: LogFormat::default(),
             level: defaults::log_level(),
         }
-    }
-}
-
-/// Every default in one place; `config/credgate.example.toml` repeats them.
-mod defaults {
-    use super::*;
-
-    fn secs(s: u64) -> HumanDuration {
-        HumanDuration(Duration::from_secs(s))
-    }
-
-    pub fn listen() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 8443))
-    }
-    pub fn admin_listen() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9090))
-    }
-    pub fn max_connections() -> usize {
-        10_000
-    }
-    pub fn tls_handshake_timeout() -> HumanDuration {
-        secs(10)
-    }
-    pub fn header_read_timeout() -> HumanDuration {
-        secs(10)
-    }
-    pub fn body_read_timeout() -> HumanDuration {
-        secs(10)
-    }
-    pub fn idle_timeout() -> HumanDuration {
-        secs(60)
-    }
-    pub fn shutdown_grace() -> HumanDuration {
-        secs(30)
-    }
-    pub fn max_header_size() -> Size {
-        Size(64 * 1024)
-    }
-    pub fn max_headers() -> usize {
-        100
-    }
-    pub fn h2_max_concurrent_streams() -> u32 {
-        100
-    }
-    pub fn connect_timeout() -> HumanDuration {
-        secs(2)
-    }
-    pub fn request_timeout() -> HumanDuration {
-        secs(30)
-    }
-    pub fn pool_idle_timeout() -> HumanDuration {
-        secs(90)
-    }
-    pub fn pool_max_idle() -> usize {
-        256
-    }
-    pub fn login_methods() -> Vec<MethodName> {
-        vec![MethodName(http::Method::POST)]
-    }
-    pub fn username_field() -> String {
-        "username".into()
-    }
-    pub fn password_field() -> String {
-        "password".into()
-    }
-    pub fn max_body() -> Size {
-        Size(16 * 1024)
-    }
-    pub fn on_leaked_pair() -> Action {
-        Action::Block
-    }
-    pub fn on_leaked_password() -> Action {
-        Action::Annotate
-    }
-    pub fn watch_interval() -> HumanDuration {
-        secs(5)
-    }
-    pub fn annotate_header() -> HeaderName {
-        HeaderName(http::HeaderName::from_static("credgate-leaked"))
-    }
-    pub fn failure_status() -> Vec<u16> {
-        vec![401, 403]
-    }
-    pub fn ipv4_prefix() -> u8 {
-        24
-    }
-    pub fn ipv6_prefix() -> u8 {
-        64
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn window() -> HumanDuration {
-        secs(600)
-    }
-    pub fn leaked_pair_hits() -> u32 {
-        3
-    }
-    pub fn min_attempts() -> u32 {
-        10
-    }
-    pub fn failure_ratio() -> f64 {
-        0.8
-    }
-    pub fn distinct_usernames() -> u32 {
-        8
-    }
-    pub fn ban_ladder() -> Vec<HumanDuration> {
-        vec![secs(300), secs(3600), secs(86400)]
-    }
-    pub fn ban_memory() -> HumanDuration {
-        secs(86400)
-    }
-    pub fn redis_timeout() -> HumanDuration {
-        HumanDuration(Duration::from_millis(50))
-    }
-    pub fn max_tracked_clients() -> usize {
-        1_000_000
-    }
-    pub fn log_level() -> LogLevel {
-        LogLevel("info".into())
     }
 }
 

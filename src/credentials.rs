@@ -21,7 +21,8 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode;
 use zeroize::Zeroizing;
 
-use crate::route::{BodyFormat, LoginRoute};
+use crate::config::BodyFormat;
+use crate::route::LoginRoute;
 
 /// The username as the client sent it. Not `Display`: logs get a keyed hash.
 #[derive(Clone, PartialEq, Eq)]

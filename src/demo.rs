@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::config::{Config, UpstreamUrl};
-use crate::leaked::{self, BuildOptions, FilterKind};
+use crate::filter_build::{self, BuildOptions};
+use crate::leaked::FilterKind;
 pub use shop::{Shop, ACCOUNTS};
 
 /// The embedded default configuration; listeners, certificate, upstream and
@@ -106,7 +107,7 @@ fn build_filters(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         std::fs::write(&input, text)?;
         let output = dir.join(format!("{name}.cgf"));
         let options = BuildOptions::new(kind, vec![input], output.clone());
-        leaked::build(&options, &mut leaked::progress::Silent)
+        filter_build::build(&options, &mut filter_build::progress::Silent)
             .with_context(|| format!("cannot build the demo {kind} filter"))?;
         built.push(output);
     }

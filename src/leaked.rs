@@ -22,14 +22,9 @@
 //! corpora into a file (`credgate build-filter`), `input` reads the corpora,
 //! [`progress`] reports on long builds.
 
-pub mod build;
-mod builder;
 pub mod format;
-mod input;
-pub mod progress;
 pub mod store;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -37,14 +32,10 @@ use std::slice;
 
 use bloomfilter::Bloom;
 use sha1::digest::generic_array::GenericArray;
-use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
 
-pub use build::{build, BuildError, BuildOptions, BuildSummary};
-pub use builder::FilterBuilder;
 pub use format::{verify, Header, FORMAT_VERSION};
-pub use input::InputFormat;
-pub use store::LeakedFilters;
+pub use store::{Found, LeakedFilters};
 
 /// What a filter holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -68,56 +59,6 @@ impl FilterKind {
 impl fmt::Display for FilterKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// How usernames are made comparable before they are hashed. A pairs filter
-/// records the rule it was built with; the proxy must apply the same one, or
-/// `Alice@Example.com` would miss the breached `alice@example.com`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum UsernameNormalization {
-    /// The username exactly as typed.
-    None,
-    /// Trimmed, Unicode NFKC, lowercased: what most shops treat as the same
-    /// e-mail address.
-    #[default]
-    Email,
-}
-
-impl UsernameNormalization {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Email => "email",
-        }
-    }
-}
-
-impl fmt::Display for UsernameNormalization {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Applies `n` to a raw username. `none`: unchanged. `email`: trimmed, Unicode
-/// NFKC (so fullwidth `ＡＬＩＣＥ` is `ALICE`), lowercased.
-///
-/// Borrows when nothing changes, which is the common case of an ASCII address
-/// typed in lowercase (ASCII is unchanged by NFKC).
-pub fn normalize_username(raw: &str, n: UsernameNormalization) -> Cow<'_, str> {
-    match n {
-        UsernameNormalization::None => Cow::Borrowed(raw),
-        UsernameNormalization::Email => {
-            let trimmed = raw.trim();
-            if !trimmed.is_ascii() {
-                Cow::Owned(trimmed.nfkc().collect::<String>().to_lowercase())
-            } else if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
-                Cow::Owned(trimmed.to_ascii_lowercase())
-            } else {
-                Cow::Borrowed(trimmed)
-            }
-        }
     }
 }
 
@@ -152,7 +93,7 @@ impl Filter {
     /// Always false for a passwords filter, which holds no pairs.
     ///
     /// `normalized_username` must already be normalised with the filter's
-    /// [`Header::normalization`] (see [`normalize_username`]). Allocates
+    /// [`Header::normalization`] (see [`crate::username::normalize_username`]). Allocates
     /// nothing.
     pub fn contains_pair(&self, normalized_username: &str, password: &[u8]) -> bool {
         self.header.kind == FilterKind::Pairs
@@ -264,7 +205,7 @@ pub enum FilterError {
 /// `Hash` would add length prefixes and terminators; these are the exact
 /// bytes `docs/filters.md` documents.)
 #[derive(Clone, Copy)]
-enum Item<'a> {
+pub(crate) enum Item<'a> {
     Pair {
         username: &'a str,
         password: &'a [u8],
@@ -324,38 +265,9 @@ pub fn password_digest(password: &[u8]) -> [u8; 20] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter_build::FilterBuilder;
+    use crate::username::{normalize_username, UsernameNormalization};
     use sha1::Digest as _;
-
-    #[test]
-    fn email_normalization_table() {
-        let email = UsernameNormalization::Email;
-        let cases = [
-            ("alice@example.com", "alice@example.com"),
-            ("  Alice@Example.COM\t", "alice@example.com"),
-            ("ＡＬＩＣＥ＠ｅｘａｍｐｌｅ．ｃｏｍ", "alice@example.com"),
-            ("\u{3000}bob@example.com\u{00a0}", "bob@example.com"),
-            ("ÉLODIE@example.fr", "élodie@example.fr"),
-            // "E" + combining acute composes to the single "é" under NFKC.
-            ("E\u{301}lodie@example.fr", "élodie@example.fr"),
-            ("ﬁona@example.com", "fiona@example.com"),
-            ("", ""),
-        ];
-        for (raw, normalized) in cases {
-            assert_eq!(normalize_username(raw, email), normalized, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn no_normalization_keeps_the_username() {
-        let raw = "  Alice@Example.COM ";
-        assert_eq!(normalize_username(raw, UsernameNormalization::None), raw);
-    }
-
-    #[test]
-    fn normalized_ascii_is_borrowed() {
-        let normalized = normalize_username("bob@example.com", UsernameNormalization::Email);
-        assert!(matches!(normalized, Cow::Borrowed(_)));
-    }
 
     #[test]
     fn password_digest_is_sha1() {

@@ -52,10 +52,13 @@
 
 pub mod admin;
 pub mod authority;
+pub mod body;
 pub mod client_ip;
+pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod filter_build;
 pub mod healthcheck;
 pub mod leaked;
 pub mod logging;
@@ -71,6 +74,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod username;
 pub mod verdict;
 
 pub use config::Config;

@@ -13,53 +13,22 @@ use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::authority::{self, AmbiguousHost};
+use crate::authority;
+use crate::body::ProxyBody;
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
-use crate::credentials::{self, BodyError, CredentialsError, LoginBody};
+use crate::credentials::{self, LoginBody};
 use crate::leaked::LeakedFilters;
 use crate::logging;
-use crate::metrics::{Decision, Metrics};
+use crate::metrics::{Metrics, RequestDecision};
 use crate::outcome::LoginOutcome;
-use crate::rate_limit::{AttemptKeys, Throttled};
+use crate::rate_limit::{AttemptKeys, UsernameKey};
 use crate::reputation::Observation;
-use crate::respond::{self, BlockPage, ProxyBody};
+use crate::respond::{self, BlockPage, RequestError};
 use crate::route::{LoginRoute, Route, Routes};
 use crate::state::{Refusal, State};
-use crate::upstream::{Hop, Upstream, UpstreamError};
+use crate::upstream::{Hop, Upstream};
 use crate::verdict::{self, Verdict};
-
-/// Why a request was not forwarded, or not answered by the shop.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    #[error(transparent)]
-    AmbiguousHost(#[from] AmbiguousHost),
-    #[error(transparent)]
-    Body(#[from] BodyError),
-    #[error(transparent)]
-    Credentials(#[from] CredentialsError),
-    #[error("login refused: {}", .0.as_str())]
-    Blocked(Verdict),
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    #[error(transparent)]
-    Throttled(#[from] Throttled),
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-}
-
-impl RequestError {
-    fn decision(&self) -> Decision {
-        match self {
-            Self::AmbiguousHost(_) | Self::Body(_) | Self::Credentials(_) => Decision::Reject,
-            Self::Blocked(_) | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => {
-                Decision::Block
-            }
-            Self::Refused(Refusal::Throttled(_)) | Self::Throttled(_) => Decision::Throttle,
-            Self::Upstream(_) => Decision::UpstreamError,
-        }
-    }
-}
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +73,7 @@ struct Record<'a> {
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
     login: Option<&'a LoginRoute>,
-    decision: Decision,
+    decision: RequestDecision,
 }
 
 /// A checked login attempt on its way to the shop: what to learn from the
@@ -112,7 +81,7 @@ struct Record<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     verdict: Verdict,
-    username: u64,
+    username: UsernameKey,
 }
 
 // === impl Proxy ===
@@ -138,7 +107,7 @@ impl Proxy {
         let mut record = Record {
             client: None,
             login: None,
-            decision: Decision::Allow,
+            decision: RequestDecision::Allow,
         };
         let response = match self.try_handle(req, conn, &mut record).await {
             Ok(response) => response,
@@ -182,7 +151,7 @@ impl Proxy {
         record.login = route.login();
         self.inner
             .state
-            .screen(client.0, record.login.is_some())
+            .screen(client, record.login.is_some())
             .await?;
         let (req, attempt) = match route {
             Route::Passthrough => (req.map(Either::Left), None),
@@ -219,21 +188,21 @@ impl Proxy {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
-                record.decision = Decision::Unparsed;
+                record.decision = RequestDecision::Unparsed;
                 return Ok((inspected_request(parts, body), None));
             }
             Err(e) => return Err(e.into()),
         };
         let username = self.inner.leaked.normalize(credentials.username.as_str());
         let keys = AttemptKeys {
-            ip: client.0,
+            client,
             username: self.inner.state.username_key(&username),
         };
         self.inner.state.admit(&keys).await?;
-        let signals = self.inner.leaked.check(&username, &credentials.password);
-        let (verdict, decision) = verdict::decide(&signals, &login.verdicts);
+        let found = self.inner.leaked.check(&username, &credentials.password);
+        let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
-        record.decision = Decision::from(decision);
+        record.decision = RequestDecision::from(decision);
         let attempt = Attempt {
             verdict,
             username: keys.username,
@@ -265,7 +234,9 @@ impl Proxy {
             leaked_pair: attempt.verdict == Verdict::LeakedPair,
             failed: outcome.and_then(LoginOutcome::failed),
         };
-        self.inner.state.observe(client.0, observation).await;
+        if let Some(ban) = self.inner.state.observe(client, observation).await {
+            self.inner.metrics.record_ban(ban.reason);
+        }
     }
 
     fn hop(&self, conn: Conn) -> Hop {
@@ -277,13 +248,15 @@ impl Proxy {
     }
 
     fn report(&self, error: &RequestError, conn: Conn) {
+        if let RequestError::Refused(Refusal::Throttled(t)) = error {
+            self.inner.metrics.record_rate_limited(t.limit);
+        }
         match error {
             RequestError::AmbiguousHost(_)
             | RequestError::Body(_)
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)
-            | RequestError::Refused(_)
-            | RequestError::Throttled(_) => {
+            | RequestError::Refused(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");
             }
             RequestError::Upstream(e) => {

@@ -18,6 +18,7 @@ use governor::state::{InMemoryState, NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
 
+use crate::client_ip::ClientIp;
 use crate::config::{self, Limit};
 
 /// Which limit refused an attempt.
@@ -62,10 +63,14 @@ pub struct Throttled {
 /// What one login attempt is keyed on.
 #[derive(Debug, Clone, Copy)]
 pub struct AttemptKeys {
-    pub ip: IpAddr,
-    /// A keyed hash of the normalised username, never the name itself.
-    pub username: u64,
+    pub client: ClientIp,
+    pub username: UsernameKey,
 }
+
+/// A keyed hash of a normalised username: what limits and suspicion key on,
+/// never the name itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UsernameKey(pub u64);
 
 type Keyed<K, C> = RateLimiter<K, BoundedStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -75,7 +80,7 @@ type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Cl
 pub struct Limiters<C: Clock = DefaultClock> {
     ip: Option<Keyed<IpAddr, C>>,
     subnet: Option<(Keyed<IpNet, C>, u8, u8)>,
-    username: Option<Keyed<u64, C>>,
+    username: Option<Keyed<UsernameKey, C>>,
     global: Option<Direct<C>>,
     all: Option<Keyed<IpAddr, C>>,
     clock: C,
@@ -125,11 +130,11 @@ where
     /// the wider ones.
     pub fn admit(&self, keys: &AttemptKeys) -> Result<(), Throttled> {
         if let Some(ip) = &self.ip {
-            self.check(ip.check_key(&keys.ip), LimitKind::Ip)?;
+            self.check(ip.check_key(&keys.client.0), LimitKind::Ip)?;
         }
         if let Some((subnet, v4, v6)) = &self.subnet {
             self.check(
-                subnet.check_key(&subnet_of(keys.ip, *v4, *v6)),
+                subnet.check_key(&subnet_of(keys.client.0, *v4, *v6)),
                 LimitKind::Subnet,
             )?;
         }
@@ -319,8 +324,8 @@ mod tests {
 
     fn keys(ip: &str, username: u64) -> AttemptKeys {
         AttemptKeys {
-            ip: ip.parse().unwrap(),
-            username,
+            client: ClientIp(ip.parse().unwrap()),
+            username: UsernameKey(username),
         }
     }
 

@@ -3,9 +3,12 @@
 //! counted the same way whatever asked for it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
+use crate::leaked::store::Reloaded;
 use crate::leaked::LeakedFilters;
 use crate::logging;
 use crate::metrics::Metrics;
@@ -23,14 +26,14 @@ pub struct Reloader {
 /// (the old version keeps serving).
 #[derive(Debug, Serialize)]
 pub struct Report {
-    pub certificate: Outcome,
+    pub certificate: Status,
     /// By filter kind: `pairs`, `passwords`.
-    pub filters: std::collections::BTreeMap<&'static str, Outcome>,
+    pub filters: std::collections::BTreeMap<&'static str, Status>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Outcome {
+pub enum Status {
     Ok(&'static str),
     Refused { error: String },
 }
@@ -40,7 +43,7 @@ impl Report {
     pub fn all_ok(&self) -> bool {
         std::iter::once(&self.certificate)
             .chain(self.filters.values())
-            .all(|o| matches!(o, Outcome::Ok(_)))
+            .all(|o| matches!(o, Status::Ok(_)))
     }
 }
 
@@ -66,7 +69,7 @@ impl Reloader {
             Err(e) => {
                 tracing::error!(error = %e, "reload panicked");
                 Report {
-                    certificate: Outcome::Refused {
+                    certificate: Status::Refused {
                         error: "the reload panicked".into(),
                     },
                     filters: Default::default(),
@@ -80,14 +83,15 @@ impl Reloader {
             .filters
             .reload()
             .into_iter()
-            .map(|(kind, result)| {
-                let outcome = match result {
-                    Ok(()) => Outcome::Ok("ok"),
-                    Err(e) => Outcome::Refused {
+            .map(|reloaded| {
+                self.record(&reloaded);
+                let status = match reloaded.result {
+                    Ok(_) => Status::Ok("ok"),
+                    Err(e) => Status::Refused {
                         error: logging::chain(&e),
                     },
                 };
-                (kind.as_str(), outcome)
+                (reloaded.kind.as_str(), status)
             })
             .collect();
         Report {
@@ -96,18 +100,45 @@ impl Reloader {
         }
     }
 
-    fn reload_certificate(&self) -> Outcome {
+    /// Polls the filter files every `interval` until `shutdown`, reloading
+    /// those that changed.
+    pub async fn watch_filters(self, interval: Duration, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let filters = self.filters.clone();
+            match tokio::task::spawn_blocking(move || filters.reload_changed()).await {
+                Ok(reloads) => reloads.iter().for_each(|r| self.record(r)),
+                Err(_) => tracing::error!("the filter watcher's reload panicked"),
+            }
+        }
+    }
+
+    fn record(&self, reloaded: &Reloaded) {
+        self.metrics
+            .record_filter_reload(reloaded.kind, reloaded.result.is_ok());
+        if let Ok(serving) = &reloaded.result {
+            self.metrics
+                .record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
+        }
+    }
+
+    fn reload_certificate(&self) -> Status {
         let result = self.certs.reload();
         self.metrics.record_tls_reload(result.is_ok());
         match result {
             Ok(()) => {
                 tracing::info!("TLS certificate reloaded");
-                Outcome::Ok("ok")
+                Status::Ok("ok")
             }
             Err(e) => {
                 let error = logging::chain(&e);
                 tracing::error!(%error, "TLS certificate reload failed; keeping the old one");
-                Outcome::Refused { error }
+                Status::Refused { error }
             }
         }
     }

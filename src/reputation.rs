@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::config;
+use crate::rate_limit::UsernameKey;
 
 /// Why a client was banned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +60,7 @@ pub struct Ban {
 /// What one login attempt showed about its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {
-    /// A keyed hash of the normalised username.
-    pub username: u64,
+    pub username: UsernameKey,
     pub leaked_pair: bool,
     /// `Some(true)`: the shop said the login failed; `Some(false)`: it
     /// succeeded; `None`: unknown (or the attempt was blocked).
@@ -299,7 +299,7 @@ impl Reputation {
         bucket.attempts += 1;
         bucket.failures += u32::from(observation.failed == Some(true));
         bucket.leaked_pairs += u32::from(observation.leaked_pair);
-        bucket.usernames |= 1u64 << (observation.username % 64);
+        bucket.usernames |= 1u64 << (observation.username.0 % 64);
         if client.banned_until.is_some_and(|until| until > now) {
             return None;
         }

@@ -10,16 +10,49 @@ use std::time::{Duration, Instant};
 use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
+use crate::authority::AmbiguousHost;
+use crate::body::ProxyBody;
 use crate::credentials::BodyError;
-use crate::proxy::RequestError;
+use crate::credentials::CredentialsError;
+use crate::metrics::RequestDecision;
 use crate::state::Refusal;
 use crate::upstream::UpstreamError;
+use crate::verdict::Verdict;
 
-/// The body of every response the proxy listener sends: the shop's, streamed,
-/// or one of ours.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+/// Why a request was not forwarded, or not answered by the shop.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    AmbiguousHost(#[from] AmbiguousHost),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("login refused: {}", .0.as_str())]
+    Blocked(Verdict),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl RequestError {
+    pub fn decision(&self) -> RequestDecision {
+        match self {
+            Self::AmbiguousHost(_) | Self::Body(_) | Self::Credentials(_) => {
+                RequestDecision::Reject
+            }
+            Self::Blocked(_) | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => {
+                RequestDecision::Block
+            }
+            Self::Refused(Refusal::Throttled(_) | Refusal::Unavailable) => {
+                RequestDecision::Throttle
+            }
+            Self::Upstream(_) => RequestDecision::UpstreamError,
+        }
+    }
+}
 
 /// The response for a request that was refused or failed, on a connection
 /// of `version`.
@@ -59,12 +92,20 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
             );
             response
         }
-        RequestError::Refused(Refusal::Throttled(t)) | RequestError::Throttled(t) => {
+        RequestError::Refused(Refusal::Throttled(t)) => {
             let mut response = json(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many attempts; slow down",
             );
             retry_after(&mut response, t.retry_after);
+            response
+        }
+        RequestError::Refused(Refusal::Unavailable) => {
+            let mut response = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many attempts; slow down",
+            );
+            retry_after(&mut response, Duration::from_secs(1));
             response
         }
         RequestError::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => {

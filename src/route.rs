@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use http::{Method, Request};
 use percent_encoding::percent_decode_str;
 
-use crate::config;
+use crate::config::{self, BodyFormat};
 use crate::outcome::FailureSigns;
 
 /// Where a request goes.
@@ -23,17 +23,6 @@ use crate::outcome::FailureSigns;
 pub enum Route<'a> {
     Login(&'a LoginRoute),
     Passthrough,
-}
-
-/// How a login body is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BodyFormat {
-    Form,
-    Json,
-    /// By `Content-Type`: form or JSON.
-    #[default]
-    Auto,
 }
 
 /// One protected login endpoint, ready for matching.
@@ -55,6 +44,19 @@ pub struct LoginRoute {
     pub failure: FailureSigns,
 }
 
+/// Why the `[[login]]` tables do not make a set of routes.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("key `login[{index}].name`: {name:?} must be [a-z0-9_]+, not \"passthrough\"")]
+    Name { index: usize, name: String },
+    #[error("key `login[{index}].path`: the route {name:?} repeats the route {other:?}")]
+    Repeated {
+        index: usize,
+        name: String,
+        other: String,
+    },
+}
+
 /// The login routes of the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
@@ -74,9 +76,29 @@ impl<'a> Route<'a> {
 // === impl Routes ===
 
 impl Routes {
-    pub fn new(logins: &[config::Login]) -> Self {
-        let logins = logins.iter().enumerate().map(LoginRoute::new).collect();
-        Self { logins }
+    /// The routes of `[[login]]`, each path normalised and named once.
+    /// Fails on a name that cannot be a metric label, or on two tables for
+    /// one endpoint (the second would never match).
+    pub fn new(logins: &[config::Login]) -> Result<Self, RouteError> {
+        let mut routes = Self::default();
+        for (index, config) in logins.iter().enumerate() {
+            let route = LoginRoute::new(index, config);
+            route.check_name()?;
+            let path = route.path.to_ascii_lowercase();
+            let repeated = routes
+                .logins
+                .iter()
+                .find(|r| r.name == route.name || r.path.eq_ignore_ascii_case(&path));
+            if let Some(other) = repeated {
+                return Err(RouteError::Repeated {
+                    index,
+                    name: route.name,
+                    other: other.name.clone(),
+                });
+            }
+            routes.logins.push(route);
+        }
+        Ok(routes)
     }
 
     pub fn logins(&self) -> &[LoginRoute] {
@@ -100,7 +122,7 @@ impl Routes {
 // === impl LoginRoute ===
 
 impl LoginRoute {
-    fn new((index, config): (usize, &config::Login)) -> Self {
+    fn new(index: usize, config: &config::Login) -> Self {
         Self {
             index,
             name: config
@@ -118,6 +140,20 @@ impl LoginRoute {
         }
     }
 
+    fn check_name(&self) -> Result<(), RouteError> {
+        let label_safe = self
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if self.name.is_empty() || !label_safe || self.name == "passthrough" {
+            return Err(RouteError::Name {
+                index: self.index,
+                name: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
     fn matches_path(&self, normalized: &str) -> bool {
         match self.case_sensitive {
             true => normalized == self.path,
@@ -127,7 +163,7 @@ impl LoginRoute {
 }
 
 /// `/api/v1/session` → `api_v1_session`: a label-safe name.
-pub fn derive_name(path: &str) -> String {
+fn derive_name(path: &str) -> String {
     let name: String = path
         .trim_matches('/')
         .chars()
@@ -143,7 +179,7 @@ pub fn derive_name(path: &str) -> String {
 }
 
 /// The path as a lenient router reads it. Borrowed when it is already plain.
-pub fn normalize(path: &str) -> Cow<'_, str> {
+fn normalize(path: &str) -> Cow<'_, str> {
     let plain = !path.contains(['%', ';', '\\', '.'])
         && !path.contains("//")
         && (path.len() <= 1 || !path.ends_with('/'));
@@ -191,7 +227,37 @@ mod tests {
             methods = ["POST", "PUT"]
             "#
         );
-        Routes::new(&config::for_tests(&tables).login)
+        Routes::new(&config::for_tests(&tables).login).unwrap()
+    }
+
+    fn route_error(tables: &str) -> String {
+        Routes::new(&config::for_tests(tables).login)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn names_must_be_labels() {
+        let error = route_error("[[login]]\npath = \"/login\"\nname = \"Log in\"");
+        assert!(error.starts_with("key `login[0].name`"), "{error}");
+        let error = route_error("[[login]]\npath = \"/login\"\nname = \"passthrough\"");
+        assert!(error.contains("not \"passthrough\""), "{error}");
+    }
+
+    #[test]
+    fn a_repeated_endpoint_is_refused() {
+        // `/Login/` normalises to the first route's path.
+        let tables =
+            "[[login]]\npath = \"/login\"\n[[login]]\nname = \"other\"\npath = \"/Login/\"";
+        let error = route_error(tables);
+        assert!(error.starts_with("key `login[1].path`"), "{error}");
+        assert!(
+            error.contains("\"other\" repeats the route \"login\""),
+            "{error}"
+        );
+        let tables =
+            "[[login]]\npath = \"/a\"\nname = \"x\"\n[[login]]\nname = \"x\"\npath = \"/b\"";
+        assert!(route_error(tables).contains("repeats"));
     }
 
     fn route_name(routes: &Routes, method: &str, uri: &str) -> Option<String> {

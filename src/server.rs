@@ -53,6 +53,20 @@ const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// gauges updated.
 const STATE_MAINTENANCE: Duration = Duration::from_secs(5);
 
+/// Every [`STATE_MAINTENANCE`]: expires bans, forgets idle limiter keys,
+/// updates the state gauges, until `shutdown`.
+async fn maintain(state: State, metrics: Metrics, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(STATE_MAINTENANCE);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let (bans_active, tracked_clients) = state.maintain().await;
+        metrics.record_state(bans_active, tracked_clients);
+    }
+}
+
 /// The addresses the server actually bound (useful with port 0).
 #[derive(Debug, Clone, Copy)]
 pub struct Addrs {
@@ -98,12 +112,15 @@ impl Parts {
         let certs = Arc::new(certs);
         let tls = TlsAcceptor::from(certs.server_config()?);
         let registry = Registry::new();
-        let routes = Routes::new(&config.login);
+        let routes = Routes::new(&config.login)?;
         let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
-        let leaked = LeakedFilters::load(&config.leaked, metrics.clone())
-            .context("[leaked]: cannot load the filters")?;
+        let leaked =
+            LeakedFilters::load(&config.leaked).context("[leaked]: cannot load the filters")?;
+        for serving in leaked.serving() {
+            metrics.record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
+        }
         let upstream = Upstream::new(&config.upstream, provider).context("[upstream]")?;
-        let state = State::new(config, metrics.clone());
+        let state = State::new(config, metrics.state_backend_errors());
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),
             trusted: TrustedProxies::new(s.trusted_proxies.clone()),
@@ -116,6 +133,7 @@ impl Parts {
         let reloader = Reloader::new(certs, leaked, metrics.clone());
         let admin = Admin::new(AdminParts {
             registry,
+            metrics: metrics.clone(),
             upstream,
             state: state.clone(),
             token: admin_token(s)?,
@@ -231,10 +249,14 @@ impl Server {
             admin_slots,
         );
         if !self.watch_interval.is_zero() {
-            let filters = self.reloader.filters().clone();
-            loops.spawn(filters.watch(self.watch_interval, shutdown.clone()));
+            let reloader = self.reloader.clone();
+            loops.spawn(reloader.watch_filters(self.watch_interval, shutdown.clone()));
         }
-        loops.spawn(self.state.maintain(STATE_MAINTENANCE, shutdown.clone()));
+        loops.spawn(maintain(
+            self.state.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
 
         shutdown.cancelled().await;
         tracing::info!("shutting down: listeners closed, draining open connections");

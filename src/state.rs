@@ -12,25 +12,25 @@
 //! `on_backend_error` policy answers instead, each failure is counted, and
 //! the next answer from Redis ends the degraded state by itself.
 
+mod health;
 mod local;
 pub mod redis;
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::BuildHasher;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
-use tokio_util::sync::CancellationToken;
+use prometheus::IntCounter;
 
+use crate::client_ip::ClientIp;
 use crate::config::{self, BanScope, Config, OnBackendError};
-use crate::logging;
-use crate::metrics::Metrics;
-use crate::rate_limit::{AttemptKeys, LimitKind, Throttled};
-use crate::reputation::{Ban, BanReason, Observation};
+use crate::rate_limit::{AttemptKeys, Throttled, UsernameKey};
+use crate::reputation::{Ban, Observation};
 
+use self::health::Health;
 use self::local::Local;
 use self::redis::{BackendError, Redis, Screened};
 
@@ -43,6 +43,10 @@ pub enum Refusal {
     Banned(Ban),
     #[error(transparent)]
     Throttled(#[from] Throttled),
+    /// `on_backend_error = "deny"` while the shared backend fails: no limit
+    /// was consulted, so none is counted.
+    #[error("the shared state is unavailable")]
+    Unavailable,
 }
 
 /// A ban as the admin API lists it.
@@ -77,7 +81,6 @@ struct Shared {
     /// suspicion sketch is not the name. With Redis, a key shared by every
     /// replica replaces it once connected.
     usernames: RandomState,
-    metrics: Metrics,
 }
 
 /// Where the answers come from.
@@ -88,26 +91,12 @@ enum Backend {
     Redis(Box<Redis>),
 }
 
-/// Whether the shared backend is failing, and when that was last logged.
-#[derive(Debug, Default)]
-struct Health {
-    degraded: AtomicBool,
-    last_warning: Mutex<Option<Instant>>,
-}
-
-/// Failures are logged at most this often; every one is counted.
-const WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// What `on_backend_error = "deny"` answers a login: come back in a second.
-const UNAVAILABLE: Throttled = Throttled {
-    limit: LimitKind::Global,
-    retry_after: Duration::from_secs(1),
-};
-
 // === impl State ===
 
 impl State {
-    pub fn new(config: &Config, metrics: Metrics) -> Self {
+    /// The state for `config`. `backend_errors` counts the shared backend's
+    /// failures: the fallback answers them, so no caller ever sees one.
+    pub fn new(config: &Config, backend_errors: IntCounter) -> Self {
         let s = &config.suspicion;
         let backend = match (config.state.backend, &config.state.redis_url) {
             (config::Backend::Redis, Some(url)) => match Redis::new(config, url) {
@@ -125,13 +114,12 @@ impl State {
                 backend,
                 local: Local::new(config),
                 on_error: config.state.on_backend_error,
-                health: Health::default(),
+                health: Health::new(backend_errors),
                 suspicion: s.enabled,
                 ban_scope: s.ban_scope,
                 allowlist: s.allowlist.clone(),
                 denylist: s.denylist.clone(),
                 usernames: RandomState::new(),
-                metrics,
             }),
         }
     }
@@ -144,16 +132,16 @@ impl State {
             match redis.connect().await {
                 Ok(()) => {
                     tracing::info!("state: connected to redis");
-                    self.recovered();
+                    self.inner.health.recovered();
                 }
-                Err(error) => self.failed(&error),
+                Err(error) => self.inner.health.failed(&error, self.inner.on_error),
             }
         }
     }
 
     /// Returns true if and only if the shared backend is failing right now.
     pub fn degraded(&self) -> bool {
-        self.inner.health.degraded.load(Ordering::Relaxed)
+        self.inner.health.degraded()
     }
 
     /// What answers while the backend is degraded.
@@ -162,7 +150,7 @@ impl State {
     }
 
     /// The keyed hash of a normalised username.
-    pub fn username_key(&self, normalized: &str) -> u64 {
+    pub fn username_key(&self, normalized: &str) -> UsernameKey {
         use sha1::{Digest, Sha1};
         if let Backend::Redis(redis) = &self.inner.backend {
             if let Some(key) = redis.username_key() {
@@ -172,117 +160,102 @@ impl State {
                     .finalize();
                 let mut first = [0u8; 8];
                 first.copy_from_slice(&digest[..8]);
-                return u64::from_le_bytes(first);
+                return UsernameKey(u64::from_le_bytes(first));
             }
         }
-        self.inner.usernames.hash_one(normalized)
+        UsernameKey(self.inner.usernames.hash_one(normalized))
     }
 
     /// Deny list, bans (on login routes, or everywhere with `ban_scope =
     /// "all"`), and the all-traffic limit. Allowlisted clients always pass.
-    pub async fn screen(&self, ip: IpAddr, login: bool) -> Result<(), Refusal> {
+    pub async fn screen(&self, client: ClientIp, login: bool) -> Result<(), Refusal> {
         let shared = &self.inner;
-        if shared.denylist.iter().any(|net| net.contains(&ip)) {
+        if shared.denylist.iter().any(|net| net.contains(&client.0)) {
             return Err(Refusal::Denied);
         }
-        if self.allowed(ip) {
+        if self.allowed(client) {
             return Ok(());
         }
         let bans = login || shared.ban_scope == BanScope::All;
         let Backend::Redis(redis) = &shared.backend else {
-            return self.screen_locally(ip, bans);
+            return self.screen_locally(client, bans);
         };
         if !bans && !redis.limits_all() {
             return Ok(());
         }
-        match redis.screen(ip, bans).await {
-            Ok(screened) => {
-                self.recovered();
-                match screened {
-                    Screened::Clear => Ok(()),
-                    Screened::Banned(ban) => Err(Refusal::Banned(ban)),
-                    Screened::Throttled(t) => Err(Refusal::Throttled(self.throttled(t))),
-                }
-            }
-            Err(error) => {
-                self.failed(&error);
-                match shared.on_error {
-                    OnBackendError::Local => self.screen_locally(ip, bans),
-                    OnBackendError::Allow => Ok(()),
-                    OnBackendError::Deny if login => Err(Refusal::Throttled(UNAVAILABLE)),
-                    OnBackendError::Deny => Ok(()),
-                }
-            }
-        }
+        let screened = async {
+            Ok(match redis.screen(client.0, bans).await? {
+                Screened::Clear => Ok(()),
+                Screened::Banned(ban) => Err(Refusal::Banned(ban)),
+                Screened::Throttled(t) => Err(Refusal::Throttled(t)),
+            })
+        };
+        self.shared(screened, |policy| match policy {
+            OnBackendError::Local => self.screen_locally(client, bans),
+            OnBackendError::Allow => Ok(()),
+            OnBackendError::Deny if login => Err(Refusal::Unavailable),
+            OnBackendError::Deny => Ok(()),
+        })
+        .await
     }
 
     /// The login limits for one attempt.
-    pub async fn admit(&self, keys: &AttemptKeys) -> Result<(), Throttled> {
-        if self.allowed(keys.ip) {
+    pub async fn admit(&self, keys: &AttemptKeys) -> Result<(), Refusal> {
+        if self.allowed(keys.client) {
             return Ok(());
         }
-        let admitted = match &self.inner.backend {
-            Backend::Local => self.inner.local.admit(keys),
-            Backend::Redis(redis) => match redis.admit(keys).await {
-                Ok(admitted) => {
-                    self.recovered();
-                    admitted
-                }
-                Err(error) => {
-                    self.failed(&error);
-                    match self.inner.on_error {
-                        OnBackendError::Local => self.inner.local.admit(keys),
-                        OnBackendError::Allow => Ok(()),
-                        OnBackendError::Deny => return Err(UNAVAILABLE),
-                    }
-                }
-            },
-        };
-        admitted.map_err(|t| self.throttled(t))
+        let local = &self.inner.local;
+        match &self.inner.backend {
+            Backend::Local => local.admit(keys).map_err(Refusal::Throttled),
+            Backend::Redis(redis) => {
+                let shared = async { Ok(redis.admit(keys).await?.map_err(Refusal::Throttled)) };
+                self.shared(shared, |policy| match policy {
+                    OnBackendError::Local => local.admit(keys).map_err(Refusal::Throttled),
+                    OnBackendError::Allow => Ok(()),
+                    OnBackendError::Deny => Err(Refusal::Unavailable),
+                })
+                .await
+            }
+        }
     }
 
-    /// Records what an attempt showed; bans the client if it crossed a line.
-    pub async fn observe(&self, ip: IpAddr, observation: Observation) {
-        if !self.inner.suspicion || self.allowed(ip) {
-            return;
+    /// Records what an attempt showed. Returns the ban, if the client
+    /// crossed a line.
+    pub async fn observe(&self, client: ClientIp, observation: Observation) -> Option<Ban> {
+        if !self.inner.suspicion || self.allowed(client) {
+            return None;
         }
+        let local = &self.inner.local;
         let ban = match &self.inner.backend {
-            Backend::Local => self.inner.local.observe(ip, observation),
-            Backend::Redis(redis) => match redis.observe(ip, observation).await {
-                Ok(ban) => {
-                    self.recovered();
-                    ban
-                }
-                Err(error) => {
-                    self.failed(&error);
-                    match self.inner.on_error {
-                        OnBackendError::Local => self.inner.local.observe(ip, observation),
+            Backend::Local => local.observe(client.0, observation),
+            Backend::Redis(redis) => {
+                self.shared(
+                    redis.observe(client.0, observation),
+                    |policy| match policy {
+                        OnBackendError::Local => local.observe(client.0, observation),
                         OnBackendError::Allow | OnBackendError::Deny => None,
-                    }
-                }
-            },
-        };
-        if let Some(ban) = ban {
-            self.inner.metrics.record_ban(ban.reason);
-            let seconds = ban
-                .until
-                .saturating_duration_since(Instant::now())
-                .as_secs();
-            tracing::info!(client = %ip, reason = ban.reason.as_str(), seconds, "client banned");
-        }
+                    },
+                )
+                .await
+            }
+        }?;
+        let seconds = ban
+            .until
+            .saturating_duration_since(Instant::now())
+            .as_secs();
+        tracing::info!(client = %client.0, reason = ban.reason.as_str(), seconds, "client banned");
+        Some(ban)
     }
 
     /// Every ban in force (from this replica's memory while Redis fails).
     pub async fn bans(&self) -> Vec<BanEntry> {
+        let local = &self.inner.local;
         let bans = match &self.inner.backend {
-            Backend::Local => self.inner.local.bans(),
-            Backend::Redis(redis) => match redis.bans(true).await {
-                Ok((bans, _)) => bans,
-                Err(error) => {
-                    self.failed(&error);
-                    self.inner.local.bans()
-                }
-            },
+            Backend::Local => local.bans(),
+            Backend::Redis(redis) => {
+                let shared = async { Ok(redis.bans(true).await?.0) };
+                self.shared(shared, |_| local.bans()).await
+            }
         };
         let now = Instant::now();
         let wall = SystemTime::now();
@@ -293,7 +266,9 @@ impl State {
                 BanEntry {
                     target,
                     reason: ban.reason.as_str(),
-                    expires_at: crate::leaked::store::unix_seconds(wall + left),
+                    expires_at: (wall + left)
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
                     expires_in_seconds: left.as_secs(),
                 }
             })
@@ -307,11 +282,8 @@ impl State {
     pub async fn ban(&self, target: IpNet, duration: Duration) {
         self.inner.local.ban(target, duration);
         if let Backend::Redis(redis) = &self.inner.backend {
-            if let Err(error) = redis.ban(target, duration).await {
-                self.failed(&error);
-            }
+            self.shared(redis.ban(target, duration), |_| ()).await;
         }
-        self.inner.metrics.record_ban(BanReason::Manual);
         tracing::info!(%target, seconds = duration.as_secs(), "banned by an operator");
     }
 
@@ -319,10 +291,7 @@ impl State {
     pub async fn unban(&self, target: IpNet) -> bool {
         let mut lifted = self.inner.local.unban(target);
         if let Backend::Redis(redis) = &self.inner.backend {
-            match redis.unban(target).await {
-                Ok(shared) => lifted |= shared,
-                Err(error) => self.failed(&error),
-            }
+            lifted |= self.shared(redis.unban(target), |_| false).await;
         }
         if lifted {
             tracing::info!(%target, "unbanned by an operator");
@@ -330,27 +299,21 @@ impl State {
         lifted
     }
 
-    /// Every `every`: expires bans, forgets idle limiter keys, updates the
-    /// gauges and connects to Redis if it never could, until `shutdown`.
-    pub async fn maintain(self, every: Duration, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.cancelled() => return,
+    /// Expires bans, forgets idle limiter keys, and connects to Redis if it
+    /// never could. Returns the bans in force and the clients tracked, for
+    /// the gauges.
+    pub async fn maintain(&self) -> (usize, usize) {
+        let (mut active, clients) = self.inner.local.maintain();
+        if let Backend::Redis(redis) = &self.inner.backend {
+            if !redis.is_connected() {
+                self.connect().await;
             }
-            let (mut active, clients) = self.inner.local.maintain();
-            if let Backend::Redis(redis) = &self.inner.backend {
-                if !redis.is_connected() {
-                    self.connect().await;
-                }
-                match redis.bans(false).await {
-                    Ok((_, shared)) => active = shared,
-                    Err(error) => self.failed(&error),
-                }
+            let shared = async { Ok(Some(redis.bans(false).await?.1)) };
+            if let Some(shared) = self.shared(shared, |_| None).await {
+                active = shared;
             }
-            self.inner.metrics.record_state(active, clients);
         }
+        (active, clients)
     }
 
     /// Tracked clients in this process' suspicion table.
@@ -358,46 +321,40 @@ impl State {
         self.inner.local.tracked_clients()
     }
 
-    fn screen_locally(&self, ip: IpAddr, bans: bool) -> Result<(), Refusal> {
+    /// Asks the shared backend. A failure is counted, logged now and then,
+    /// and answered by `fallback` under the `on_backend_error` policy; the
+    /// next answer from the backend ends the degraded state.
+    async fn shared<T>(
+        &self,
+        call: impl Future<Output = Result<T, BackendError>>,
+        fallback: impl FnOnce(OnBackendError) -> T,
+    ) -> T {
+        match call.await {
+            Ok(answer) => {
+                self.inner.health.recovered();
+                answer
+            }
+            Err(error) => {
+                self.inner.health.failed(&error, self.inner.on_error);
+                fallback(self.inner.on_error)
+            }
+        }
+    }
+
+    fn screen_locally(&self, client: ClientIp, bans: bool) -> Result<(), Refusal> {
         let local = &self.inner.local;
         if bans {
-            if let Some(ban) = local.ban_of(ip) {
+            if let Some(ban) = local.ban_of(client.0) {
                 return Err(Refusal::Banned(ban));
             }
         }
-        local
-            .admit_request(ip)
-            .map_err(|t| Refusal::Throttled(self.throttled(t)))
+        local.admit_request(client.0).map_err(Refusal::Throttled)
     }
 
-    fn allowed(&self, ip: IpAddr) -> bool {
-        self.inner.allowlist.iter().any(|net| net.contains(&ip))
-    }
-
-    fn throttled(&self, throttled: Throttled) -> Throttled {
-        self.inner.metrics.record_rate_limited(throttled.limit);
-        throttled
-    }
-
-    /// Counts a failure of the shared backend; logs one now and then.
-    fn failed(&self, error: &BackendError) {
-        let health = &self.inner.health;
-        self.inner.metrics.record_state_backend_error();
-        health.degraded.store(true, Ordering::Relaxed);
-        let mut last = health
-            .last_warning
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if last.map_or(true, |at| at.elapsed() >= WARN_EVERY) {
-            *last = Some(Instant::now());
-            let policy = self.inner.on_error.as_str();
-            tracing::warn!(error = %logging::chain(error), on_backend_error = policy, "state backend failing");
-        }
-    }
-
-    fn recovered(&self) {
-        if self.inner.health.degraded.swap(false, Ordering::Relaxed) {
-            tracing::info!("state backend answering again");
-        }
+    fn allowed(&self, client: ClientIp) -> bool {
+        self.inner
+            .allowlist
+            .iter()
+            .any(|net| net.contains(&client.0))
     }
 }

@@ -23,9 +23,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::sync::Arc;
 
+use crate::body::ProxyBody;
 use crate::config::{self, UpstreamUrl};
-use crate::metrics::UpstreamErrorKind;
-use crate::respond::ProxyBody;
 
 /// Why the shop did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +35,26 @@ pub enum UpstreamError {
     Timeout { after: Duration },
     #[error("the upstream exchange failed")]
     Protocol(#[source] hyper_util::client::legacy::Error),
+}
+
+/// Why the shop could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Protocol,
+}
+
+impl UpstreamErrorKind {
+    pub const ALL: [UpstreamErrorKind; 3] = [Self::Connect, Self::Timeout, Self::Protocol];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+        }
+    }
 }
 
 impl UpstreamError {

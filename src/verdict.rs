@@ -2,7 +2,8 @@
 //! stages observed and of the operator's policy. No I/O, no clock, no locks,
 //! so the whole decision table is a unit test.
 
-use serde::Deserialize;
+use crate::config::Action;
+use crate::leaked::Found;
 
 /// What the leaked checks found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +36,6 @@ impl Verdict {
     }
 }
 
-/// The operator's choice for a kind of leak (`on_leaked_pair`,
-/// `on_leaked_password`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// 403; the shop never sees the attempt.
-    Block,
-    /// Forward with the annotation header, so the shop can force a reset.
-    Annotate,
-    /// Forward unchanged; only metrics and logs say what would have happened.
-    Shadow,
-}
-
 /// The policy for leaked credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -60,6 +48,15 @@ pub struct Policy {
 pub struct Signals {
     pub pair_leaked: bool,
     pub password_leaked: bool,
+}
+
+impl From<Found> for Signals {
+    fn from(found: Found) -> Self {
+        Self {
+            pair_leaked: found.pair,
+            password_leaked: found.password,
+        }
+    }
 }
 
 /// What happens to the attempt.

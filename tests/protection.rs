@@ -388,7 +388,8 @@ async fn an_operator_can_ban_a_network_and_deny_lists_refuse_everything() {
 /// `max_tracked_clients`, and memory stops growing once they are full.
 #[tokio::test]
 async fn a_million_addresses_keep_state_bounded() {
-    use credgate::rate_limit::AttemptKeys;
+    use credgate::client_ip::ClientIp;
+    use credgate::rate_limit::{AttemptKeys, UsernameKey};
     use credgate::reputation::Observation;
     const CAP: usize = 20_000;
     let toml = format!(
@@ -396,20 +397,20 @@ async fn a_million_addresses_keep_state_bounded() {
         config_toml(&TestCert::generate(), closed_port(), "", "")
     );
     let config = credgate::Config::from_toml(&toml).unwrap();
-    let routes = credgate::route::Routes::new(&config.login);
+    let routes = credgate::route::Routes::new(&config.login).unwrap();
     let metrics = credgate::metrics::Metrics::new(&prometheus::Registry::new(), &routes).unwrap();
-    let state = credgate::state::State::new(&config, metrics);
+    let state = credgate::state::State::new(&config, metrics.state_backend_errors());
     let started = Instant::now();
     let mut rss_at_quarter = 0;
     for i in 0..1_000_000u32 {
-        let ip = std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        let ip = ClientIp(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
         let keys = AttemptKeys {
-            ip,
-            username: u64::from(i),
+            client: ip,
+            username: UsernameKey(u64::from(i)),
         };
         let _ = state.admit(&keys).await;
         let observation = Observation {
-            username: u64::from(i),
+            username: UsernameKey(u64::from(i)),
             leaked_pair: false,
             failed: Some(true),
         };

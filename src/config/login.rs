@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{defaults, Config, ConfigError, HeaderName, HumanDuration, MethodName, Size};
-use crate::leaked::UsernameNormalization;
-use crate::route::BodyFormat;
-use crate::verdict::Action;
+use crate::username::UsernameNormalization;
 
 /// `[[login]]`: one protected login endpoint.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +72,30 @@ pub struct Leaked {
     pub on_unparsed: OnUnparsed,
 }
 
+/// How a login body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    Form,
+    Json,
+    /// By `Content-Type`: form or JSON.
+    #[default]
+    Auto,
+}
+
+/// The operator's choice for a kind of leak (`on_leaked_pair`,
+/// `on_leaked_password`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// 403; the shop never sees the attempt.
+    Block,
+    /// Forward with the annotation header, so the shop can force a reset.
+    Annotate,
+    /// Forward unchanged; only metrics and logs say what would have happened.
+    Shadow,
+}
+
 /// What to do with a login body that cannot be parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,7 +113,6 @@ const MAX_LOGIN_BODY: u64 = 1024 * 1024;
 
 impl Config {
     pub(super) fn validate_logins(&self) -> Result<(), ConfigError> {
-        let mut seen: Vec<(String, String)> = Vec::new();
         for (i, login) in self.login.iter().enumerate() {
             let key = |field: &str| format!("login[{i}].{field}");
             let invalid = |field: &str, reason: String| ConfigError::Invalid {
@@ -134,27 +155,6 @@ impl Config {
                     "must be between 1 byte and 1MiB".into(),
                 ));
             }
-            let name = login
-                .name
-                .clone()
-                .unwrap_or_else(|| crate::route::derive_name(&login.path));
-            let label_safe = name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if name.is_empty() || !label_safe || name == "passthrough" {
-                return Err(invalid(
-                    "name",
-                    format!("{name:?} must be [a-z0-9_]+, not \"passthrough\""),
-                ));
-            }
-            let path = crate::route::normalize(&login.path).to_ascii_lowercase();
-            if let Some((other, _)) = seen.iter().find(|(n, p)| *n == name || *p == path) {
-                return Err(invalid(
-                    "path",
-                    format!("the route {name:?} repeats the route {other:?}"),
-                ));
-            }
-            seen.push((name, path));
         }
         Ok(())
     }

@@ -12,7 +12,10 @@ fn route(format: &str, username_field: &str, password_field: &str) -> LoginRoute
         password_field = "{password_field}"
         "#
     );
-    Routes::new(&config::for_tests(&tables).login).logins()[0].clone()
+    Routes::new(&config::for_tests(&tables).login)
+        .unwrap()
+        .logins()[0]
+        .clone()
 }
 
 fn parts(uri: &str) -> Parts {

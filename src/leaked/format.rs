@@ -40,7 +40,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bloomfilter::Bloom;
 
-use super::{Filter, FilterError, FilterKind, UsernameNormalization};
+use super::{Filter, FilterError, FilterKind};
+use crate::username::UsernameNormalization;
 
 pub const MAGIC: [u8; 8] = *b"CGFILTER";
 pub const FORMAT_VERSION: u16 = 1;
@@ -448,7 +449,7 @@ fn check_body(path: &Path, header: &Header, computed: u32) -> Result<(), FilterE
 impl Filter {
     /// Assembles a filter from its parts; `header`'s body fields must
     /// describe `bloom`.
-    pub(super) fn from_parts(header: Header, bloom: Bloom<super::Item<'static>>) -> Filter {
+    pub(crate) fn from_parts(header: Header, bloom: Bloom<super::Item<'static>>) -> Filter {
         debug_assert_eq!(header.body_len, bloom.as_slice().len() as u64);
         Filter { header, bloom }
     }
@@ -491,7 +492,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leaked::FilterBuilder;
+    use crate::filter_build::FilterBuilder;
 
     const SEED: [u8; 32] = [7; 32];
 

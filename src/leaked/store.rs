@@ -10,18 +10,16 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-use super::{normalize_username, Filter, FilterError, FilterKind, UsernameNormalization};
+use super::{Filter, FilterError, FilterKind};
 use crate::config;
 use crate::credentials::Password;
 use crate::logging;
-use crate::metrics::Metrics;
-use crate::verdict::Signals;
+use crate::username::{normalize_username, UsernameNormalization};
 
 /// Why a filter was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +48,6 @@ struct Inner {
     pairs: Option<Slot>,
     passwords: Option<Slot>,
     normalization: UsernameNormalization,
-    metrics: Metrics,
 }
 
 /// One filter file and the filter loaded from it.
@@ -59,9 +56,33 @@ struct Slot {
     kind: FilterKind,
     path: PathBuf,
     current: ArcSwap<Loaded>,
-    /// The file as it was when last read, successfully or not: the watcher
-    /// reloads when it changes.
+    /// The file as it was just before it was last read, successfully or not:
+    /// the watcher reloads when it changes. Held for the whole of a reload,
+    /// so that reloads of one filter run one at a time and the last one to
+    /// finish is the newest file read.
     seen: Mutex<Option<FileStamp>>,
+}
+
+/// What the leaked checks found for one attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Found {
+    pub pair: bool,
+    pub password: bool,
+}
+
+/// A filter now serving, for the gauges.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    pub kind: FilterKind,
+    pub items: u64,
+    pub loaded_at: SystemTime,
+}
+
+/// What one filter's reload did.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub kind: FilterKind,
+    pub result: Result<Serving, LoadError>,
 }
 
 #[derive(Debug)]
@@ -96,13 +117,12 @@ pub struct FilterStatus {
 
 impl LeakedFilters {
     /// Loads every configured filter; any failure stops the start.
-    pub fn load(config: &config::Leaked, metrics: Metrics) -> Result<Self, LoadError> {
+    pub fn load(config: &config::Leaked) -> Result<Self, LoadError> {
         let normalization = config.username_normalization;
         let slot = |path: &Option<PathBuf>, kind| -> Result<Option<Slot>, LoadError> {
             let Some(path) = path else { return Ok(None) };
             let seen = FileStamp::of(path);
             let loaded = load(path, kind, normalization)?;
-            metrics.record_filter_loaded(kind, loaded.filter.header().items, loaded.loaded_at);
             Ok(Some(Slot {
                 kind,
                 path: path.clone(),
@@ -117,7 +137,6 @@ impl LeakedFilters {
                 pairs,
                 passwords,
                 normalization,
-                metrics,
             }),
         })
     }
@@ -129,66 +148,40 @@ impl LeakedFilters {
 
     /// What the filters say about one attempt, given the username from
     /// [`Self::normalize`]. Lock-free and allocation-free.
-    pub fn check(&self, normalized_username: &str, password: &Password) -> Signals {
+    pub fn check(&self, normalized_username: &str, password: &Password) -> Found {
         let password = password.as_bytes();
-        let pair_leaked = self.inner.pairs.as_ref().is_some_and(|slot| {
+        let pair = self.inner.pairs.as_ref().is_some_and(|slot| {
             let filter = &slot.current.load().filter;
             filter.contains_pair(normalized_username, password)
         });
-        let password_leaked = self
+        let password = self
             .inner
             .passwords
             .as_ref()
             .is_some_and(|slot| slot.current.load().filter.contains_password(password));
-        Signals {
-            pair_leaked,
-            password_leaked,
-        }
+        Found { pair, password }
+    }
+
+    /// The filters serving now.
+    pub fn serving(&self) -> Vec<Serving> {
+        self.slots()
+            .map(|slot| slot.current.load().serving(slot.kind))
+            .collect()
     }
 
     /// Re-reads every filter file. Blocking: call it off the async workers.
-    pub fn reload(&self) -> Vec<(FilterKind, Result<(), LoadError>)> {
+    pub fn reload(&self) -> Vec<Reloaded> {
         self.slots()
-            .map(|slot| (slot.kind, self.reload_slot(slot)))
+            .filter_map(|slot| self.reload_slot(slot, false))
             .collect()
     }
 
     /// Re-reads the filter files that changed on disk since they were last
     /// read. Blocking: call it off the async workers.
-    pub fn reload_changed(&self) {
-        for slot in self.slots() {
-            let now = FileStamp::of(&slot.path);
-            let changed = {
-                let mut seen = slot.seen.lock().unwrap_or_else(|e| e.into_inner());
-                let changed = now.is_some() && *seen != now;
-                *seen = now;
-                changed
-            };
-            if changed {
-                tracing::info!(filter = slot.kind.as_str(), "filter file changed on disk");
-                let _ = self.reload_slot(slot);
-            }
-        }
-    }
-
-    /// Polls the filter files every `interval` until `shutdown`, reloading
-    /// those that changed.
-    pub async fn watch(self, interval: Duration, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.cancelled() => return,
-            }
-            let this = self.clone();
-            if tokio::task::spawn_blocking(move || this.reload_changed())
-                .await
-                .is_err()
-            {
-                tracing::error!("the filter watcher's reload panicked");
-            }
-        }
+    pub fn reload_changed(&self) -> Vec<Reloaded> {
+        self.slots()
+            .filter_map(|slot| self.reload_slot(slot, true))
+            .collect()
     }
 
     pub fn status(&self) -> Vec<FilterStatus> {
@@ -215,29 +208,40 @@ impl LeakedFilters {
         self.inner.pairs.iter().chain(self.inner.passwords.iter())
     }
 
-    fn reload_slot(&self, slot: &Slot) -> Result<(), LoadError> {
-        let kind = slot.kind.as_str();
-        let result = load(&slot.path, slot.kind, self.inner.normalization);
-        self.inner
-            .metrics
-            .record_filter_reload(slot.kind, result.is_ok());
-        match result {
-            Ok(loaded) => {
-                let items = loaded.filter.header().items;
-                let loaded_at = loaded.loaded_at;
-                slot.current.store(Arc::new(loaded));
-                self.inner
-                    .metrics
-                    .record_filter_loaded(slot.kind, items, loaded_at);
-                tracing::info!(filter = kind, items, "filter reloaded");
-                Ok(())
+    /// Reloads one filter; with `only_changed`, only if its file changed
+    /// since it was last read (`None`: it did not).
+    fn reload_slot(&self, slot: &Slot, only_changed: bool) -> Option<Reloaded> {
+        let kind = slot.kind;
+        let mut seen = slot.seen.lock().unwrap_or_else(|e| e.into_inner());
+        // The stamp is taken before the read: a file replaced during the read
+        // then differs from it, and the next watch reads it again.
+        let now = FileStamp::of(&slot.path);
+        if only_changed && (now.is_none() || *seen == now) {
+            return None;
+        }
+        if only_changed {
+            tracing::info!(filter = kind.as_str(), "filter file changed on disk");
+        }
+        *seen = now;
+        let result = load(&slot.path, kind, self.inner.normalization).map(|loaded| {
+            let serving = loaded.serving(kind);
+            slot.current.store(Arc::new(loaded));
+            serving
+        });
+        match &result {
+            Ok(serving) => {
+                tracing::info!(
+                    filter = kind.as_str(),
+                    items = serving.items,
+                    "filter reloaded"
+                )
             }
             Err(e) => {
-                let error = logging::chain(&e);
-                tracing::error!(filter = kind, %error, "filter reload refused; keeping the old one");
-                Err(e)
+                let error = logging::chain(e);
+                tracing::error!(filter = kind.as_str(), %error, "filter reload refused; keeping the old one");
             }
         }
+        Some(Reloaded { kind, result })
     }
 }
 
@@ -261,6 +265,18 @@ fn load(
     })
 }
 
+// === impl Loaded ===
+
+impl Loaded {
+    fn serving(&self, kind: FilterKind) -> Serving {
+        Serving {
+            kind,
+            items: self.filter.header().items,
+            loaded_at: self.loaded_at,
+        }
+    }
+}
+
 // === impl FileStamp ===
 
 impl FileStamp {
@@ -275,6 +291,6 @@ impl FileStamp {
     }
 }
 
-pub fn unix_seconds(t: SystemTime) -> u64 {
+fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

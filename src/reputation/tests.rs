@@ -14,7 +14,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn attempt(username: u64, leaked_pair: bool, failed: Option<bool>) -> Observation {
     Observation {
-        username,
+        username: UsernameKey(username),
         leaked_pair,
         failed,
     }

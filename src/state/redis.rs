@@ -270,7 +270,7 @@ impl Redis {
             .arg(millis(window))
             .arg(u8::from(observation.failed == Some(true)))
             .arg(u8::from(observation.leaked_pair))
-            .arg(observation.username % 64)
+            .arg(observation.username.0 % 64)
             .arg(millis(self.rules.memory()));
         let n: Vec<i64> = self.invoke(&call).await?;
         let tally = Tally::parse(&n).ok_or(BackendError::Reply("suspicion counters"))?;
@@ -357,12 +357,12 @@ impl Redis {
 
     fn limit_key(&self, kind: LimitKind, keys: &AttemptKeys) -> String {
         match kind {
-            LimitKind::Ip => format!("{PREFIX}{{ip:{}}}:limit", keys.ip),
+            LimitKind::Ip => format!("{PREFIX}{{ip:{}}}:limit", keys.client.0),
             LimitKind::Subnet => {
-                let net = subnet_of(keys.ip, self.prefixes.0, self.prefixes.1);
+                let net = subnet_of(keys.client.0, self.prefixes.0, self.prefixes.1);
                 format!("{PREFIX}{{net:{net}}}:limit")
             }
-            LimitKind::Username => format!("{PREFIX}{{user:{:016x}}}:limit", keys.username),
+            LimitKind::Username => format!("{PREFIX}{{user:{:016x}}}:limit", keys.username.0),
             LimitKind::Global | LimitKind::All => format!("{PREFIX}{{global}}:limit"),
         }
     }

@@ -149,7 +149,7 @@ pub fn build_filter(
     kind: credgate::leaked::FilterKind,
     lines: &[&str],
 ) -> PathBuf {
-    use credgate::leaked::{build, BuildOptions, InputFormat};
+    use credgate::filter_build::{build, BuildOptions, InputFormat};
     let input = dir.join(format!("{name}.txt"));
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let output = dir.join(name);
@@ -158,7 +158,7 @@ pub fn build_filter(
         credgate::leaked::FilterKind::Pairs => InputFormat::Combo,
         credgate::leaked::FilterKind::Passwords => InputFormat::Plain,
     };
-    build(&options, &mut credgate::leaked::progress::Silent).unwrap();
+    build(&options, &mut credgate::filter_build::progress::Silent).unwrap();
     output
 }
 

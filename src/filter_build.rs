@@ -16,9 +16,19 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::input::{self, Entry, Input, Line, Lines, Parser};
-use super::progress::{Phase, Progress};
-use super::{FilterBuilder, FilterError, FilterKind, Header, InputFormat, UsernameNormalization};
+mod builder;
+mod error;
+mod input;
+pub mod progress;
+
+pub use builder::FilterBuilder;
+pub use error::BuildError;
+pub use input::InputFormat;
+
+use crate::leaked::{FilterKind, Header};
+use crate::username::UsernameNormalization;
+use input::{Entry, Input, Line, Lines, Parser};
+use progress::{Phase, Progress};
 
 /// The default target false-positive rate: a false positive tells a real
 /// customer that their password is leaked, so it must stay rare.
@@ -57,7 +67,7 @@ impl BuildOptions {
     }
 
     fn validate(&self) -> Result<(), BuildError> {
-        super::builder::check_fp_rate(self.fp_rate)?;
+        builder::check_fp_rate(self.fp_rate)?;
         if self.inputs.is_empty() {
             return Err(BuildError::NoInput);
         }
@@ -71,52 +81,6 @@ impl BuildOptions {
             return Err(BuildError::StdinNeedsExpectedItems);
         }
         Ok(())
-    }
-}
-
-/// Why a build failed. Malformed input lines are not errors: they are
-/// counted in the [`BuildSummary`].
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("the false-positive rate must lie strictly between 0 and 1, not {rate}")]
-    FpRate { rate: f64 },
-    #[error("no input given")]
-    NoInput,
-    #[error("input format {format} cannot feed a {kind} filter")]
-    FormatForKind {
-        format: InputFormat,
-        kind: FilterKind,
-    },
-    #[error(
-        "reading stdin (`-`) needs --expected-items: stdin cannot be read twice to count its lines"
-    )]
-    StdinNeedsExpectedItems,
-    #[error("a filter for {items} items at rate {fp_rate} would not fit in memory")]
-    TooLarge { items: u64, fp_rate: f64 },
-    #[error("{}: cannot read the input", path.display())]
-    Input {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot get random bytes for the filter's hash keys")]
-    Seed(#[source] std::io::Error),
-    #[error(transparent)]
-    Output(#[from] FilterError),
-}
-
-impl BuildError {
-    /// Returns true if and only if the request itself was wrong (exit 64),
-    /// rather than the build failing.
-    pub fn is_usage(&self) -> bool {
-        match self {
-            Self::FpRate { .. }
-            | Self::NoInput
-            | Self::FormatForKind { .. }
-            | Self::StdinNeedsExpectedItems
-            | Self::TooLarge { .. } => true,
-            Self::Input { .. } | Self::Seed(_) | Self::Output(_) => false,
-        }
     }
 }
 
@@ -305,8 +269,8 @@ fn input_error(path: &Path, source: std::io::Error) -> BuildError {
 mod tests {
     use std::io::Write as _;
 
+    use super::progress::Silent;
     use super::*;
-    use crate::leaked::progress::Silent;
     use crate::leaked::Filter;
 
     fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {

@@ -6,11 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bloomfilter::Bloom;
 use zeroize::Zeroizing;
 
-use super::build::BuildError;
 use super::input::Entry;
-use super::{
-    normalize_username, password_digest, Filter, FilterKind, Header, Item, UsernameNormalization,
-};
+use super::BuildError;
+use crate::leaked::{password_digest, Filter, FilterKind, Header, Item};
+use crate::username::{normalize_username, UsernameNormalization};
 
 /// A filter under construction, in memory. `build` feeds it from files; a
 /// test or a demo can feed it directly.

@@ -29,7 +29,7 @@ use std::rc::Rc;
 
 use zeroize::Zeroizing;
 
-use super::FilterKind;
+use crate::leaked::FilterKind;
 
 /// The input format `build-filter` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

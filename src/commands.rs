@@ -1,0 +1,217 @@
+//! What each `credgate` command does, once `main` has parsed the command
+//! line: load, build, run, and turn the result into an exit code (64 for a
+//! bad command line or configuration, 1 for anything else).
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::filter_build::{self, BuildOptions};
+use crate::leaked::{self, Filter, FilterError, FilterKind, Header};
+use crate::server::Signals;
+use crate::username::normalize_username;
+use crate::{demo::Demo, healthcheck, logging, Config, Server};
+
+/// Exit code for a bad command line or configuration (sysexits EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+
+/// The longest password `check` reads from stdin.
+const MAX_PASSWORD: usize = 4096;
+
+/// `credgate serve`: runs the proxy until SIGTERM or SIGINT.
+pub fn serve(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
+        Err(e) => usage_error(e.into()),
+    }
+}
+
+/// `credgate demo`: the proxy on the embedded default, in front of the demo
+/// shop.
+pub fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
+    exit(runtime().and_then(|rt| rt.block_on(run_demo(listen, admin_listen))))
+}
+
+/// `credgate demo-shop`: the demo shop alone, e.g. as a load test's upstream.
+pub fn demo_shop(listen: SocketAddr) -> ExitCode {
+    exit(runtime().and_then(|rt| rt.block_on(run_demo_shop(listen))))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    logging::init(&config.log);
+    let signals = Signals::install()?;
+    let server = Server::bind(&config).await?;
+    let addrs = server.addrs();
+    tracing::info!(proxy = %addrs.proxy, admin = %addrs.admin, plain = ?addrs.plain, "listening");
+    server.run_until_signalled(signals).await
+}
+
+async fn run_demo(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result<()> {
+    let demo = Demo::prepare(listen, admin_listen).await?;
+    logging::init(&demo.config.log);
+    let signals = Signals::install()?;
+    let server = Server::bind(&demo.config).await?;
+    let addrs = server.addrs();
+    println!("{}", demo.banner(addrs.proxy, addrs.admin));
+    server.run_until_signalled(signals).await
+}
+
+async fn run_demo_shop(listen: SocketAddr) -> anyhow::Result<()> {
+    let shop = crate::demo::Shop::start(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!("demo shop listening on http://{}", shop.addr());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+pub fn check_config(path: &Path) -> ExitCode {
+    let checked = Config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| Server::check(&config).with_context(|| path.display().to_string()));
+    match checked {
+        Ok(()) => {
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+pub fn build_filter(opts: &BuildOptions) -> ExitCode {
+    match filter_build::build(opts, &mut *filter_build::progress::to_stderr()) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.is_usage() => usage_error(e.into()),
+        Err(e) => exit(Err(e.into())),
+    }
+}
+
+/// Prints the header, then verifies the whole file; a file that fails is
+/// reported on stderr and exits 1.
+pub fn filter_info(path: &Path) -> ExitCode {
+    let header = match Header::read_file(path) {
+        Ok(header) => header,
+        Err(e) => return exit(Err(e.into())),
+    };
+    println!("file:            {}\n{header}", path.display());
+    let verified = leaked::verify(path);
+    let state = match &verified {
+        Ok(_) => "ok",
+        Err(FilterError::BodyCorrupt { .. }) => "mismatch",
+        Err(_) => "not verified",
+    };
+    println!("checksum:        {state}");
+    exit(verified.map(drop).map_err(Into::into))
+}
+
+/// Exit 0 healthy, 1 not; one line either way, for `docker inspect`.
+pub fn probe(url: &http::Uri) -> ExitCode {
+    let probed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| Ok(rt.block_on(healthcheck::probe(url, healthcheck::TIMEOUT))?));
+    match probed {
+        Ok(()) => {
+            println!("{url}: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit 0 clean, 1 leaked; a filter that cannot be used is a usage error
+/// (64), so that 1 always means leaked.
+pub fn check(path: &Path, username: Option<&str>) -> ExitCode {
+    let filter = match Filter::load(path) {
+        Ok(filter) => filter,
+        Err(e) => return usage_error(e.into()),
+    };
+    let kind = filter.header().kind;
+    if (kind == FilterKind::Pairs) != username.is_some() {
+        let fix = match username {
+            Some(_) => "checks the password alone; drop --username",
+            None => "needs --username",
+        };
+        return usage_error(anyhow::anyhow!("{}: a {kind} filter {fix}", path.display()));
+    }
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(e) => return usage_error(e),
+    };
+    let leaked = match username {
+        Some(raw) => {
+            let username = normalize_username(raw, filter.header().normalization);
+            filter.contains_pair(&username, &password)
+        }
+        None => filter.contains_password(&password),
+    };
+    println!("{}", if leaked { "leaked" } else { "clean" });
+    if leaked {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The password on stdin, without one trailing newline, in a buffer zeroed
+/// on drop. The buffer is filled in place and never grows (growing would
+/// leave copies behind), and reads of at least stdin's own 8 KiB bypass its
+/// internal buffer.
+fn read_password() -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 16 << 10]);
+    let mut len = 0;
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        match stdin.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("cannot read the password from stdin"))
+            }
+        }
+        anyhow::ensure!(
+            len <= MAX_PASSWORD + 2,
+            "the password on stdin is longer than {MAX_PASSWORD} bytes"
+        );
+    }
+    let end = buf[..len].strip_suffix(b"\n").map_or(len, <[u8]>::len);
+    let end = buf[..end]
+        .strip_suffix(b"\r")
+        .filter(|_| end < len)
+        .map_or(end, <[u8]>::len);
+    buf.truncate(end);
+    Ok(buf)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn usage_error(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Why `build-filter` failed.
+
+use std::path::PathBuf;
+
+use super::InputFormat;
+use crate::leaked::{FilterError, FilterKind};
+
+/// Why a build failed. Malformed input lines are not errors: they are
+/// counted in the [`BuildSummary`].
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the false-positive rate must lie strictly between 0 and 1, not {rate}")]
+    FpRate { rate: f64 },
+    #[error("no input given")]
+    NoInput,
+    #[error("input format {format} cannot feed a {kind} filter")]
+    FormatForKind {
+        format: InputFormat,
+        kind: FilterKind,
+    },
+    #[error(
+        "reading stdin (`-`) needs --expected-items: stdin cannot be read twice to count its lines"
+    )]
+    StdinNeedsExpectedItems,
+    #[error("a filter for {items} items at rate {fp_rate} would not fit in memory")]
+    TooLarge { items: u64, fp_rate: f64 },
+    #[error("{}: cannot read the input", path.display())]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot get random bytes for the filter's hash keys")]
+    Seed(#[source] std::io::Error),
+    #[error(transparent)]
+    Output(#[from] FilterError),
+}
+
+impl BuildError {
+    /// Returns true if and only if the request itself was wrong (exit 64),
+    /// rather than the build failing.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Self::FpRate { .. }
+            | Self::NoInput
+            | Self::FormatForKind { .. }
+            | Self::StdinNeedsExpectedItems
+            | Self::TooLarge { .. } => true,
+            Self::Input { .. } | Self::Seed(_) | Self::Output(_) => false,
+        }
+    }
+}

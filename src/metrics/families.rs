@@ -1,0 +1,326 @@
+//! The collectors, one struct per family, each created and registered in one
+//! place. Label values come from the enums' `as_str()`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
+};
+
+use super::{RequestDecision, RouteKind};
+use crate::leaked::FilterKind;
+use crate::outcome::LoginOutcome;
+use crate::rate_limit::LimitKind;
+use crate::reputation::BanReason;
+use crate::route::Routes;
+use crate::upstream::UpstreamErrorKind;
+use crate::verdict::Verdict;
+
+// Latency buckets from 0.5 ms to 30 s: a proxy hop is sub-millisecond, a slow
+// shop is seconds, and both ends need resolution.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+const RESULTS: [&str; 2] = ["success", "failure"];
+
+/// Registers `collector` and hands it back.
+fn register<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> Result<C, prometheus::Error> {
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
+
+fn counters(name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+    IntCounterVec::new(Opts::new(name, help), labels)
+}
+
+fn latency(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec())
+}
+
+/// `credgate_requests_total` and `credgate_request_duration_seconds`.
+#[derive(Debug)]
+pub(super) struct Requests {
+    pub passthrough: RouteSeries,
+    /// By route index.
+    pub logins: Vec<RouteSeries>,
+}
+
+/// One route's series: a request counter per decision and its latency.
+#[derive(Debug)]
+pub(super) struct RouteSeries {
+    pub decisions: [IntCounter; RequestDecision::ALL.len()],
+    pub duration: Histogram,
+}
+
+impl Requests {
+    pub fn register(registry: &Registry, routes: &Routes) -> Result<Self, prometheus::Error> {
+        let requests = register(
+            registry,
+            counters(
+                "credgate_requests_total",
+                "Requests by route and decision.",
+                &["route", "decision"],
+            )?,
+        )?;
+        let duration = register(
+            registry,
+            HistogramVec::new(
+                latency(
+                    "credgate_request_duration_seconds",
+                    "Time from request head to response head, by kind of route.",
+                ),
+                &["route_kind"],
+            )?,
+        )?;
+        let route = |name: &str, kind: RouteKind| RouteSeries {
+            decisions: RequestDecision::ALL
+                .map(|d| requests.with_label_values(&[name, d.as_str()])),
+            duration: duration.with_label_values(&[kind.as_str()]),
+        };
+        Ok(Self {
+            passthrough: route("passthrough", RouteKind::Passthrough),
+            logins: routes
+                .logins()
+                .iter()
+                .map(|r| route(&r.name, RouteKind::Login))
+                .collect(),
+        })
+    }
+}
+
+/// Login attempts by verdict, and the shop's answers to them.
+#[derive(Debug)]
+pub(super) struct Logins {
+    pub attempts: [IntCounter; Verdict::ALL.len()],
+    /// By outcome, then verdict.
+    pub outcomes: [[IntCounter; Verdict::ALL.len()]; LoginOutcome::ALL.len()],
+}
+
+impl Logins {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let attempts = register(
+            registry,
+            counters(
+                "credgate_login_attempts_total",
+                "Login attempts whose credentials were checked, by verdict.",
+                &["verdict"],
+            )?,
+        )?;
+        let outcomes = register(
+            registry,
+            counters(
+                "credgate_login_outcomes_total",
+                "Forwarded login attempts by the shop's answer and credgate's verdict.",
+                &["outcome", "verdict"],
+            )?,
+        )?;
+        Ok(Self {
+            attempts: Verdict::ALL.map(|v| attempts.with_label_values(&[v.as_str()])),
+            outcomes: LoginOutcome::ALL.map(|o| {
+                Verdict::ALL.map(|v| outcomes.with_label_values(&[o.as_str(), v.as_str()]))
+            }),
+        })
+    }
+}
+
+/// Limits, bans and the state behind them.
+#[derive(Debug)]
+pub(super) struct Protection {
+    pub rate_limited: [IntCounter; LimitKind::ALL.len()],
+    pub bans: [IntCounter; BanReason::ALL.len()],
+    pub bans_active: IntGauge,
+    pub tracked_clients: IntGauge,
+    pub state_backend_errors: IntCounter,
+}
+
+impl Protection {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let rate_limited = register(
+            registry,
+            counters(
+                "credgate_rate_limited_total",
+                "Attempts refused by a rate limit.",
+                &["limit"],
+            )?,
+        )?;
+        let bans = register(
+            registry,
+            counters(
+                "credgate_bans_total",
+                "Bans imposed, by reason.",
+                &["reason"],
+            )?,
+        )?;
+        Ok(Self {
+            rate_limited: LimitKind::ALL.map(|l| rate_limited.with_label_values(&[l.as_str()])),
+            bans: BanReason::ALL.map(|r| bans.with_label_values(&[r.as_str()])),
+            bans_active: register(
+                registry,
+                IntGauge::new("credgate_bans_active", "Bans in force.")?,
+            )?,
+            tracked_clients: register(
+                registry,
+                IntGauge::new(
+                    "credgate_tracked_clients",
+                    "Clients whose suspicion state is held in memory.",
+                )?,
+            )?,
+            state_backend_errors: register(
+                registry,
+                IntCounter::new(
+                    "credgate_state_backend_errors_total",
+                    "Shared state (Redis) commands that failed or timed out.",
+                )?,
+            )?,
+        })
+    }
+}
+
+/// The shop's answers: latency and failures.
+#[derive(Debug)]
+pub(super) struct Upstream {
+    pub duration: Histogram,
+    pub errors: [IntCounter; UpstreamErrorKind::ALL.len()],
+}
+
+impl Upstream {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let duration = register(
+            registry,
+            Histogram::with_opts(latency(
+                "credgate_upstream_duration_seconds",
+                "Time the shop took to answer with a response head.",
+            ))?,
+        )?;
+        let errors = register(
+            registry,
+            counters(
+                "credgate_upstream_errors_total",
+                "Failed upstream requests by kind.",
+                &["kind"],
+            )?,
+        )?;
+        Ok(Self {
+            duration,
+            errors: UpstreamErrorKind::ALL.map(|k| errors.with_label_values(&[k.as_str()])),
+        })
+    }
+}
+
+/// Client connections, their TLS handshakes, and certificate reloads.
+#[derive(Debug)]
+pub(super) struct Connections {
+    pub open: IntGauge,
+    pub tls_handshake_errors: IntCounter,
+    pub tls_reloads: [IntCounter; 2],
+}
+
+impl Connections {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let tls_reloads = register(
+            registry,
+            counters(
+                "credgate_tls_certificate_reloads_total",
+                "Certificate reloads by result.",
+                &["result"],
+            )?,
+        )?;
+        Ok(Self {
+            tls_handshake_errors: register(
+                registry,
+                IntCounter::new(
+                    "credgate_tls_handshake_errors_total",
+                    "TLS handshakes that failed or timed out.",
+                )?,
+            )?,
+            tls_reloads: RESULTS.map(|r| tls_reloads.with_label_values(&[r])),
+            open: register(
+                registry,
+                IntGauge::new(
+                    "credgate_open_connections",
+                    "Client connections currently open on the proxy listeners.",
+                )?,
+            )?,
+        })
+    }
+}
+
+/// The leaked-credential filters. They load and reload rarely: their series
+/// are looked up by label when it happens, and exist only for the filters
+/// configured.
+#[derive(Debug)]
+pub(super) struct Filters {
+    items: IntGaugeVec,
+    loaded_at: GaugeVec,
+    reloads: IntCounterVec,
+}
+
+impl Filters {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            items: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new("credgate_filter_items", "Items in the loaded filter."),
+                    &["filter"],
+                )?,
+            )?,
+            loaded_at: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "credgate_filter_loaded_timestamp_seconds",
+                        "When the serving filter was loaded (Unix time).",
+                    ),
+                    &["filter"],
+                )?,
+            )?,
+            reloads: register(
+                registry,
+                counters(
+                    "credgate_filter_reloads_total",
+                    "Filter reloads by result.",
+                    &["filter", "result"],
+                )?,
+            )?,
+        })
+    }
+
+    pub fn loaded(&self, kind: FilterKind, items: u64, at: SystemTime) {
+        let filter = [kind.as_str()];
+        let items = i64::try_from(items).unwrap_or(i64::MAX);
+        self.items.with_label_values(&filter).set(items);
+        let at = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.loaded_at.with_label_values(&filter).set(at);
+        for result in RESULTS {
+            self.reloads.with_label_values(&[kind.as_str(), result]);
+        }
+    }
+
+    pub fn reloaded(&self, kind: FilterKind, ok: bool) {
+        let result = RESULTS[usize::from(!ok)];
+        self.reloads
+            .with_label_values(&[kind.as_str(), result])
+            .inc();
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub(super) fn register_process_collector(registry: &Registry) -> Result<(), prometheus::Error> {
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn register_process_collector(_: &Registry) -> Result<(), prometheus::Error> {
+    Ok(())
+}
