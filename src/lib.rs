@@ -32,8 +32,43 @@
 //! separate listener; [`reload`] re-reads certificate and filters; [`demo`]
 //! runs the whole thing in front of a small in-process shop; [`healthcheck`]
 //! probes a running proxy's `/healthz` for container runtimes. [`leaked`]
-//! holds the leaked-credential filters: their file format, loading and
-//! checking, and `build-filter`.
+//! holds the leaked-credential filters as the proxy uses them (file format,
+//! loading, checking); [`filter_build`] is the offline `build-filter`.
+//!
+//! # Layers
+//!
+//! Modules in dependency order, lowest first. A module imports only modules
+//! listed before it (tests excepted), so there is no import cycle and
+//! configuration sits at the bottom; `tests/layering.rs` checks it.
+//!
+//! ```text
+//! body          values shared by every layer
+//! username
+//! config        the file, parsed and validated; imports no stage
+//! logging
+//! tls           stages, each importing only config and earlier stages
+//! authority
+//! client_ip
+//! outcome
+//! route
+//! credentials
+//! rate_limit
+//! reputation
+//! state
+//! leaked
+//! verdict
+//! upstream
+//! metrics       typed collectors over the stages' label enums
+//! respond       our own responses, from the stages' errors
+//! proxy         the pipeline
+//! reload        what runs the pipeline and changes it at run time
+//! admin
+//! server
+//! filter_build  offline tools and commands
+//! demo
+//! healthcheck
+//! commands
+//! ```
 //!
 //! # Invariants
 //!
