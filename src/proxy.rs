@@ -22,7 +22,7 @@ use crate::leaked::LeakedFilters;
 use crate::logging;
 use crate::metrics::{Metrics, RequestDecision};
 use crate::outcome::LoginOutcome;
-use crate::rate_limit::{AttemptKeys, UsernameKey};
+use crate::rate_limit::AttemptKeys;
 use crate::reputation::Observation;
 use crate::respond::{self, BlockPage, RequestError};
 use crate::route::{LoginRoute, Route, Routes};
@@ -81,7 +81,7 @@ struct Record<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     verdict: Verdict,
-    username: UsernameKey,
+    keys: AttemptKeys,
 }
 
 // === impl Proxy ===
@@ -203,10 +203,7 @@ impl Proxy {
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.decision = RequestDecision::from(decision);
-        let attempt = Attempt {
-            verdict,
-            username: keys.username,
-        };
+        let attempt = Attempt { verdict, keys };
         match decision {
             verdict::Decision::Block => {
                 self.learn(client, attempt, None).await;
@@ -229,8 +226,11 @@ impl Proxy {
                 .metrics
                 .record_login_outcome(outcome, attempt.verdict);
         }
+        if outcome == Some(LoginOutcome::Success) {
+            self.inner.state.refund(&attempt.keys).await;
+        }
         let observation = Observation {
-            username: attempt.username,
+            username: attempt.keys.username,
             leaked_pair: attempt.verdict == Verdict::LeakedPair,
             failed: outcome.and_then(LoginOutcome::failed),
         };

@@ -5,10 +5,17 @@
 //! keys live in [`BoundedStore`], an LRU map with a hard cap, because an
 //! attacker controls how many distinct addresses and usernames we see, and
 //! governor's own keyed store never forgets on its own.
+//!
+//! The per-client limits (ip, subnet, username) are charged by failures: an
+//! attempt takes a cell when it is admitted, so that a burst of attempts in
+//! flight is bounded, and [`Limiters::refund`] gives the cell back when the
+//! shop says the login succeeded. A carrier NAT full of customers who log in
+//! never fills its quota; a stuffing source that fails 95% of the time does.
+//! The global limit protects the shop's capacity and is charged by attempts.
 
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock, Reference};
@@ -72,17 +79,25 @@ pub struct AttemptKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UsernameKey(pub u64);
 
-type Keyed<K, C> = RateLimiter<K, BoundedStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<K, C> = RateLimiter<K, SharedStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// A keyed limiter whose cells can be given back.
+struct KeyedLimit<K: Hash + Eq + Clone, C: Clock> {
+    limiter: Keyed<K, C>,
+    store: Arc<BoundedStore<K>>,
+    /// The time one cell stands for.
+    interval: Nanos,
+}
 
 /// Every configured limit. Generic over the clock so that tests can move
 /// time by hand.
 pub struct Limiters<C: Clock = DefaultClock> {
-    ip: Option<Keyed<IpAddr, C>>,
-    subnet: Option<(Keyed<IpNet, C>, u8, u8)>,
-    username: Option<Keyed<UsernameKey, C>>,
+    ip: Option<KeyedLimit<IpAddr, C>>,
+    subnet: Option<(KeyedLimit<IpNet, C>, u8, u8)>,
+    username: Option<KeyedLimit<UsernameKey, C>>,
     global: Option<Direct<C>>,
-    all: Option<Keyed<IpAddr, C>>,
+    all: Option<KeyedLimit<IpAddr, C>>,
     clock: C,
 }
 
@@ -108,12 +123,15 @@ where
         Self {
             ip: limits.ip.as_ref().map(|l| keyed(l, max_keys, &clock)),
             subnet: limits.subnet.as_ref().map(|s| {
-                let limiter = RateLimiter::new(
-                    quota(s.rate, s.burst),
-                    BoundedStore::new(max_keys),
-                    clock.clone(),
-                );
-                (limiter, s.ipv4_prefix, s.ipv6_prefix)
+                let limit = Limit {
+                    rate: s.rate,
+                    burst: s.burst,
+                };
+                (
+                    keyed(&limit, max_keys, &clock),
+                    s.ipv4_prefix,
+                    s.ipv6_prefix,
+                )
             }),
             username: limits.username.as_ref().map(|l| keyed(l, max_keys, &clock)),
             global: limits
@@ -126,20 +144,62 @@ where
     }
 
     /// Admits one login attempt, or says which limit it is over. Limits are
-    /// checked narrowest first, and an attempt refused by one does not use up
-    /// the wider ones.
+    /// checked narrowest first, and an attempt refused by one uses up none:
+    /// the narrower cells it took are given back, so an attacker exhausting
+    /// the global limit cannot drain other clients' own quotas.
     pub fn admit(&self, keys: &AttemptKeys) -> Result<(), Throttled> {
-        if let Some(ip) = &self.ip {
-            self.check(ip.check_key(&keys.client.0), LimitKind::Ip)?;
+        let subnet = self
+            .subnet
+            .as_ref()
+            .map(|(limit, v4, v6)| (limit, subnet_of(keys.client.0, *v4, *v6)));
+        let mut charged = Charged::default();
+        let result = self.charge(keys, subnet.as_ref(), &mut charged);
+        if result.is_err() {
+            self.give_back(keys, subnet.as_ref(), charged);
         }
-        if let Some((subnet, v4, v6)) = &self.subnet {
-            self.check(
-                subnet.check_key(&subnet_of(keys.client.0, *v4, *v6)),
-                LimitKind::Subnet,
-            )?;
+        result
+    }
+
+    /// Gives back the per-client cells of an attempt that succeeded.
+    pub fn refund(&self, keys: &AttemptKeys) {
+        let subnet = self
+            .subnet
+            .as_ref()
+            .map(|(limit, v4, v6)| (limit, subnet_of(keys.client.0, *v4, *v6)));
+        let all = Charged {
+            ip: true,
+            subnet: true,
+            username: true,
+        };
+        self.give_back(keys, subnet.as_ref(), all);
+    }
+
+    /// Admits one request of any kind from `ip` (`limits.all`).
+    pub fn admit_request(&self, ip: IpAddr) -> Result<(), Throttled> {
+        match &self.all {
+            Some(all) => self.check(all.limiter.check_key(&ip), LimitKind::All),
+            None => Ok(()),
+        }
+    }
+
+    fn charge(
+        &self,
+        keys: &AttemptKeys,
+        subnet: Option<&(&KeyedLimit<IpNet, C>, IpNet)>,
+        charged: &mut Charged,
+    ) -> Result<(), Throttled> {
+        if let Some(ip) = &self.ip {
+            self.check(ip.limiter.check_key(&keys.client.0), LimitKind::Ip)?;
+            charged.ip = true;
+        }
+        if let Some((limit, net)) = subnet {
+            self.check(limit.limiter.check_key(net), LimitKind::Subnet)?;
+            charged.subnet = true;
         }
         if let Some(username) = &self.username {
-            self.check(username.check_key(&keys.username), LimitKind::Username)?;
+            let checked = username.limiter.check_key(&keys.username);
+            self.check(checked, LimitKind::Username)?;
+            charged.username = true;
         }
         if let Some(global) = &self.global {
             self.check(global.check(), LimitKind::Global)?;
@@ -147,11 +207,20 @@ where
         Ok(())
     }
 
-    /// Admits one request of any kind from `ip` (`limits.all`).
-    pub fn admit_request(&self, ip: IpAddr) -> Result<(), Throttled> {
-        match &self.all {
-            Some(all) => self.check(all.check_key(&ip), LimitKind::All),
-            None => Ok(()),
+    fn give_back(
+        &self,
+        keys: &AttemptKeys,
+        subnet: Option<&(&KeyedLimit<IpNet, C>, IpNet)>,
+        charged: Charged,
+    ) {
+        if let (Some(ip), true) = (&self.ip, charged.ip) {
+            ip.refund(&keys.client.0);
+        }
+        if let (Some((limit, net)), true) = (subnet, charged.subnet) {
+            limit.refund(net);
+        }
+        if let (Some(username), true) = (&self.username, charged.username) {
+            username.refund(&keys.username);
         }
     }
 
@@ -159,25 +228,25 @@ where
     /// again. Call it now and then.
     pub fn forget_idle(&self) {
         if let Some(l) = &self.ip {
-            l.retain_recent();
+            l.limiter.retain_recent();
         }
         if let Some((l, _, _)) = &self.subnet {
-            l.retain_recent();
+            l.limiter.retain_recent();
         }
         if let Some(l) = &self.username {
-            l.retain_recent();
+            l.limiter.retain_recent();
         }
         if let Some(l) = &self.all {
-            l.retain_recent();
+            l.limiter.retain_recent();
         }
     }
 
     /// Keys held in all the keyed limiters together.
     pub fn tracked_keys(&self) -> usize {
-        let ip = self.ip.as_ref().map_or(0, |l| l.len());
-        let subnet = self.subnet.as_ref().map_or(0, |(l, _, _)| l.len());
-        let username = self.username.as_ref().map_or(0, |l| l.len());
-        let all = self.all.as_ref().map_or(0, |l| l.len());
+        let ip = self.ip.as_ref().map_or(0, |l| l.store.len());
+        let subnet = self.subnet.as_ref().map_or(0, |(l, _, _)| l.store.len());
+        let username = self.username.as_ref().map_or(0, |l| l.store.len());
+        let all = self.all.as_ref().map_or(0, |l| l.store.len());
         ip + subnet + username + all
     }
 
@@ -193,16 +262,36 @@ where
     }
 }
 
+/// Which per-client limits an attempt took a cell from.
+#[derive(Debug, Clone, Copy, Default)]
+struct Charged {
+    ip: bool,
+    subnet: bool,
+    username: bool,
+}
+
 fn keyed<K: Hash + Eq + Clone, C: Clock + Clone>(
     limit: &Limit,
     max_keys: usize,
     clock: &C,
-) -> Keyed<K, C> {
-    RateLimiter::new(
-        quota(limit.rate, limit.burst),
-        BoundedStore::new(max_keys),
-        clock.clone(),
-    )
+) -> KeyedLimit<K, C> {
+    let quota = quota(limit.rate, limit.burst);
+    let store = Arc::new(BoundedStore::new(max_keys));
+    KeyedLimit {
+        limiter: RateLimiter::new(quota, SharedStore(store.clone()), clock.clone()),
+        store,
+        interval: Nanos::from(quota.replenish_interval()),
+    }
+}
+
+// === impl KeyedLimit ===
+
+impl<K: Hash + Eq + Clone, C: Clock> KeyedLimit<K, C> {
+    /// Gives one cell back to `key`: its theoretical arrival time moves one
+    /// interval earlier. A key forgotten meanwhile already has a full burst.
+    fn refund(&self, key: &K) {
+        self.store.refund(key, self.interval);
+    }
 }
 
 fn quota(rate: config::Rate, burst: std::num::NonZeroU32) -> Quota {
@@ -261,6 +350,44 @@ impl<K: Hash + Eq + Clone> BoundedStore<K> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The store a limiter holds, shared with the [`KeyedLimit`] that refunds.
+struct SharedStore<K>(Arc<BoundedStore<K>>);
+
+impl<K: Hash + Eq + Clone> StateStore for SharedStore<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl<K: Hash + Eq + Clone> governor::state::keyed::ShrinkableKeyedStateStore<K> for SharedStore<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.retain_recent(drop_below);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Hash + Eq + Clone> BoundedStore<K> {
+    /// Moves `key`'s arrival time `interval` earlier; nothing if it is gone.
+    fn refund(&self, key: &K, interval: Nanos) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tat) = shard.peek_mut(key) {
+            *tat = tat.saturating_sub(interval);
+        }
     }
 }
 
@@ -390,6 +517,61 @@ mod tests {
             l.admit(&keys("192.0.2.5", 10)).unwrap_err().limit,
             LimitKind::Global
         );
+    }
+
+    #[test]
+    fn a_refunded_attempt_costs_nothing() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(
+                r#"
+                ip = { rate = "1/min", burst = 2 }
+                subnet = { rate = "1/min", burst = 2 }
+                username = { rate = "1/min", burst = 2 }
+                "#,
+            ),
+            100,
+            clock,
+        );
+        // A hundred logins that succeed, one after the other: never limited.
+        let a = keys("192.0.2.1", 1);
+        for _ in 0..100 {
+            assert!(l.admit(&a).is_ok());
+            l.refund(&a);
+        }
+        // Failures are charged: the burst, then a refusal.
+        assert!(l.admit(&a).is_ok());
+        assert!(l.admit(&a).is_ok());
+        assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Ip);
+    }
+
+    #[test]
+    fn a_refusal_by_a_wider_limit_uses_up_no_narrower_one() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(
+                r#"
+                ip = { rate = "1/min", burst = 2 }
+                global = { rate = "1/min", burst = 1 }
+                "#,
+            ),
+            100,
+            clock.clone(),
+        );
+        assert!(
+            l.admit(&keys("192.0.2.9", 9)).is_ok(),
+            "takes the global cell"
+        );
+        let a = keys("192.0.2.1", 1);
+        for _ in 0..10 {
+            assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Global);
+        }
+        // Once the global limit admits again, the client still has its
+        // whole burst: the refused attempts took nothing from it.
+        clock.advance(Duration::from_secs(120));
+        assert!(l.admit(&a).is_ok());
+        clock.advance(Duration::from_secs(60));
+        assert!(l.admit(&a).is_ok());
     }
 
     #[test]

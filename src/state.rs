@@ -219,6 +219,25 @@ impl State {
         }
     }
 
+    /// Gives back what a login attempt took from the per-client limits: the
+    /// shop said it succeeded.
+    pub async fn refund(&self, keys: &AttemptKeys) {
+        if self.allowed(keys.client) {
+            return;
+        }
+        let local = &self.inner.local;
+        match &self.inner.backend {
+            Backend::Local => local.refund(keys),
+            Backend::Redis(redis) => {
+                self.shared(redis.refund(keys), |policy| match policy {
+                    OnBackendError::Local => local.refund(keys),
+                    OnBackendError::Allow | OnBackendError::Deny => {}
+                })
+                .await
+            }
+        }
+    }
+
     /// Records what an attempt showed. Returns the ban, if the client
     /// crossed a line.
     pub async fn observe(&self, client: ClientIp, observation: Observation) -> Option<Ban> {

@@ -43,6 +43,10 @@ impl Local {
         self.limiters.admit(keys)
     }
 
+    pub fn refund(&self, keys: &AttemptKeys) {
+        self.limiters.refund(keys);
+    }
+
     pub fn observe(&self, ip: IpAddr, observation: Observation) -> Option<Ban> {
         self.reputation().observe(ip, observation, Instant::now())
     }

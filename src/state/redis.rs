@@ -84,6 +84,7 @@ pub struct Redis {
 
 struct Scripts {
     limits: Script,
+    refund: Script,
     screen: Script,
     observe: Script,
     ban: Script,
@@ -257,6 +258,25 @@ impl Redis {
         })
     }
 
+    /// Gives back the per-client cells of an attempt that succeeded (the
+    /// global limit is charged by attempts).
+    pub async fn refund(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
+        let mut call = self.scripts.refund.prepare_invoke();
+        let per_client = self
+            .limits
+            .iter()
+            .filter(|(kind, _)| *kind != LimitKind::Global);
+        let mut any = false;
+        for (kind, limit) in per_client {
+            call.key(self.limit_key(*kind, keys)).arg(gcra(limit).0);
+            any = true;
+        }
+        if any {
+            let _: i64 = self.invoke(&call).await?;
+        }
+        Ok(())
+    }
+
     /// Records an attempt; bans the client if the rules say so. Returns the
     /// ban this replica made, if any.
     pub async fn observe(
@@ -389,6 +409,7 @@ impl Scripts {
         let with_gcra = |body: &str| Script::new(&format!("{GCRA}\n{body}"));
         Self {
             limits: with_gcra(include_str!("redis/limits.lua")),
+            refund: with_gcra(include_str!("redis/refund.lua")),
             screen: with_gcra(include_str!("redis/screen.lua")),
             observe: with_gcra(include_str!("redis/observe.lua")),
             ban: with_gcra(include_str!("redis/ban.lua")),
