@@ -21,7 +21,7 @@ fn check(toml: &str) -> (bool, i32, String) {
 #[test]
 fn check_config_accepts_a_valid_file() {
     let cert = TestCert::generate();
-    let (ok, _, output) = check(&config_toml(&cert, closed_port(), "", ""));
+    let (ok, _, output) = check(&config_toml(&cert, closed_port().addr, "", ""));
     assert!(ok, "{output}");
     assert!(output.contains("valid"));
 }
@@ -29,7 +29,7 @@ fn check_config_accepts_a_valid_file() {
 #[test]
 fn check_config_names_the_file_key_and_reason() {
     let cert = TestCert::generate();
-    let good = config_toml(&cert, closed_port(), "", "");
+    let good = config_toml(&cert, closed_port().addr, "", "");
     let cases = [
         (
             "unknown key",

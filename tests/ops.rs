@@ -405,7 +405,8 @@ async fn healthcheck_exits_zero_when_live_and_one_otherwise() {
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("answered 404 Not Found"), "{err}");
 
-    let closed = format!("http://{}/healthz", closed_port());
+    let port = closed_port();
+    let closed = format!("http://{}/healthz", port.addr);
     let (status, _, err) = healthcheck(closed).await;
     assert_eq!(status.code(), Some(1));
     assert!(

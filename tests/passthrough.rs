@@ -173,7 +173,8 @@ impl futures_core::Stream for ReceiverStream {
 #[tokio::test]
 async fn upstream_down_is_502_and_slow_upstream_is_504() {
     let cert = TestCert::generate();
-    let down = start_proxy(&config_toml(&cert, closed_port(), "", "")).await;
+    let closed = closed_port();
+    let down = start_proxy(&config_toml(&cert, closed.addr, "", "")).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     let answer = client.get(&down.url("/")).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);

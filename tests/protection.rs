@@ -393,7 +393,7 @@ async fn a_million_addresses_keep_state_bounded() {
     const CAP: usize = 20_000;
     let toml = format!(
         "{}\n[limits]\nip = {{ rate = \"10/min\", burst = 5 }}\nsubnet = {{ rate = \"100/min\", burst = 30 }}\n[state]\nmax_tracked_clients = {CAP}\n",
-        config_toml(&TestCert::generate(), closed_port(), "", "")
+        config_toml(&TestCert::generate(), closed_port().addr, "", "")
     );
     let config = credgate::Config::from_toml(&toml).unwrap();
     let routes = credgate::route::Routes::new(&config.login);
