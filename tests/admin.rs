@@ -50,7 +50,8 @@ async fn healthz_is_live_and_readyz_follows_the_upstream() {
         StatusCode::NOT_FOUND
     );
 
-    let unready = start_proxy(&config_toml(&cert, closed_port(), "", "")).await;
+    let closed = closed_port();
+    let unready = start_proxy(&config_toml(&cert, closed.addr, "", "")).await;
     assert_eq!(get(&unready.admin_url("/healthz")).await.0, StatusCode::OK);
     let (status, body) = get(&unready.admin_url("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

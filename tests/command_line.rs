@@ -21,7 +21,7 @@ fn check(toml: &str) -> (bool, i32, String) {
 #[test]
 fn check_config_accepts_a_valid_file() {
     let cert = TestCert::generate();
-    let (ok, _, output) = check(&config_toml(&cert, closed_port(), "", ""));
+    let (ok, _, output) = check(&config_toml(&cert, closed_port().addr, "", ""));
     assert!(ok, "{output}");
     assert!(output.contains("valid"));
 }
@@ -29,7 +29,7 @@ fn check_config_accepts_a_valid_file() {
 #[test]
 fn check_config_names_the_file_key_and_reason() {
     let cert = TestCert::generate();
-    let good = config_toml(&cert, closed_port(), "", "");
+    let good = config_toml(&cert, closed_port().addr, "", "");
     let cases = [
         (
             "unknown key",
@@ -115,36 +115,39 @@ fn demo_prints_curl_commands_that_work() {
         }
         line.clear();
     }
-    assert!(commands.len() >= 7, "{commands:?}");
-    let mut outputs = Vec::new();
-    for command in &commands {
+    // Each printed command, in order: the status, HTTP version and a piece
+    // of the body it must show on its own.
+    let expected = [
+        ("/", 200, "2", "Demo shop"),
+        ("/headers", 200, "2", "x-forwarded-for"),
+        ("right password", 200, "2", "welcome"),
+        ("wrong password", 401, "2", "wrong username or password"),
+        ("leaked pair", 403, "2", "Please reset your password"),
+        ("leaked password", 200, "2", "known from a breach"),
+        ("JSON over HTTP/2", 200, "2", "welcome"),
+        ("metrics", 200, "1.1", "credgate_requests_total"),
+    ];
+    assert_eq!(commands.len(), expected.len(), "{commands:?}");
+    for (command, (what, status, version, body)) in commands.iter().zip(expected) {
+        // -f: a 4xx or 5xx the command did not expect fails it.
+        let fail = if status < 400 { " -f" } else { "" };
+        let run = format!("{command}{fail} -w '\n%{{http_code}} %{{http_version}}'");
         let out = std::process::Command::new("sh")
-            .args(["-c", command])
+            .args(["-c", &run])
             .output()
             .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
-            "{command}: {}",
+            "{what}: {command}: {}{stdout}",
             String::from_utf8_lossy(&out.stderr)
         );
-        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        let (shown, trailer) = stdout.rsplit_once('\n').unwrap();
+        assert_eq!(trailer, format!("{status} {version}"), "{what}: {command}");
+        assert!(shown.contains(body), "{what}: {command}: {shown}");
     }
     let _ = demo.kill();
     let _ = demo.wait();
-    let all = outputs.join("\n");
-    assert!(all.contains("Demo shop"));
-    assert!(all.contains("welcome"));
-    assert!(all.contains("wrong username or password"));
-    assert!(
-        all.contains("Please reset your password"),
-        "the leaked pair was not blocked"
-    );
-    assert!(
-        all.contains("known from a breach"),
-        "the leaked password was not annotated"
-    );
-    assert!(all.contains("x-forwarded-for"));
-    assert!(all.contains("credgate_requests_total"));
 }
 
 /// One crypto provider: rustls with ring. A second one (aws-lc-rs) creeping

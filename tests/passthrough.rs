@@ -173,7 +173,8 @@ impl futures_core::Stream for ReceiverStream {
 #[tokio::test]
 async fn upstream_down_is_502_and_slow_upstream_is_504() {
     let cert = TestCert::generate();
-    let down = start_proxy(&config_toml(&cert, closed_port(), "", "")).await;
+    let closed = closed_port();
+    let down = start_proxy(&config_toml(&cert, closed.addr, "", "")).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     let answer = client.get(&down.url("/")).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
@@ -224,15 +225,124 @@ async fn an_https_upstream_is_verified_with_ca_file() {
     let client = TestClient::new(&cert.der, Version::Http1);
     let seen = client.get(&outer.url("/headers")).await.json();
     assert_eq!(seen["x-forwarded-proto"][0], "https");
+}
 
-    // Without the CA, the inner proxy's certificate is not trusted: 502.
+/// Without the CA, the inner proxy's certificate is not trusted: 502, and
+/// the reason logged is the certificate, not any other failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_with_an_unknown_ca_fails_on_its_certificate() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let inner = start_proxy(&config_toml(&cert, shop.addr(), "", "")).await;
     let other = TestCert::generate();
     let ca_file = format!("ca_file = \"{}\"", other.cert_path().display());
-    let untrusting = start_proxy(
-        &config_toml(&cert, inner.addrs.proxy, "", &ca_file)
-            .replace("url = \"http://", "url = \"https://"),
-    )
-    .await;
-    let answer = client.get(&untrusting.url("/")).await;
-    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    let toml = config_toml(&other, inner.addrs.proxy, "", &ca_file)
+        .replace("url = \"http://", "url = \"https://");
+    let path = other.dir.path().join("credgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut untrusting = crate::support::binary::Process::serve(&path);
+    let client = TestClient::new(&other.der, Version::Http1);
+    let url = format!("https://127.0.0.1:{}/", untrusting.proxy.port());
+    assert_eq!(client.get(&url).await.status, StatusCode::BAD_GATEWAY);
+    let metrics = scrape(untrusting.admin).await;
+    let connect = [("kind", "connect")];
+    assert_eq!(
+        sample(&metrics, "credgate_upstream_errors_total", &connect),
+        1.0
+    );
+    assert_eq!(shop.requests(), 0);
+    let (_, logs) = untrusting.stop();
+    let failure = logs
+        .lines()
+        .find(|l| l.contains("upstream failed"))
+        .unwrap_or_else(|| panic!("no upstream failure logged: {logs}"));
+    assert!(
+        // UnknownIssuer or BadSignature: rcgen names every test CA alike.
+        failure.contains("invalid peer certificate"),
+        "{failure}"
+    );
+}
+
+/// `listen_plain`: the same proxy without TLS, for use behind a
+/// TLS-terminating load balancer; logins on it are inspected all the same.
+#[tokio::test]
+async fn the_cleartext_listener_serves_and_inspects() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n",
+        config_toml(&cert, shop.addr(), "listen_plain = \"127.0.0.1:0\"", "")
+    );
+    let proxy = start_proxy(&toml).await;
+    let plain = proxy.addrs.plain.expect("a cleartext listener");
+    let (status, body) = get(&format!("http://{plain}/headers")).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["x-forwarded-proto"][0], "http");
+
+    let form = "username=alice&password=a&password=b";
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {plain}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    let answer = exchange(plain, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(shop.requests(), 1, "only /headers reached the shop");
+}
+
+/// Writes `request` on a new TCP connection; what came back before close.
+async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer));
+    read.await.expect("no answer within 10 s").unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// An upstream that answers the first request on each connection and
+/// closes the connection on reading the second: a POST on a pooled
+/// connection fails after it was sent. credgate answers 502 and never
+/// sends it again.
+#[tokio::test]
+async fn a_failed_request_is_never_retried() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let posts = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = posts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut answered = false;
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if n == 0 || text.starts_with("POST") {
+                        seen.fetch_add(usize::from(n > 0), Ordering::SeqCst);
+                        return; // closed without an answer
+                    }
+                    if !answered && text.contains("\r\n\r\n") {
+                        answered = true;
+                        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        tcp.write_all(ok.as_bytes()).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let cert = TestCert::generate();
+    let proxy = start_proxy(&config_toml(&cert, upstream, "", "")).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    assert_eq!(client.get(&proxy.url("/")).await.status, StatusCode::OK);
+    let order = Request::post(proxy.url("/orders"))
+        .body(full("pay=1"))
+        .unwrap();
+    assert_eq!(client.send(order).await.status, StatusCode::BAD_GATEWAY);
+    // A retry would have happened before the 502 was sent.
+    assert_eq!(posts.load(Ordering::SeqCst), 1, "the POST was sent again");
 }

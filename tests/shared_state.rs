@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 
-use crate::support::client::{self, admin, full};
+use crate::support::client::{self, admin, full, Answer};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 
@@ -49,7 +49,22 @@ async fn replicas(redis: &RedisServer, state: &str, tables: &str) -> Replicas {
 
 impl Replicas {
     async fn login(&self, on: &RunningProxy, from: &str, password: &str) -> StatusCode {
+        self.login_answer(on, from, password).await.status
+    }
+
+    async fn login_answer(&self, on: &RunningProxy, from: &str, password: &str) -> Answer {
         let request = form_login(on.url("/login"), from, "alice@example.com", password);
+        self.client.send(request).await
+    }
+
+    async fn login_as(
+        &self,
+        on: &RunningProxy,
+        from: &str,
+        user: &str,
+        password: &str,
+    ) -> StatusCode {
+        let request = form_login(on.url("/login"), from, user, password);
         self.client.send(request).await.status
     }
 
@@ -79,6 +94,13 @@ async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
     // Keys per tracked client: its limit and its suspicion counters; plus
     // the shared username hash key.
     assert_eq!(redis.keys(), 2 * 2 + 1, "{}", redis.command("KEYS *"));
+    for key in redis
+        .command("KEYS *")
+        .lines()
+        .filter(|l| l.starts_with("credgate:"))
+    {
+        eprintln!("{key}: {}", redis.command(&format!("TTL {key}")));
+    }
 }
 
 #[tokio::test]
@@ -141,13 +163,13 @@ async fn suspicion_is_shared_a_client_failing_on_both_replicas_is_banned_on_both
     assert!(listing.contains("\"failures\""), "{listing}");
 }
 
-#[tokio::test]
-async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again() {
-    for (policy, down) in [
-        ("local", StatusCode::OK),
-        ("allow", StatusCode::OK),
-        ("deny", StatusCode::TOO_MANY_REQUESTS),
-    ] {
+/// With Redis killed, five attempts from one address on one replica, one
+/// more than the burst of four: `local` limits in this replica's memory and
+/// throttles the fifth, `allow` lets all five through, `deny` refuses every
+/// one with `Retry-After: 1`. Under `local`, an operator's ban made while
+/// Redis is down applies on the replica that took it, not on the other.
+async fn with_redis_down(policy: &str, down: [StatusCode; 5]) {
+    {
         let mut redis = RedisServer::start();
         let state = format!("on_backend_error = \"{policy}\"");
         let limits = "[limits]\nip = { rate = \"1/min\", burst = 4 }";
@@ -155,9 +177,32 @@ async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again(
         assert_eq!(r.passed_until_refused("192.0.2.20", 10).await, 4);
 
         redis.kill();
-        for on in [&r.a, &r.b] {
-            let status = r.login(on, "192.0.2.30", RIGHT).await;
-            assert_eq!(status, down, "on_backend_error = {policy}");
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            answers.push(r.login_answer(&r.a, "192.0.2.30", RIGHT).await);
+        }
+        let statuses: Vec<_> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, down, "on_backend_error = {policy}");
+        for answer in answers.iter().filter(|a| a.status == THROTTLED) {
+            let retry_after: u64 = answer.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            match policy {
+                "deny" => assert_eq!(retry_after, 1),
+                // The local limiter's own wait: one token of 1/min.
+                _ => assert!((1..=60).contains(&retry_after), "{retry_after}"),
+            }
+        }
+        // The other replica's budget is its own (local) or none (allow, deny).
+        assert_eq!(
+            r.login(&r.b, "192.0.2.30", RIGHT).await,
+            down[0],
+            "{policy}"
+        );
+        if policy == "local" {
+            ban_while_redis_is_down(&r).await;
         }
         let (status, ready) = get(&r.a.admin_url("/readyz")).await;
         assert_eq!(status, StatusCode::OK);
@@ -170,9 +215,13 @@ async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again(
         assert!(errors >= 1.0, "{policy}: {errors}");
 
         redis.restart();
+        // Each replica finds its connection broken at its next command, and
+        // reconnects; both must be back before the shared budget is tested.
         let back = eventually_async(Duration::from_secs(30), || async {
             r.login(&r.a, "192.0.2.40", RIGHT).await;
+            r.login(&r.b, "192.0.2.41", RIGHT).await;
             get(&r.a.admin_url("/readyz")).await.1 == "ready\n"
+                && get(&r.b.admin_url("/readyz")).await.1 == "ready\n"
         })
         .await;
         assert!(back, "{policy}: redis is used again after a restart");
@@ -183,6 +232,40 @@ async fn with_redis_down_the_policy_answers_and_a_restarted_redis_is_used_again(
         );
         drop(r.cert);
     }
+}
+
+const OK: StatusCode = StatusCode::OK;
+const THROTTLED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+
+#[tokio::test]
+async fn with_redis_down_local_limits_in_memory_and_a_restarted_redis_is_used_again() {
+    with_redis_down("local", [OK, OK, OK, OK, THROTTLED]).await;
+}
+
+#[tokio::test]
+async fn with_redis_down_allow_lets_logins_through_and_a_restarted_redis_is_used_again() {
+    with_redis_down("allow", [OK; 5]).await;
+}
+
+#[tokio::test]
+async fn with_redis_down_deny_answers_429_retry_after_1_and_a_restarted_redis_is_used_again() {
+    with_redis_down("deny", [THROTTLED; 5]).await;
+}
+
+/// An operator's ban while Redis is down: in force on the replica that
+/// took it, and only there.
+async fn ban_while_redis_is_down(r: &Replicas) {
+    let bans = r.a.admin_url("/admin/bans");
+    let body = r#"{"target": "203.0.113.77", "duration": "1h"}"#;
+    assert_eq!(
+        client::admin_post(&bans, body, TOKEN).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        r.login(&r.a, "203.0.113.77", RIGHT).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(r.login(&r.b, "203.0.113.77", RIGHT).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -263,4 +346,110 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// The username sketch is predictable once the hash key is known: the test
+/// sets it before the replicas start (they take an existing one), picks
+/// usernames by their sketch bit, and sees the spray ban at exactly the
+/// eighth distinct username (`distinct_usernames = 8`), not at a username
+/// that only repeats a bit.
+#[tokio::test]
+async fn a_username_spray_is_banned_at_exactly_the_eighth_distinct_username() {
+    let redis = RedisServer::start();
+    assert!(redis
+        .command("SET credgate:{hashkey} spray-test-key")
+        .starts_with("+OK"));
+    let r = replicas(&redis, "", "[suspicion]\nmin_attempts = 1000").await;
+    let (distinct, repeat) = sketch_usernames(b"spray-test-key", 8);
+    let mut sequence: Vec<&str> = distinct[..7].iter().map(String::as_str).collect();
+    sequence.push(&repeat);
+    sequence.push(&distinct[7]);
+    for (i, user) in sequence.iter().enumerate() {
+        let on = if i % 2 == 0 { &r.a } else { &r.b };
+        let status = r.login_as(on, "198.51.100.9", user, WRONG).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {}: {user}",
+            i + 1
+        );
+    }
+    let banned = r
+        .login_as(&r.b, "198.51.100.9", "alice@example.com", RIGHT)
+        .await;
+    assert_eq!(
+        banned,
+        StatusCode::FORBIDDEN,
+        "not banned after 8 usernames"
+    );
+    let (_, listing) = admin("GET", &r.a.admin_url("/admin/bans"), Some(TOKEN)).await;
+    assert!(listing.contains("\"username_spray\""), "{listing}");
+}
+
+/// `count` usernames whose sketch bits differ, and one more whose bit
+/// repeats the first one's, under the shared hash key `key`.
+fn sketch_usernames(key: &[u8], count: usize) -> (Vec<String>, String) {
+    use sha1::{Digest, Sha1};
+    let bit = |name: &str| {
+        let digest = Sha1::new().chain_update(key).chain_update(name).finalize();
+        u64::from_le_bytes(digest[..8].try_into().unwrap()) % 64
+    };
+    let names = (0..).map(|i| format!("victim{i}@example.com"));
+    let mut bits = std::collections::HashSet::new();
+    let distinct: Vec<String> = names
+        .clone()
+        .filter(|name| bits.insert(bit(name)))
+        .take(count)
+        .collect();
+    let first = bit(&distinct[0]);
+    let repeat = names
+        .filter(|name| *name != distinct[0] && bit(name) == first)
+        .find(|_| true)
+        .unwrap();
+    (distinct, repeat)
+}
+
+/// Every failed Redis command is counted; the warning is logged at most
+/// once every 10 seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_failures_are_each_counted_and_logged_at_most_every_10_seconds() {
+    use crate::support::binary::Process;
+    let cert = TestCert::generate();
+    let mut redis = RedisServer::start();
+    let shop = start_shop().await;
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[state]\nbackend = \"redis\"\n\
+         redis_url = \"{}\"\nredis_timeout = \"250ms\"\n",
+        config_toml(&cert, shop.addr(), "", ""),
+        redis.url()
+    );
+    let path = cert.dir.path().join("credgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut proxy = Process::serve(&path);
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let url = format!("https://127.0.0.1:{}/login", proxy.proxy.port());
+    redis.kill();
+    let down = std::time::Instant::now();
+    for _ in 0..5 {
+        let login = form_login(url.clone(), "", "alice@example.com", RIGHT);
+        assert_eq!(client.send(login).await.status, StatusCode::OK);
+    }
+    let errors = sample(
+        &scrape(proxy.admin).await,
+        "credgate_state_backend_errors_total",
+        &[],
+    );
+    // Each login asks Redis at least twice (screen, limits).
+    assert!(errors >= 10.0, "{errors} failures counted");
+    let (_, logs) = proxy.stop();
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains("state backend failing"))
+        .count();
+    let allowed = 1 + down.elapsed().as_secs() as usize / 10;
+    assert!(
+        (1..=allowed).contains(&warnings),
+        "{warnings} warnings in {:?}: {logs}",
+        down.elapsed()
+    );
 }

@@ -17,12 +17,16 @@ pub struct Process {
     pub child: Child,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
+    /// The cleartext listener, when configured.
+    pub plain: Option<SocketAddr>,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until it closes.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
     /// Starts `credgate serve --config PATH` and waits for its `listening`
-    /// log line, which carries the bound addresses.
+    /// log line, which carries the bound addresses (JSON or text logs).
     pub fn serve(config: &Path) -> Self {
         Self::serve_with_env(config, &[])
     }
@@ -41,27 +45,26 @@ impl Process {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut lines = BufReader::new(child.stderr.take().unwrap());
         let log = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut line = String::new();
             while lines.read_line(&mut line).unwrap_or(0) > 0 {
-                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if event["message"] == "listening" {
-                        let _ = tx.send(event);
-                    }
+                if let Some(addrs) = listening(&line) {
+                    let _ = tx.send(addrs);
                 }
                 log.lock().unwrap().push_str(&line);
                 line.clear();
             }
         });
-        let event = rx
+        let (proxy, admin, plain) = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("credgate did not start: {}", stderr.lock().unwrap()));
-        let addr = |key: &str| event[key].as_str().unwrap().parse().unwrap();
         Self {
-            proxy: addr("proxy"),
-            admin: addr("admin"),
+            proxy,
+            admin,
+            plain,
             child,
             stderr,
+            reader: Some(reader),
         }
     }
 
@@ -76,6 +79,23 @@ impl Process {
     /// Everything the process logged so far.
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM, waits for the exit and for stderr to close: the
+    /// complete log, with nothing still in flight.
+    pub fn stop(&mut self) -> (ExitStatus, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait(Duration::from_secs(20));
+        (status, self.closed_logs())
+    }
+
+    /// Everything the process logged, once stderr has closed (the process
+    /// must have exited).
+    pub fn closed_logs(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.logs()
     }
 
     /// Waits for the process to exit.
@@ -104,6 +124,45 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The addresses of a `listening` log line, JSON or text: proxy, admin and
+/// the optional cleartext listener.
+fn listening(line: &str) -> Option<(SocketAddr, SocketAddr, Option<SocketAddr>)> {
+    let field = |key: &str| -> Option<String> {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(event) => event.get(key)?.as_str().map(str::to_owned),
+            Err(_) => {
+                // Text: `... listening proxy=ADDR admin=ADDR plain=Some(ADDR)`,
+                // perhaps with colour codes.
+                let plain = regex::Regex::new("\x1b\\[[0-9;]*m")
+                    .unwrap()
+                    .replace_all(line, "");
+                let value = plain
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{key}=")[..]))?;
+                Some(value.to_owned())
+            }
+        }
+    };
+    let is_listening = match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(event) => event["message"] == "listening",
+        Err(_) => line.contains(" listening "),
+    };
+    if !is_listening {
+        return None;
+    }
+    let plain = field("plain")?;
+    let plain = plain
+        .trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .parse()
+        .ok();
+    Some((
+        field("proxy")?.parse().ok()?,
+        field("admin")?.parse().ok()?,
+        plain,
+    ))
 }
 
 /// Runs `credgate ARGS` to completion: exit status, stdout, stderr.

@@ -56,10 +56,21 @@ pub async fn start_shop() -> Shop {
         .unwrap()
 }
 
-/// An address nothing listens on.
-pub fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// An address that refuses connections for as long as this guard lives: a
+/// socket bound to it that never listens, so no other test can take the
+/// port in the meantime.
+pub struct ClosedPort {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    ClosedPort {
+        addr: socket.local_addr().unwrap(),
+        _socket: socket,
+    }
 }
 
 /// A complete config on ephemeral ports; `server_extra` and `upstream_extra`

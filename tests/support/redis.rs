@@ -1,16 +1,26 @@
 //! A private `redis-server` per test, on a free port, never the one on
 //! 6379. It must be installed (`.ci/run` installs it): a missing server
 //! fails the test rather than skipping it. The state bench uses it too.
+//!
+//! The port is held for the server's whole life by a socket that is bound
+//! but never listens: connections to it are refused while the server is
+//! down, the kernel hands it to no other socket, and `redis-server`, which
+//! binds with `SO_REUSEADDR`, can still take it. A server counts as up only
+//! when its `INFO` names our child's process id, so a foreign listener on
+//! the port can never pass for it.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A running `redis-server`; killed when dropped.
 pub struct RedisServer {
     pub port: u16,
+    /// Bound, never listening: keeps the port ours while the server is down.
+    _reservation: tokio::net::TcpSocket,
     child: Option<Child>,
     /// Certificate and key: TLS only, on `port`.
     tls: Option<(PathBuf, PathBuf)>,
@@ -26,13 +36,17 @@ impl RedisServer {
     /// A free port for a server that is not running yet ([`Self::restart`]
     /// starts it).
     pub fn reserve() -> Self {
-        // Redis refuses `--port 0`: take a free port from the kernel.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        // Redis refuses `--port 0`: take a free port from the kernel and
+        // keep it bound (see the module's doc).
+        let reservation = tokio::net::TcpSocket::new_v4().expect("a socket");
+        reservation.set_reuseaddr(true).expect("SO_REUSEADDR");
+        reservation
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("a free port");
+        let port = reservation.local_addr().expect("a bound port").port();
         Self {
             port,
+            _reservation: reservation,
             child: None,
             tls: None,
         }
@@ -92,12 +106,19 @@ impl RedisServer {
                      (apt-get install redis-server; .ci/run does this)"
                 )
             });
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers_ping() {
+        while self.info_pid() != Some(pid) {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "redis-server exited: {exited:?}");
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not answer PING"
+                "redis-server (pid {pid}) did not answer on port {}",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -121,19 +142,59 @@ impl RedisServer {
         reply.trim().trim_start_matches(':').parse().unwrap()
     }
 
-    fn answers_ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
+    /// The `process_id` that the server on our port reports in `INFO`,
+    /// over TLS when the server speaks only TLS; None if nothing answers.
+    fn info_pid(&self) -> Option<u32> {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .ok()?;
+        let reply = match &self.tls {
+            None => info(stream)?,
+            Some((cert, _)) => info(tls_stream(stream, cert)?)?,
         };
-        if self.tls.is_some() {
-            return true; // listening is all a plain socket can tell
-        }
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        let line = reply.lines().find(|l| l.starts_with("process_id:"))?;
+        line["process_id:".len()..].trim().parse().ok()
     }
+}
+
+/// Sends `INFO server` and reads the reply up to its `process_id` line.
+fn info(mut stream: impl Read + Write) -> Option<String> {
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(at) = text.find("process_id:") {
+            if text[at..].contains("\r\n") {
+                return Some(text.into_owned());
+            }
+        }
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A TLS client over `stream` that trusts only `cert`.
+fn tls_stream(
+    stream: TcpStream,
+    cert: &Path,
+) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(cert).ok()?).ok()?;
+    let config = rustls::ClientConfig::builder_with_provider(credgate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").ok()?;
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+    Some(rustls::StreamOwned::new(connection, stream))
 }
 
 impl Drop for RedisServer {
