@@ -79,6 +79,18 @@ pub struct AttemptKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UsernameKey(pub u64);
 
+impl UsernameKey {
+    /// The username's bucket in a 64-bit sketch.
+    pub fn bit(self) -> u32 {
+        (self.0 % 64) as u32
+    }
+
+    /// The username's bucket in the 32-bit sketch of leaked pairs.
+    pub fn leaked_bit(self) -> u32 {
+        (self.0 % 32) as u32
+    }
+}
+
 type Keyed<K, C> = RateLimiter<K, SharedStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 

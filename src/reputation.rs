@@ -85,7 +85,10 @@ pub struct Rules {
 pub struct Bucket {
     pub attempts: u32,
     pub failures: u32,
-    pub leaked_pairs: u32,
+    /// The usernames of the leaked pairs tried, in a 32-bit linear-counting
+    /// sketch: it counts distinct accounts, so a customer retrying their own
+    /// refused pair is one hit however often they retry.
+    pub leaked_usernames: u32,
     /// One bit per username hash bucket: a linear-counting sketch.
     pub usernames: u64,
 }
@@ -212,7 +215,7 @@ impl Window {
         Self {
             attempts: mix(current.attempts, previous.attempts),
             failures: mix(current.failures, previous.failures),
-            leaked_pairs: mix(current.leaked_pairs, previous.leaked_pairs),
+            leaked_pairs: distinct(current.leaked_usernames | previous.leaked_usernames),
             usernames: distinct(current.usernames | previous.usernames),
         }
     }
@@ -251,11 +254,14 @@ impl Client {
     }
 }
 
-/// Linear counting: the number of distinct items whose hashes set `bits`.
-fn distinct(bits: u64) -> f64 {
-    match bits.count_zeros() {
-        0 => 64.0 * 64f64.ln(), // saturated: at least this many
-        zeros => 64.0 * (64.0 / f64::from(zeros)).ln(),
+/// Linear counting: the number of distinct items whose hashes set the bits
+/// of a 32- or 64-bit sketch.
+fn distinct<B: Into<u64> + Copy>(bits: B) -> f64 {
+    let width = f64::from(u32::try_from(std::mem::size_of::<B>() * 8).unwrap_or(64));
+    let set = bits.into().count_ones();
+    match width - f64::from(set) {
+        zeros if zeros <= 0.0 => width * width.ln(), // saturated: at least this many
+        zeros => width * (width / zeros).ln(),
     }
 }
 
@@ -298,8 +304,10 @@ impl Reputation {
         let bucket = &mut client.current;
         bucket.attempts += 1;
         bucket.failures += u32::from(observation.failed == Some(true));
-        bucket.leaked_pairs += u32::from(observation.leaked_pair);
-        bucket.usernames |= 1u64 << (observation.username.0 % 64);
+        if observation.leaked_pair {
+            bucket.leaked_usernames |= 1u32 << observation.username.leaked_bit();
+        }
+        bucket.usernames |= 1u64 << observation.username.bit();
         if client.banned_until.is_some_and(|until| until > now) {
             return None;
         }

@@ -117,12 +117,24 @@ fn the_window_slides() {
     let client = ip("192.0.2.1");
     let t0 = Instant::now();
     r.observe(client, attempt(1, true, None), t0);
-    r.observe(client, attempt(1, true, None), t0);
+    r.observe(client, attempt(2, true, None), t0);
     // 25 minutes later the old hits are out of the window.
     let later = t0 + Duration::from_secs(25 * 60);
-    assert_eq!(r.observe(client, attempt(1, true, None), later), None);
-    assert_eq!(r.observe(client, attempt(1, true, None), later), None);
-    assert!(r.observe(client, attempt(1, true, None), later).is_some());
+    assert_eq!(r.observe(client, attempt(3, true, None), later), None);
+    assert_eq!(r.observe(client, attempt(4, true, None), later), None);
+    assert!(r.observe(client, attempt(5, true, None), later).is_some());
+}
+
+#[test]
+fn a_customer_retrying_their_own_leaked_pair_is_never_banned() {
+    let mut r = reputation("");
+    let t0 = Instant::now();
+    let client = ip("192.0.2.1");
+    // Refused, then retried again and again; then the new password works.
+    for _ in 0..20 {
+        assert_eq!(r.observe(client, attempt(7, true, None), t0), None);
+    }
+    assert_eq!(r.observe(client, attempt(7, false, Some(false)), t0), None);
 }
 
 #[test]

@@ -289,8 +289,11 @@ impl Redis {
         call.key(suspicion_key(ip))
             .arg(millis(window))
             .arg(u8::from(observation.failed == Some(true)))
-            .arg(u8::from(observation.leaked_pair))
-            .arg(observation.username.0 % 64)
+            .arg(match observation.leaked_pair {
+                true => i64::from(observation.username.leaked_bit()),
+                false => -1,
+            })
+            .arg(observation.username.bit())
             .arg(millis(self.rules.memory()));
         let n: Vec<i64> = self.invoke(&call).await?;
         let tally = Tally::parse(&n).ok_or(BackendError::Reply("suspicion counters"))?;

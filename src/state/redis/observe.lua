@@ -1,8 +1,8 @@
 -- Adds one attempt to a client's two window buckets (the same sliding
 -- window as reputation.rs) and returns them; the verdict is Rust's.
 -- KEYS[1] the client's suspicion hash.
--- ARGV: window_ms, failed (0/1), leaked pair (0/1), username bit (0-63),
--- ban_memory_ms.
+-- ARGV: window_ms, failed (0/1), leaked-pair username bit (0-31, or -1 when
+-- the pair is not leaked), username bit (0-63), ban_memory_ms.
 -- Returns {now_ms, since_ms, attempts, failures, leaked, users_lo, users_hi,
 -- the same five for the previous bucket, bans, banned_until_ms}.
 local now = math.floor(clock_us() / 1000)
@@ -26,7 +26,10 @@ if elapsed >= window then
 end
 n[2] = n[2] + 1
 n[3] = n[3] + tonumber(ARGV[2])
-n[4] = n[4] + tonumber(ARGV[3])
+local leaked = tonumber(ARGV[3])
+if leaked >= 0 then
+  n[4] = bit.bor(n[4], bit.lshift(1, leaked))
+end
 local b = tonumber(ARGV[4])
 if b < 32 then
   n[5] = bit.bor(n[5], bit.lshift(1, b))

@@ -24,10 +24,10 @@ impl Tally {
             return None;
         };
         let count = |x: &i64| u32::try_from(*x).unwrap_or(u32::MAX);
-        let bucket = |a, f, l, lo: &i64, hi: &i64| Bucket {
+        let bucket = |a, f, l: &i64, lo: &i64, hi: &i64| Bucket {
             attempts: count(a),
             failures: count(f),
-            leaked_pairs: count(l),
+            leaked_usernames: *l as u32,
             // Lua's bit library works on signed 32-bit halves.
             usernames: u64::from(*lo as u32) | (u64::from(*hi as u32) << 32),
         };

@@ -27,7 +27,7 @@ fn a_tally_rebuilds_the_buckets_and_the_64_bit_sketch_from_signed_halves() {
     assert_eq!((tally.now, tally.since), (10_000, 4_000));
     assert_eq!(tally.current.attempts, 3);
     assert_eq!(tally.current.failures, 2);
-    assert_eq!(tally.current.leaked_pairs, 1);
+    assert_eq!(tally.current.leaked_usernames, 1);
     assert_eq!(tally.current.usernames, (1 << 31) | (1 << 63) | (1 << 32));
     assert_eq!(tally.previous.usernames, 1);
     assert_eq!((tally.bans, tally.banned_until), (2, 9_000));
