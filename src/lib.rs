@@ -44,6 +44,7 @@
 //! ```text
 //! body          values shared by every layer
 //! username
+//! fieldname     credential field names as a shop's framework compares them
 //! config        the file, parsed and validated; imports no stage
 //! logging
 //! tls           stages, each importing only config and earlier stages
@@ -93,6 +94,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod fieldname;
 pub mod filter_build;
 pub mod healthcheck;
 pub mod leaked;

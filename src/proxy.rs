@@ -14,7 +14,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::authority;
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
 use crate::credentials::{self, LoginBody};
@@ -109,10 +109,14 @@ impl Proxy {
             login: None,
             decision: RequestDecision::Allow,
         };
+        let req = req.map(|body| Unread::new(body, version));
         let response = match self.try_handle(req, conn, &mut record).await {
             Ok(response) => response,
             Err(error) => {
                 self.report(&error, conn);
+                if let Some(reason) = error.refusal() {
+                    self.inner.metrics.record_refusal(reason);
+                }
                 record.decision = error.decision();
                 respond::for_error(&error, version, &self.inner.login.block_page)
             }
@@ -138,7 +142,7 @@ impl Proxy {
     /// The pipeline, one line per stage.
     async fn try_handle<'a>(
         &'a self,
-        mut req: Request<Incoming>,
+        mut req: Request<Unread>,
         conn: Conn,
         record: &mut Record<'a>,
     ) -> Result<Response<ProxyBody>, RequestError> {
@@ -149,12 +153,13 @@ impl Proxy {
         req.headers_mut().remove(&self.inner.login.annotate_header);
         let route = self.inner.routes.resolve(&req);
         record.login = route.login();
+        self.inner.routes.admit(&req, route)?;
         self.inner
             .state
             .screen(client, record.login.is_some())
             .await?;
         let (req, attempt) = match route {
-            Route::Passthrough => (req.map(Either::Left), None),
+            Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
         let (response, elapsed) = self
@@ -176,7 +181,7 @@ impl Proxy {
     /// the body was forwarded unparsed).
     async fn inspect_login<'a>(
         &'a self,
-        req: Request<Incoming>,
+        req: Request<Unread>,
         route: &'a LoginRoute,
         client: ClientIp,
         record: &mut Record<'a>,
@@ -184,7 +189,7 @@ impl Proxy {
         let login = &self.inner.login;
         let (mut parts, body) = req.into_parts();
         let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
-        let credentials = match credentials::extract(&parts, &body, route) {
+        let credentials = match credentials::extract(&body, route) {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
@@ -253,6 +258,7 @@ impl Proxy {
         }
         match error {
             RequestError::AmbiguousHost(_)
+            | RequestError::Route(_)
             | RequestError::Body(_)
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)

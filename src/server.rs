@@ -112,7 +112,8 @@ impl Parts {
         let certs = Arc::new(certs);
         let tls = TlsAcceptor::from(certs.server_config()?);
         let registry = Registry::new();
-        let routes = Routes::new(&config.login)?;
+        let routes =
+            Routes::new(&config.login)?.allow_body_on(s.allow_body_on.iter().map(|m| m.0.clone()));
         let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
         let leaked =
             LeakedFilters::load(&config.leaked).context("[leaked]: cannot load the filters")?;

@@ -1,0 +1,341 @@
+//! The ways around the login check, tried as an attacker would: a fresh
+//! leaked pair that must never reach the shop, sent every way a common shop
+//! stack would still accept it.
+
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use credgate::leaked::FilterKind;
+
+use crate::support::client::{empty, full, Answer, Body};
+use crate::support::*;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+/// In the breach: it must never reach the shop.
+const LEAKED_FORM: &str = "username=bob%40example.com&password=correct+horse+battery+staple";
+const LEAKED_JSON: &str =
+    r#"{"user":{"username":"bob@example.com","password":"correct horse battery staple"}}"#;
+
+/// credgate with a form login on `/login` and a JSON one on `/api/login`
+/// (`/user/username`, `/user/password`), blocking the breach's pairs.
+struct Bypass {
+    cert: TestCert,
+    shop: credgate::demo::Shop,
+    proxy: RunningProxy,
+}
+
+impl Bypass {
+    async fn start(server: &str, login_extra: &str) -> Self {
+        let cert = TestCert::generate();
+        let shop = start_shop().await;
+        let pairs = build_filter(
+            cert.dir.path(),
+            "pairs.cgf",
+            FilterKind::Pairs,
+            &["bob@example.com:correct horse battery staple"],
+        );
+        let tables = format!(
+            r#"
+[[login]]
+path = "/login"
+{login_extra}
+
+[[login]]
+path = "/api/login"
+format = "json"
+username_field = "/user/username"
+password_field = "/user/password"
+
+[suspicion]
+enabled = false
+
+[leaked]
+pairs_filter = "{}"
+"#,
+            pairs.display()
+        );
+        let toml = format!(
+            "{}\n{tables}\n",
+            config_toml(&cert, shop.addr(), server, "")
+        );
+        let proxy = start_proxy(&toml).await;
+        Self { cert, shop, proxy }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Answer {
+        TestClient::new(&self.cert.der, Version::Http1)
+            .send(req)
+            .await
+    }
+
+    async fn send_h2(&self, req: Request<Body>) -> Answer {
+        TestClient::new(&self.cert.der, Version::Http2)
+            .send(req)
+            .await
+    }
+
+    fn request(&self, method: &str, path: &str) -> http::request::Builder {
+        Request::builder().method(method).uri(self.proxy.url(path))
+    }
+
+    /// Writes `raw` on a fresh HTTP/1.1 connection; returns all it gets
+    /// until the proxy closes or goes quiet.
+    async fn raw(&self, raw: &[u8]) -> String {
+        let mut tls = raw_tls(self.proxy.addrs.proxy, &self.cert.der, &[b"http/1.1"]).await;
+        tls.write_all(raw).await.unwrap();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(2), tls.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn refusals(&self, reason: &str) -> f64 {
+        let metrics = scrape(self.proxy.addrs.admin).await;
+        sample(&metrics, "credgate_refusals_total", &[("reason", reason)])
+    }
+}
+
+fn form(req: http::request::Builder, body: &'static str) -> Request<Body> {
+    req.header("content-type", FORM).body(full(body)).unwrap()
+}
+
+#[tokio::test]
+async fn every_method_on_a_login_path_is_covered() {
+    let b = Bypass::start("", "").await;
+    // The login page still renders.
+    let page = b
+        .send(b.request("GET", "/login").body(empty()).unwrap())
+        .await;
+    assert_ne!(page.status, StatusCode::BAD_REQUEST);
+    assert_ne!(page.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(b.shop.requests(), 1, "the page reached the shop");
+
+    for method in ["PUT", "PATCH", "DELETE", "GET", "OPTIONS"] {
+        let answer = b.send(form(b.request(method, "/login"), LEAKED_FORM)).await;
+        let want = match method {
+            "PUT" | "PATCH" => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        assert_eq!(answer.status, want, "{method}: {}", answer.body);
+        if want == StatusCode::METHOD_NOT_ALLOWED {
+            assert_eq!(answer.headers["allow"], "POST", "{method}");
+        }
+    }
+    let query = "/login?username=bob%40example.com&password=correct+horse+battery+staple";
+    for method in ["GET", "HEAD", "DELETE", "POST", "PUT"] {
+        let answer = b
+            .send(b.request(method, query).body(empty()).unwrap())
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{method} {query}");
+    }
+    let answer = b
+        .send(
+            b.request("GET", "/login.json?PassWord=x")
+                .body(empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        b.shop.requests(),
+        1,
+        "nothing but the page reached the shop"
+    );
+    assert_eq!(b.refusals("login_method").await, 2.0);
+    assert_eq!(b.refusals("credential_in_query").await, 6.0);
+    assert_eq!(b.refusals("body_not_allowed").await, 3.0);
+}
+
+#[tokio::test]
+async fn an_operator_listed_method_is_inspected() {
+    let b = Bypass::start("", "methods = [\"POST\", \"PUT\"]").await;
+    let answer = b.send(form(b.request("PUT", "/login"), LEAKED_FORM)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::FORBIDDEN,
+        "the leaked pair is blocked"
+    );
+    let clean = "username=alice%40example.com&password=wonderland-42";
+    let answer = b.send(form(b.request("PUT", "/login"), clean)).await;
+    assert_ne!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(b.shop.requests(), 1);
+}
+
+#[tokio::test]
+async fn path_suffixes_and_trailing_bytes_still_match_the_login() {
+    let b = Bypass::start("", "").await;
+    for path in [
+        "/login.json",
+        "/login.xml",
+        "/Login.JSON",
+        "/login.",
+        "/login%20",
+        "/login%2E",
+        "/login.json;jsessionid=1",
+    ] {
+        let answer = b.send(form(b.request("POST", path), LEAKED_FORM)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.body
+        );
+    }
+    for path in [
+        "/login%00",
+        "/login%00.json",
+        "/x%0d%0a",
+        "/a%7f",
+        "/login%2500",
+    ] {
+        for method in ["GET", "POST"] {
+            let answer = b.send(form(b.request(method, path), "")).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{method} {path}");
+        }
+    }
+    assert_eq!(b.shop.requests(), 0);
+    assert_eq!(b.refusals("leaked").await, 7.0);
+    assert_eq!(b.refusals("path_control").await, 10.0);
+
+    // `match_suffix = false`: `/login.json` is another page.
+    let strict = Bypass::start("", "match_suffix = false").await;
+    let answer = strict
+        .send(form(strict.request("POST", "/login.json"), "x=1"))
+        .await;
+    assert_ne!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(strict.shop.requests(), 1);
+}
+
+#[tokio::test]
+async fn bodies_on_get_head_options_delete_and_trace_are_refused() {
+    let b = Bypass::start("", "").await;
+    for method in ["GET", "HEAD", "OPTIONS", "DELETE", "TRACE"] {
+        let answer = b
+            .send(b.request(method, "/anything").body(full("x=1")).unwrap())
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{method}");
+    }
+    let answer = b
+        .send_h2(b.request("GET", "/anything").body(full("x=1")).unwrap())
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "over HTTP/2");
+    // The smuggling this prevents: a GET whose body is a second request.
+    let smuggled = format!(
+        "POST /login HTTP/1.1\r\nHost: shop.test\r\ncontent-type: {FORM}\r\ncontent-length: {}\r\n\r\n{LEAKED_FORM}",
+        LEAKED_FORM.len()
+    );
+    let raw = format!(
+        "GET / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let answer = b.raw(raw.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(b.shop.requests(), 0);
+    assert_eq!(b.refusals("body_not_allowed").await, 7.0);
+
+    let allowing = Bypass::start("allow_body_on = [\"DELETE\"]", "").await;
+    let answer = allowing
+        .send(
+            allowing
+                .request("DELETE", "/anything")
+                .body(full("x"))
+                .unwrap(),
+        )
+        .await;
+    assert_ne!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(allowing.shop.requests(), 1);
+}
+
+#[tokio::test]
+async fn one_content_type_encoding_and_length_on_a_login() {
+    let b = Bypass::start("", "").await;
+    // The first type would decide our parse, the shop might read the last.
+    let answer = b
+        .send(
+            b.request("POST", "/api/login")
+                .header("content-type", "application/json")
+                .header("content-type", FORM)
+                .body(full(LEAKED_JSON))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    let answer = b
+        .send(
+            b.request("POST", "/login")
+                .header("content-type", FORM)
+                .header("content-encoding", "identity")
+                .header("content-encoding", "identity")
+                .body(full(LEAKED_FORM))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    // Two different lengths: hyper refuses them before we see them (two
+    // equal ones it folds into one, which is what the shop then gets).
+    let raw = format!(
+        "POST /login HTTP/1.1\r\nHost: shop.test\r\ncontent-type: {FORM}\r\n\
+         content-length: {n}\r\ncontent-length: 3\r\n\r\n{LEAKED_FORM}",
+        n = LEAKED_FORM.len()
+    );
+    let answer = b.raw(raw.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // A list in one field is as ambiguous as two fields.
+    let answer = b
+        .send(
+            b.request("POST", "/login")
+                .header("content-type", format!("{FORM}, application/json"))
+                .body(full(LEAKED_FORM))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(b.shop.requests(), 0);
+    assert_eq!(b.refusals("repeated_header").await, 3.0);
+}
+
+#[tokio::test]
+async fn field_names_a_shop_would_fold_together_are_refused() {
+    let b = Bypass::start("", "").await;
+    let forms = [
+        // U+017F LATIN SMALL LETTER LONG S folds to `s`.
+        "username=bob%40example.com&pa%C5%BF%C5%BFword=correct+horse+battery+staple&password=x",
+        "username=bob%40example.com&password=x&PASSWORD=correct+horse+battery+staple",
+        "username=bob%40example.com&%u0070assword=correct+horse+battery+staple&password=x",
+        "username=bob%40example.com&password=x;password=correct+horse+battery+staple",
+        "username=alice%40example.com&password=x&password=correct+horse+battery+staple",
+    ];
+    for body in forms {
+        let answer = b.send(form(b.request("POST", "/login"), body)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let jsons = [
+        r#"{"user":{"username":"alice@example.com","password":"x"},"User":{"username":"bob@example.com","password":"correct horse battery staple"}}"#,
+        r#"{"user":{"username":"bob@example.com","password":"x","pa\u017f\u017fword":"correct horse battery staple"}}"#,
+        r#"{"user":{"\u212aey":1,"username":"bob@example.com","password":"x","Username":"y"}}"#,
+    ];
+    for body in jsons {
+        let answer = b
+            .send(
+                b.request("POST", "/api/login")
+                    .header("content-type", "application/json")
+                    .body(full(body))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    assert_eq!(b.shop.requests(), 0);
+    assert_eq!(b.refusals("field_variant").await, 5.0);
+    assert_eq!(b.refusals("form_syntax").await, 2.0);
+    assert_eq!(b.refusals("duplicate_field").await, 1.0);
+}
