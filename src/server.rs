@@ -120,7 +120,9 @@ impl Parts {
         for serving in leaked.serving() {
             metrics.record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
         }
-        let upstream = Upstream::new(&config.upstream, provider).context("[upstream]")?;
+        let upstream = Upstream::new(&config.upstream, provider)
+            .context("[upstream]")?
+            .strip_client_headers(s.strip_client_headers.iter().map(|h| h.0.clone()));
         let state = State::new(config, metrics.state_backend_errors());
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),

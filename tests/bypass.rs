@@ -28,6 +28,11 @@ struct Bypass {
 
 impl Bypass {
     async fn start(server: &str, login_extra: &str) -> Self {
+        Self::start_with(server, login_extra, "[suspicion]\nenabled = false").await
+    }
+
+    /// With `tables` (`[suspicion]`, `[limits]`) instead of suspicion off.
+    async fn start_with(server: &str, login_extra: &str, tables: &str) -> Self {
         let cert = TestCert::generate();
         let shop = start_shop().await;
         let pairs = build_filter(
@@ -36,7 +41,7 @@ impl Bypass {
             FilterKind::Pairs,
             &["bob@example.com:correct horse battery staple"],
         );
-        let tables = format!(
+        let logins = format!(
             r#"
 [[login]]
 path = "/login"
@@ -48,8 +53,7 @@ format = "json"
 username_field = "/user/username"
 password_field = "/user/password"
 
-[suspicion]
-enabled = false
+{tables}
 
 [leaked]
 pairs_filter = "{}"
@@ -57,7 +61,7 @@ pairs_filter = "{}"
             pairs.display()
         );
         let toml = format!(
-            "{}\n{tables}\n",
+            "{}\n{logins}\n",
             config_toml(&cert, shop.addr(), server, "")
         );
         let proxy = start_proxy(&toml).await;
@@ -338,4 +342,108 @@ async fn field_names_a_shop_would_fold_together_are_refused() {
     assert_eq!(b.refusals("field_variant").await, 5.0);
     assert_eq!(b.refusals("form_syntax").await, 2.0);
     assert_eq!(b.refusals("duplicate_field").await, 1.0);
+}
+
+/// What the shop's `/headers` saw, sent from `from` with `headers`.
+async fn seen_headers(
+    b: &Bypass,
+    version: Version,
+    headers: &[(&str, &[u8])],
+) -> serde_json::Value {
+    let mut req = b.request("GET", "/headers");
+    for (name, value) in headers {
+        req = req.header(*name, http::HeaderValue::from_bytes(value).unwrap());
+    }
+    let answer = TestClient::new(&b.cert.der, version)
+        .send(req.body(empty()).unwrap())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.json()
+}
+
+#[tokio::test]
+async fn client_address_headers_of_untrusted_peers_are_removed() {
+    let b = Bypass::start("", "").await;
+    let forged: &[(&str, &[u8])] = &[
+        ("x-real-ip", b"6.6.6.6"),
+        ("true-client-ip", b"6.6.6.6"),
+        ("cf-connecting-ip", b"6.6.6.6"),
+        ("x-client-ip", b"6.6.6.6"),
+        ("x-cluster-client-ip", b"6.6.6.6"),
+        ("fastly-client-ip", b"6.6.6.6"),
+        ("client-ip", b"6.6.6.6"),
+        ("x-forwarded-host", b"evil.test"),
+        ("x-forwarded-port", b"1"),
+        ("x-original-forwarded-for", b"6.6.6.6"),
+        ("x_forwarded_for", b"6.6.6.6"),
+        ("x_real_ip", b"6.6.6.6"),
+        ("x-kept", b"yes"),
+    ];
+    let seen = seen_headers(&b, Version::Http1, forged).await;
+    for (name, _) in &forged[..forged.len() - 1] {
+        assert!(seen.get(*name).is_none(), "{name} reached the shop: {seen}");
+    }
+    assert_eq!(seen["x-kept"][0], "yes");
+    assert_eq!(seen["x-forwarded-for"][0], "127.0.0.1");
+
+    // From a trusted proxy they pass; the list is the operator's.
+    let trusting = Bypass::start("trusted_proxies = [\"127.0.0.0/8\"]", "").await;
+    let seen = seen_headers(&trusting, Version::Http1, forged).await;
+    assert_eq!(seen["x-real-ip"][0], "6.6.6.6");
+    assert_eq!(seen["x-forwarded-host"][0], "evil.test");
+    let custom = Bypass::start("strip_client_headers = [\"x-kept\"]", "").await;
+    let seen = seen_headers(&custom, Version::Http1, forged).await;
+    assert!(seen.get("x-kept").is_none(), "{seen}");
+    assert_eq!(seen["x-real-ip"][0], "6.6.6.6");
+}
+
+#[tokio::test]
+async fn a_non_ascii_forwarded_entry_never_hides_the_client() {
+    // The load balancer's network is allowlisted: if the client became the
+    // load balancer, it would be unlimited.
+    let tables = "[suspicion]\nenabled = false\nallowlist = [\"127.0.0.0/8\"]\n\
+                  [limits]\nip = { rate = \"1/min\", burst = 1 }";
+    let b = Bypass::start_with("trusted_proxies = [\"127.0.0.0/8\"]", "", tables).await;
+    let chain: &[u8] = b"\xe9vil, 198.51.100.7";
+    let clean = "username=alice%40example.com&password=wonderland-42";
+    let login = || {
+        b.request("POST", "/login")
+            .header(
+                "x-forwarded-for",
+                http::HeaderValue::from_bytes(chain).unwrap(),
+            )
+            .header("content-type", FORM)
+            .body(full(clean))
+            .unwrap()
+    };
+    assert_ne!(b.send(login()).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let second = b.send(login()).await;
+    assert_eq!(
+        second.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        second.body
+    );
+    assert_eq!(b.refusals("throttled").await, 1.0);
+
+    // The chain is extended without losing its bytes.
+    let seen = seen_headers(&b, Version::Http1, &[("x-forwarded-for", chain)]).await;
+    assert_eq!(
+        seen["x-forwarded-for"][0], "\u{fffd}vil, 198.51.100.7, 127.0.0.1",
+        "the shop's lossy view of the bytes"
+    );
+}
+
+#[tokio::test]
+async fn http2_cookie_fields_are_joined_for_the_shop() {
+    let b = Bypass::start("", "").await;
+    let cookies: &[(&str, &[u8])] = &[("cookie", b"session=abc"), ("cookie", b"cart=42")];
+    let seen = seen_headers(&b, Version::Http2, cookies).await;
+    assert_eq!(
+        seen["cookie"],
+        serde_json::json!(["session=abc; cart=42"]),
+        "{seen}"
+    );
+    let seen = seen_headers(&b, Version::Http1, &[("cookie", b"session=abc")]).await;
+    assert_eq!(seen["cookie"], serde_json::json!(["session=abc"]));
 }
