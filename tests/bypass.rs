@@ -447,3 +447,107 @@ async fn http2_cookie_fields_are_joined_for_the_shop() {
     let seen = seen_headers(&b, Version::Http1, &[("cookie", b"session=abc")]).await;
     assert_eq!(seen["cookie"], serde_json::json!(["session=abc"]));
 }
+
+/// `curl --http2` with a body of `size` bytes: the status it printed and
+/// whether it exited cleanly.
+fn curl_h2(b: &Bypass, path: &str, size: usize) -> (String, std::process::Output) {
+    let body = b.cert.dir.path().join("body.txt");
+    std::fs::write(&body, "x".repeat(size)).unwrap();
+    let output = std::process::Command::new("curl")
+        .args(["--http2", "--silent", "--show-error", "--max-time", "20"])
+        .arg("--cacert")
+        .arg(b.cert.cert_path())
+        .args(["-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+        .args(["-H", &format!("content-type: {FORM}")])
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(b.proxy.url(path))
+        .output()
+        .unwrap();
+    (String::from_utf8_lossy(&output.stdout).into_owned(), output)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_refusals_before_the_body_arrive_with_curl() {
+    let b = Bypass::start("", "max_body = \"1KiB\"").await;
+    // 413 on Content-Length: refused unread.
+    let (printed, output) = tokio::task::block_in_place(|| curl_h2(&b, "/login", 256 * 1024));
+    assert_eq!(
+        printed,
+        "2 413",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let denied = Bypass::start_with(
+        "",
+        "",
+        "[suspicion]\nenabled = false\ndenylist = [\"127.0.0.0/8\"]",
+    )
+    .await;
+    let (printed, output) = tokio::task::block_in_place(|| curl_h2(&denied, "/login", 256 * 1024));
+    assert_eq!(
+        printed,
+        "2 403",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(denied.shop.requests(), 0);
+}
+
+#[tokio::test]
+async fn http2_refusals_arrive_before_a_late_body() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let b = Bypass::start_with(
+        "",
+        "",
+        "[suspicion]\nenabled = false\ndenylist = [\"127.0.0.0/8\"]",
+    )
+    .await;
+    let mut curl = Command::new("curl")
+        .args(["--http2", "--silent", "--show-error", "--max-time", "20"])
+        .arg("--cacert")
+        .arg(b.cert.cert_path())
+        .args(["-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+        .args(["-H", &format!("content-type: {FORM}")])
+        // Streamed from stdin as it comes, not read whole first.
+        .args(["-X", "POST", "-T", "-"])
+        .arg(b.proxy.url("/login"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The refusal is decided before any of the body is sent...
+    let mut refused = false;
+    for _ in 0..500 {
+        if b.refusals("denied").await == 1.0 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "no refusal before the body");
+    // ...and the body, sent late, does not turn it into a stream error.
+    let mut stdin = curl.stdin.take().unwrap();
+    stdin.write_all(LEAKED_FORM.repeat(100).as_bytes()).unwrap();
+    drop(stdin);
+    let output = tokio::task::spawn_blocking(move || curl.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "2 403", "{stderr}");
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(b.shop.requests(), 0);
+}
