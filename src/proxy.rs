@@ -82,6 +82,9 @@ struct Record<'a> {
 struct Attempt {
     verdict: Verdict,
     username: UsernameKey,
+    /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
+    /// credentials are unknown, so an unknown answer counts as a failure.
+    parsed: bool,
 }
 
 // === impl Proxy ===
@@ -193,8 +196,9 @@ impl Proxy {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
+                let attempt = self.admit_unparsed(client).await?;
                 record.decision = RequestDecision::Unparsed;
-                return Ok((inspected_request(parts, body), None));
+                return Ok((inspected_request(parts, body), Some(attempt)));
             }
             Err(e) => return Err(e.into()),
         };
@@ -211,6 +215,7 @@ impl Proxy {
         let attempt = Attempt {
             verdict,
             username: keys.username,
+            parsed: true,
         };
         match decision {
             verdict::Decision::Block => {
@@ -226,18 +231,42 @@ impl Proxy {
         Ok((inspected_request(parts, body), Some(attempt)))
     }
 
+    /// An unparsed login skips the leaked check, not the limits: it is
+    /// charged to the client's address, subnet and the global limit. Its
+    /// username is unknown, so it is keyed per client: the username limit
+    /// cannot be dodged by sending what credgate cannot parse.
+    async fn admit_unparsed(&self, client: ClientIp) -> Result<Attempt, RequestError> {
+        let keys = AttemptKeys {
+            client,
+            username: self
+                .inner
+                .state
+                .username_key(&format!("\0unparsed {client}")),
+        };
+        self.inner.state.admit(&keys).await?;
+        Ok(Attempt {
+            verdict: Verdict::Clean,
+            username: keys.username,
+            parsed: false,
+        })
+    }
+
     /// Counts the shop's answer (`None`: the attempt never reached the
     /// shop) and tells the state what the attempt showed.
     async fn learn(&self, client: ClientIp, attempt: Attempt, outcome: Option<LoginOutcome>) {
-        if let Some(outcome) = outcome {
+        if let (Some(outcome), true) = (outcome, attempt.parsed) {
             self.inner
                 .metrics
                 .record_login_outcome(outcome, attempt.verdict);
         }
+        let failed = match attempt.parsed {
+            true => outcome.and_then(LoginOutcome::failed),
+            false => Some(outcome != Some(LoginOutcome::Success)),
+        };
         let observation = Observation {
             username: attempt.username,
             leaked_pair: attempt.verdict == Verdict::LeakedPair,
-            failed: outcome.and_then(LoginOutcome::failed),
+            failed,
         };
         if let Some(ban) = self.inner.state.observe(client, observation).await {
             self.inner.metrics.record_ban(ban.reason);

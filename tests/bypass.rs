@@ -31,7 +31,8 @@ impl Bypass {
         Self::start_with(server, login_extra, "[suspicion]\nenabled = false").await
     }
 
-    /// With `tables` (`[suspicion]`, `[limits]`) instead of suspicion off.
+    /// With `tables` (`[suspicion]`, `[limits]`; bare keys go to
+    /// `[leaked]`) instead of suspicion off.
     async fn start_with(server: &str, login_extra: &str, tables: &str) -> Self {
         let cert = TestCert::generate();
         let shop = start_shop().await;
@@ -53,10 +54,9 @@ format = "json"
 username_field = "/user/username"
 password_field = "/user/password"
 
-{tables}
-
 [leaked]
 pairs_filter = "{}"
+{tables}
 "#,
             pairs.display()
         );
@@ -550,4 +550,50 @@ async fn http2_refusals_arrive_before_a_late_body() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "2 403", "{stderr}");
     assert!(output.status.success(), "{stderr}");
     assert_eq!(b.shop.requests(), 0);
+}
+
+/// A body the JSON route cannot parse: forwarded under `on_unparsed`.
+fn unparsed(b: &Bypass) -> Request<Body> {
+    b.request("POST", "/api/login")
+        .header("content-type", "application/json")
+        .body(full(
+            r#"{"user": {"username": "bob@example.com", "password": "#,
+        ))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unparsed_logins_still_count_against_limits_and_suspicion() {
+    let tables = "on_unparsed = \"forward\"\n[suspicion]\nenabled = false\n\
+                  [limits]\nip = { rate = \"1/min\", burst = 1 }";
+    let b = Bypass::start_with("", "", tables).await;
+    let first = b.send(unparsed(&b)).await;
+    assert_ne!(
+        first.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        first.body
+    );
+    assert_eq!(b.shop.requests(), 1, "the unparsed login was forwarded");
+    let second = b.send(unparsed(&b)).await;
+    assert_eq!(
+        second.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        second.body
+    );
+    assert_eq!(b.shop.requests(), 1);
+
+    // Not known to succeed: a failure, and failures get a client banned.
+    let tables = "on_unparsed = \"forward\"\n[suspicion]\nmin_attempts = 2\nfailure_ratio = 0.5";
+    let b = Bypass::start_with("", "", tables).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(b.send(unparsed(&b)).await.status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::FORBIDDEN),
+        "never banned: {statuses:?}"
+    );
+    assert!(b.refusals("banned").await >= 1.0);
 }
