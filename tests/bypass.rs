@@ -597,3 +597,49 @@ async fn unparsed_logins_still_count_against_limits_and_suspicion() {
     );
     assert!(b.refusals("banned").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_cannot_hurt_the_process() {
+    use crate::support::binary::Process;
+    use crate::support::client::admin_post;
+    use std::os::unix::fs::PermissionsExt as _;
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let server = trusting_server_with_admin(&cert);
+    let token_file = cert.dir.path().join("admin.token");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = cert.dir.path().join("credgate.toml");
+    std::fs::write(&config, config_toml(&cert, shop.addr(), &server, "")).unwrap();
+    let proxy = Process::serve(&config);
+    assert!(
+        proxy
+            .logs()
+            .contains("admin token file is readable by group or others"),
+        "{}",
+        proxy.logs()
+    );
+
+    let bans = format!("http://{}/admin/bans", proxy.admin);
+    for huge in [
+        r#"{"target": "203.0.113.7", "duration": "500000000years"}"#,
+        r#"{"target": "203.0.113.7", "duration": "2y"}"#,
+    ] {
+        assert_eq!(
+            admin_post(&bans, huge, ADMIN_TOKEN).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let year = r#"{"target": "203.0.113.8", "duration": "365d"}"#;
+    assert_eq!(
+        admin_post(&bans, year, ADMIN_TOKEN).await,
+        StatusCode::CREATED
+    );
+    let (status, listed) = get(&bans.replace("/admin/bans", "/healthz")).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert!(!proxy.logs().contains("panicked"), "{}", proxy.logs());
+    drop(proxy);
+
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let quiet = Process::serve(&config);
+    assert!(!quiet.logs().contains("readable by group or others"));
+}
