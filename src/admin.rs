@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -33,6 +34,27 @@ const MAX_ADMIN_BODY: usize = 4096;
 
 /// A token shorter than this is a placeholder, not a secret.
 const MIN_TOKEN_LEN: usize = 16;
+
+/// The longest ban an operator may impose: long enough for any real use,
+/// and far from the end of `Instant`'s range, where adding it would panic.
+const MAX_BAN: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Warns when the token file is readable by group or others: anyone who can
+/// read it can lift every ban.
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the admin token file is readable by group or others; chmod 600 it"
+        );
+    }
+}
 
 /// The bearer token of `/admin/*`: never printed, compared in constant time.
 pub struct AdminToken(Zeroizing<Vec<u8>>);
@@ -64,6 +86,7 @@ impl AdminToken {
                 path: path.to_owned(),
             });
         }
+        warn_if_shared(path);
         Ok(Self(Zeroizing::new(token.to_vec())))
     }
 
@@ -208,6 +231,9 @@ impl Admin {
                 )
             }
         };
+        if duration > MAX_BAN || Instant::now().checked_add(duration).is_none() {
+            return error(StatusCode::BAD_REQUEST, "duration must be at most 1 year");
+        }
         self.inner.state.ban(target, duration).await;
         self.inner.metrics.record_ban(BanReason::Manual);
         let created =

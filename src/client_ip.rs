@@ -6,6 +6,11 @@
 //! that is *not* a trusted proxy: everything left of it was written by the
 //! client itself. Anything else would let an attacker pick the address that
 //! every limit and ban is keyed on.
+//!
+//! The header is read as bytes, entry by entry: one entry that is not an
+//! address (a non-ASCII byte, garbage a client wrote) spoils only itself.
+//! If it spoiled the whole header, the client would become the load
+//! balancer, and every limit and ban would key on the load balancer.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -61,19 +66,20 @@ impl TrustedProxies {
     }
 }
 
-/// The entries of every `X-Forwarded-For` header, in order.
-fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = &str> {
-    let entries: Vec<&str> = headers
+/// The entries of every `X-Forwarded-For` header, in order, as bytes.
+fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = &[u8]> {
+    let entries: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("").split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
         .collect();
     entries.into_iter()
 }
 
 /// An address as proxies write it: bare, with a port, or bracketed IPv6.
-fn parse_hop(entry: &str) -> Option<IpAddr> {
+fn parse_hop(entry: &[u8]) -> Option<IpAddr> {
+    let entry = std::str::from_utf8(entry).ok()?;
     entry
         .parse::<IpAddr>()
         .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
@@ -88,7 +94,8 @@ mod tests {
     fn headers(xff: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in xff {
-            h.append("x-forwarded-for", v.parse().unwrap());
+            let value = http::HeaderValue::from_bytes(&v.replace('~', "\u{e9}").into_bytes());
+            h.append("x-forwarded-for", value.unwrap());
         }
         h
     }
@@ -130,6 +137,11 @@ mod tests {
             ("::1", &["[2001:db8::1]:443"], "2001:db8::1"),
             // IPv4-mapped IPv6 peer counts as its IPv4 address
             ("::ffff:10.0.0.1", &["198.51.100.7"], "198.51.100.7"),
+            // a non-ASCII entry (`~` is written as `é`) left of the client
+            // hides nothing, in the same header or another one
+            ("10.0.0.1", &["~, 198.51.100.7, 10.1.1.1"], "198.51.100.7"),
+            ("10.0.0.1", &["~", "198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.1", &["6.6.6.~, 198.51.100.7"], "198.51.100.7"),
         ];
         for (peer, xff, want) in cases {
             let got = trusted().resolve(ip(peer), &headers(xff));

@@ -85,6 +85,13 @@ pub struct Server {
     pub max_headers: usize,
     #[serde(default = "defaults::h2_max_concurrent_streams")]
     pub h2_max_concurrent_streams: u32,
+    /// Methods that may carry a body although many shops ignore one there
+    /// (GET, HEAD, OPTIONS, DELETE, TRACE); by default such a body is refused.
+    #[serde(default)]
+    pub allow_body_on: Vec<MethodName>,
+    /// Client-address headers removed from requests of untrusted peers.
+    #[serde(default = "defaults::strip_client_headers")]
+    pub strip_client_headers: Vec<HeaderName>,
 }
 
 /// `[upstream]`: the shop behind the proxy.

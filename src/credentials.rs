@@ -3,10 +3,12 @@
 //!
 //! The shop must see exactly what was inspected, so the rules are strict
 //! where a lenient parser would let the shop and credgate disagree: a
-//! credential field sent twice, a case variant of its name (`Username`), a
-//! credential in the query string, a control character, or a compressed body
-//! is refused rather than guessed at. The bytes read here are the bytes
-//! forwarded; nothing is re-serialised.
+//! credential field sent twice, a variant of its name (`Username`,
+//! `paſſword`, see [`crate::fieldname`]), a control character, a compressed
+//! body, a repeated `Content-Type`, `Content-Encoding` or `Content-Length`,
+//! and in forms a `%uXXXX` escape or a `;` between pairs (which some stacks
+//! still decode or split on) are refused rather than guessed at. The bytes
+//! read here are the bytes forwarded; nothing is re-serialised.
 
 mod json;
 
@@ -16,13 +18,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
+use http::HeaderName;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::percent_decode;
 use zeroize::Zeroizing;
 
+use crate::body::Unread;
 use crate::config::BodyFormat;
-use crate::route::LoginRoute;
+pub use crate::fieldname::Field;
+use crate::fieldname::{self, NameMatch};
+use crate::route::{field_name, LoginRoute};
 
 /// The username as the client sent it. Not `Display`: logs get a keyed hash.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,13 +44,6 @@ pub struct Password(Zeroizing<Vec<u8>>);
 pub struct Credentials {
     pub username: Username,
     pub password: Password,
-}
-
-/// Which credential a problem concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Username,
-    Password,
 }
 
 /// A login body, read whole (it is small by construction: `max_body`).
@@ -68,6 +67,8 @@ pub enum BodyError {
     Encoded,
     #[error("the content type does not match the login route's format")]
     ContentType,
+    #[error("a login request must carry at most one {name} header")]
+    RepeatedHeader { name: HeaderName },
 }
 
 /// Why no credentials could be taken from a login body.
@@ -85,12 +86,14 @@ pub enum CredentialsError {
     Duplicate { field: Field },
     #[error("the JSON body repeats a key")]
     DuplicateJsonKey,
-    #[error("the {field} field name appears in another letter case")]
+    #[error("the {field} field name appears in another spelling")]
     CaseVariant { field: Field },
-    #[error("the {field} field name appears in the query string")]
-    InQuery { field: Field },
     #[error("the {field} contains a control character")]
     ControlCharacter { field: Field },
+    #[error("the form body uses a %u escape")]
+    PercentU,
+    #[error("the form body uses ; between fields")]
+    Semicolon,
 }
 
 // === impl CredentialsError ===
@@ -98,7 +101,8 @@ pub enum CredentialsError {
 impl CredentialsError {
     /// Returns true if and only if the body merely failed to parse, so that
     /// `on_unparsed = "forward"` may pass it on. Ambiguous bodies (duplicates,
-    /// case variants, query fields, control characters) are never forwarded:
+    /// name variants, control characters, non-standard form syntax) are
+    /// never forwarded:
     /// the shop might read the copy we did not check.
     pub fn forwardable(&self) -> bool {
         match self {
@@ -109,18 +113,10 @@ impl CredentialsError {
             Self::Duplicate { .. }
             | Self::DuplicateJsonKey
             | Self::CaseVariant { .. }
-            | Self::InQuery { .. }
-            | Self::ControlCharacter { .. } => false,
+            | Self::ControlCharacter { .. }
+            | Self::PercentU
+            | Self::Semicolon => false,
         }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Username => "username",
-            Self::Password => "password",
-        })
     }
 }
 
@@ -160,14 +156,25 @@ impl fmt::Debug for Password {
 
 // === reading ===
 
-/// Reads a login body: refuses compressed bodies and foreign content types
-/// before reading, stops at `max_body` bytes and at `timeout`.
+/// Reads a login body: refuses repeated framing headers, compressed bodies
+/// and foreign content types before reading, stops at `max_body` bytes and
+/// at `timeout`. A body refused unread stays [`Unread`] until dropped.
 pub async fn read_body(
     parts: &Parts,
-    body: Incoming,
+    body: Unread,
     route: &LoginRoute,
     timeout: Duration,
 ) -> Result<LoginBody, BodyError> {
+    // The first Content-Type would decide our parse while the shop may read
+    // the last one; two lengths or encodings are as ambiguous.
+    for name in [CONTENT_TYPE, CONTENT_ENCODING, CONTENT_LENGTH] {
+        let values = parts.headers.get_all(&name);
+        let repeated =
+            values.iter().count() > 1 || values.iter().any(|v| v.as_bytes().contains(&b','));
+        if repeated {
+            return Err(BodyError::RepeatedHeader { name });
+        }
+    }
     let encoded = parts
         .headers
         .get_all(CONTENT_ENCODING)
@@ -187,7 +194,7 @@ pub async fn read_body(
     }
     // Sized once, so that no reallocation leaves an unzeroed copy behind.
     let buffer = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(limit)));
-    let bytes = tokio::time::timeout(timeout, collect(body, buffer, limit))
+    let bytes = tokio::time::timeout(timeout, collect(body.take(), buffer, limit))
         .await
         .map_err(|_| BodyError::Timeout { after: timeout })??;
     Ok(LoginBody { bytes, format })
@@ -238,12 +245,7 @@ fn resolve_format(parts: &Parts, route: BodyFormat) -> Option<BodyFormat> {
 // === extraction ===
 
 /// Takes the credentials out of a login body read by [`read_body`].
-pub fn extract(
-    parts: &Parts,
-    body: &LoginBody,
-    route: &LoginRoute,
-) -> Result<Credentials, CredentialsError> {
-    check_query(parts, route)?;
+pub fn extract(body: &LoginBody, route: &LoginRoute) -> Result<Credentials, CredentialsError> {
     let credentials = match body.format {
         BodyFormat::Json => json::extract(&body.bytes, route)?,
         BodyFormat::Form | BodyFormat::Auto => form(&body.bytes, route)?,
@@ -251,28 +253,6 @@ pub fn extract(
     check_controls(credentials.username.as_str().as_bytes(), Field::Username)?;
     check_controls(credentials.password.as_bytes(), Field::Password)?;
     Ok(credentials)
-}
-
-/// The name a field has in a form or query: the last segment of a pointer.
-fn field_name(field: &str) -> &str {
-    field.rsplit('/').next().unwrap_or(field)
-}
-
-fn check_query(parts: &Parts, route: &LoginRoute) -> Result<(), CredentialsError> {
-    let Some(query) = parts.uri.query() else {
-        return Ok(());
-    };
-    for (name, _) in form_urlencoded::parse(query.as_bytes()) {
-        for (field, which) in [
-            (&route.username_field, Field::Username),
-            (&route.password_field, Field::Password),
-        ] {
-            if name.eq_ignore_ascii_case(field_name(field)) {
-                return Err(CredentialsError::InQuery { field: which });
-            }
-        }
-    }
-    Ok(())
 }
 
 fn check_controls(value: &[u8], field: Field) -> Result<(), CredentialsError> {
@@ -283,10 +263,20 @@ fn check_controls(value: &[u8], field: Field) -> Result<(), CredentialsError> {
 }
 
 /// `application/x-www-form-urlencoded`, decoded strictly: invalid UTF-8 in a
-/// credential is an error, not a replacement character.
+/// credential is an error, not a replacement character. Browsers encode `;`
+/// and `%` in values, so a raw `;` or a `%u` escape is no browser's form.
 fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError> {
-    let username_field = field_name(&route.username_field).as_bytes();
-    let password_field = field_name(&route.password_field).as_bytes();
+    if body.contains(&b';') {
+        return Err(CredentialsError::Semicolon);
+    }
+    if body
+        .windows(2)
+        .any(|w| w[0] == b'%' && w[1].eq_ignore_ascii_case(&b'u'))
+    {
+        return Err(CredentialsError::PercentU);
+    }
+    let username_field = field_name(&route.username_field);
+    let password_field = field_name(&route.password_field);
     let mut username: Option<Zeroizing<Vec<u8>>> = None;
     let mut password: Option<Zeroizing<Vec<u8>>> = None;
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
@@ -297,13 +287,13 @@ fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError
             (username_field, Field::Username, &mut username),
             (password_field, Field::Password, &mut password),
         ] {
-            if *name == *field {
-                if slot.is_some() {
+            match fieldname::compare(&name, field) {
+                NameMatch::Same if slot.is_some() => {
                     return Err(CredentialsError::Duplicate { field: which });
                 }
-                *slot = Some(form_decode(value));
-            } else if name.eq_ignore_ascii_case(field) {
-                return Err(CredentialsError::CaseVariant { field: which });
+                NameMatch::Same => *slot = Some(form_decode(value)),
+                NameMatch::Variant => return Err(CredentialsError::CaseVariant { field: which }),
+                NameMatch::Other => {}
             }
         }
     }

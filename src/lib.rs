@@ -11,7 +11,8 @@
 //! HTTP                      server        hyper auto (HTTP/1.1 and HTTP/2), graceful drain
 //! target host               authority     exactly one host, or 400 and the connection closed
 //! client IP                 client_ip     the peer, or the forwarded chain of trusted proxies
-//! route                     route         login route (normalised path + method) or pass-through
+//! route                     route         login route (normalised path + method) or pass-through;
+//!                                         control bytes, GET bodies, other methods on login paths refused
 //! screen                    state         deny list, bans, limits.all (allowlist passes)
 //! ── login routes only ──
 //! body                      credentials   bounded read: max_body, body_read_timeout
@@ -44,6 +45,7 @@
 //! ```text
 //! body          values shared by every layer
 //! username
+//! fieldname     credential field names as a shop's framework compares them
 //! config        the file, parsed and validated; imports no stage
 //! logging
 //! tls           stages, each importing only config and earlier stages
@@ -73,6 +75,10 @@
 //! # Invariants
 //!
 //! - A request whose target host is ambiguous never reaches the shop.
+//! - A login path is covered on every method; a credential field name in its
+//!   query never reaches the shop.
+//! - A refusal sent before the body is read arrives: an unread HTTP/2 body is
+//!   drained (bounded) after the answer, never reset before it.
 //! - A blocked, malformed or ambiguous login never reaches the shop.
 //! - The body forwarded on a login route is byte for byte the body inspected.
 //! - A client cannot forge a verdict: the annotation header is ours alone.
@@ -93,6 +99,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod fieldname;
 pub mod filter_build;
 pub mod healthcheck;
 pub mod leaked;

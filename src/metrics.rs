@@ -78,6 +78,86 @@ impl From<verdict::Decision> for RequestDecision {
     }
 }
 
+/// Why credgate answered a request itself instead of forwarding it: the
+/// `reason` label of `credgate_refusals_total`. `docs/refusals.md` explains
+/// each to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    AmbiguousHost,
+    PathControl,
+    BodyNotAllowed,
+    LoginMethod,
+    CredentialInQuery,
+    RepeatedHeader,
+    BodyTooLarge,
+    BodyTimeout,
+    BodyUnreadable,
+    BodyEncoded,
+    ContentType,
+    Unparsable,
+    DuplicateField,
+    FieldVariant,
+    ControlCharacter,
+    FormSyntax,
+    Leaked,
+    Denied,
+    Banned,
+    Throttled,
+    Unavailable,
+}
+
+impl RefusalReason {
+    pub const ALL: [RefusalReason; 21] = [
+        Self::AmbiguousHost,
+        Self::PathControl,
+        Self::BodyNotAllowed,
+        Self::LoginMethod,
+        Self::CredentialInQuery,
+        Self::RepeatedHeader,
+        Self::BodyTooLarge,
+        Self::BodyTimeout,
+        Self::BodyUnreadable,
+        Self::BodyEncoded,
+        Self::ContentType,
+        Self::Unparsable,
+        Self::DuplicateField,
+        Self::FieldVariant,
+        Self::ControlCharacter,
+        Self::FormSyntax,
+        Self::Leaked,
+        Self::Denied,
+        Self::Banned,
+        Self::Throttled,
+        Self::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AmbiguousHost => "ambiguous_host",
+            Self::PathControl => "path_control",
+            Self::BodyNotAllowed => "body_not_allowed",
+            Self::LoginMethod => "login_method",
+            Self::CredentialInQuery => "credential_in_query",
+            Self::RepeatedHeader => "repeated_header",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyUnreadable => "body_unreadable",
+            Self::BodyEncoded => "body_encoded",
+            Self::ContentType => "content_type",
+            Self::Unparsable => "unparsable",
+            Self::DuplicateField => "duplicate_field",
+            Self::FieldVariant => "field_variant",
+            Self::ControlCharacter => "control_character",
+            Self::FormSyntax => "form_syntax",
+            Self::Leaked => "leaked",
+            Self::Denied => "denied",
+            Self::Banned => "banned",
+            Self::Throttled => "throttled",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// Which kind of route a request took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
@@ -148,6 +228,11 @@ impl Metrics {
         };
         series.decisions[decision as usize].inc();
         series.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request credgate answered itself, by why.
+    pub fn record_refusal(&self, reason: RefusalReason) {
+        self.inner.requests.refusals[reason as usize].inc();
     }
 
     pub fn record_login_attempt(&self, verdict: Verdict) {
@@ -250,6 +335,9 @@ mod tests {
             assert_eq!(*l as usize, i);
         }
         for (i, r) in BanReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        for (i, r) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
     }

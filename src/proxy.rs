@@ -14,7 +14,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::authority;
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
 use crate::credentials::{self, LoginBody};
@@ -82,6 +82,9 @@ struct Record<'a> {
 struct Attempt {
     verdict: Verdict,
     keys: AttemptKeys,
+    /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
+    /// credentials are unknown, so an unknown answer counts as a failure.
+    parsed: bool,
 }
 
 // === impl Proxy ===
@@ -109,10 +112,14 @@ impl Proxy {
             login: None,
             decision: RequestDecision::Allow,
         };
+        let req = req.map(|body| Unread::new(body, version));
         let response = match self.try_handle(req, conn, &mut record).await {
             Ok(response) => response,
             Err(error) => {
                 self.report(&error, conn);
+                if let Some(reason) = error.refusal() {
+                    self.inner.metrics.record_refusal(reason);
+                }
                 record.decision = error.decision();
                 respond::for_error(&error, version, &self.inner.login.block_page)
             }
@@ -138,7 +145,7 @@ impl Proxy {
     /// The pipeline, one line per stage.
     async fn try_handle<'a>(
         &'a self,
-        mut req: Request<Incoming>,
+        mut req: Request<Unread>,
         conn: Conn,
         record: &mut Record<'a>,
     ) -> Result<Response<ProxyBody>, RequestError> {
@@ -149,12 +156,13 @@ impl Proxy {
         req.headers_mut().remove(&self.inner.login.annotate_header);
         let route = self.inner.routes.resolve(&req);
         record.login = route.login();
+        self.inner.routes.admit(&req, route)?;
         self.inner
             .state
             .screen(client, record.login.is_some())
             .await?;
         let (req, attempt) = match route {
-            Route::Passthrough => (req.map(Either::Left), None),
+            Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
         let (response, elapsed) = self
@@ -176,7 +184,7 @@ impl Proxy {
     /// the body was forwarded unparsed).
     async fn inspect_login<'a>(
         &'a self,
-        req: Request<Incoming>,
+        req: Request<Unread>,
         route: &'a LoginRoute,
         client: ClientIp,
         record: &mut Record<'a>,
@@ -184,12 +192,13 @@ impl Proxy {
         let login = &self.inner.login;
         let (mut parts, body) = req.into_parts();
         let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
-        let credentials = match credentials::extract(&parts, &body, route) {
+        let credentials = match credentials::extract(&body, route) {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
+                let attempt = self.admit_unparsed(client).await?;
                 record.decision = RequestDecision::Unparsed;
-                return Ok((inspected_request(parts, body), None));
+                return Ok((inspected_request(parts, body), Some(attempt)));
             }
             Err(e) => return Err(e.into()),
         };
@@ -203,7 +212,11 @@ impl Proxy {
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.decision = RequestDecision::from(decision);
-        let attempt = Attempt { verdict, keys };
+        let attempt = Attempt {
+            verdict,
+            keys,
+            parsed: true,
+        };
         match decision {
             verdict::Decision::Block => {
                 self.learn(client, attempt, None).await;
@@ -218,10 +231,30 @@ impl Proxy {
         Ok((inspected_request(parts, body), Some(attempt)))
     }
 
+    /// An unparsed login skips the leaked check, not the limits: it is
+    /// charged to the client's address, subnet and the global limit. Its
+    /// username is unknown, so it is keyed per client: the username limit
+    /// cannot be dodged by sending what credgate cannot parse.
+    async fn admit_unparsed(&self, client: ClientIp) -> Result<Attempt, RequestError> {
+        let keys = AttemptKeys {
+            client,
+            username: self
+                .inner
+                .state
+                .username_key(&format!("\0unparsed {client}")),
+        };
+        self.inner.state.admit(&keys).await?;
+        Ok(Attempt {
+            verdict: Verdict::Clean,
+            keys,
+            parsed: false,
+        })
+    }
+
     /// Counts the shop's answer (`None`: the attempt never reached the
     /// shop) and tells the state what the attempt showed.
     async fn learn(&self, client: ClientIp, attempt: Attempt, outcome: Option<LoginOutcome>) {
-        if let Some(outcome) = outcome {
+        if let (Some(outcome), true) = (outcome, attempt.parsed) {
             self.inner
                 .metrics
                 .record_login_outcome(outcome, attempt.verdict);
@@ -229,10 +262,14 @@ impl Proxy {
         if outcome == Some(LoginOutcome::Success) {
             self.inner.state.refund(&attempt.keys).await;
         }
+        let failed = match attempt.parsed {
+            true => outcome.and_then(LoginOutcome::failed),
+            false => Some(outcome != Some(LoginOutcome::Success)),
+        };
         let observation = Observation {
             username: attempt.keys.username,
             leaked_pair: attempt.verdict == Verdict::LeakedPair,
-            failed: outcome.and_then(LoginOutcome::failed),
+            failed,
         };
         if let Some(ban) = self.inner.state.observe(client, observation).await {
             self.inner.metrics.record_ban(ban.reason);
@@ -253,6 +290,7 @@ impl Proxy {
         }
         match error {
             RequestError::AmbiguousHost(_)
+            | RequestError::Route(_)
             | RequestError::Body(_)
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 
@@ -15,7 +15,8 @@ use crate::authority::AmbiguousHost;
 use crate::body::ProxyBody;
 use crate::credentials::BodyError;
 use crate::credentials::CredentialsError;
-use crate::metrics::RequestDecision;
+use crate::metrics::{RefusalReason, RequestDecision};
+use crate::route::RouteRefusal;
 use crate::state::Refusal;
 use crate::upstream::UpstreamError;
 use crate::verdict::Verdict;
@@ -25,6 +26,8 @@ use crate::verdict::Verdict;
 pub enum RequestError {
     #[error(transparent)]
     AmbiguousHost(#[from] AmbiguousHost),
+    #[error(transparent)]
+    Route(#[from] RouteRefusal),
     #[error(transparent)]
     Body(#[from] BodyError),
     #[error(transparent)]
@@ -40,7 +43,7 @@ pub enum RequestError {
 impl RequestError {
     pub fn decision(&self) -> RequestDecision {
         match self {
-            Self::AmbiguousHost(_) | Self::Body(_) | Self::Credentials(_) => {
+            Self::AmbiguousHost(_) | Self::Route(_) | Self::Body(_) | Self::Credentials(_) => {
                 RequestDecision::Reject
             }
             Self::Blocked(_) | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => {
@@ -51,6 +54,46 @@ impl RequestError {
             }
             Self::Upstream(_) => RequestDecision::UpstreamError,
         }
+    }
+
+    /// Why credgate answered itself; `None` when the shop failed.
+    pub fn refusal(&self) -> Option<RefusalReason> {
+        use RefusalReason as R;
+        Some(match self {
+            Self::AmbiguousHost(_) => R::AmbiguousHost,
+            Self::Route(e) => match e {
+                RouteRefusal::ControlInPath => R::PathControl,
+                RouteRefusal::BodyNotAllowed { .. } => R::BodyNotAllowed,
+                RouteRefusal::NotALoginMethod { .. } => R::LoginMethod,
+                RouteRefusal::CredentialInQuery { .. } => R::CredentialInQuery,
+            },
+            Self::Body(e) => match e {
+                BodyError::TooLarge { .. } => R::BodyTooLarge,
+                BodyError::Timeout { .. } => R::BodyTimeout,
+                BodyError::Read(_) => R::BodyUnreadable,
+                BodyError::Encoded => R::BodyEncoded,
+                BodyError::ContentType => R::ContentType,
+                BodyError::RepeatedHeader { .. } => R::RepeatedHeader,
+            },
+            Self::Credentials(e) => match e {
+                CredentialsError::Malformed { .. }
+                | CredentialsError::NotUtf8 { .. }
+                | CredentialsError::Missing { .. }
+                | CredentialsError::NotAString { .. } => R::Unparsable,
+                CredentialsError::Duplicate { .. } | CredentialsError::DuplicateJsonKey => {
+                    R::DuplicateField
+                }
+                CredentialsError::CaseVariant { .. } => R::FieldVariant,
+                CredentialsError::ControlCharacter { .. } => R::ControlCharacter,
+                CredentialsError::PercentU | CredentialsError::Semicolon => R::FormSyntax,
+            },
+            Self::Blocked(_) => R::Leaked,
+            Self::Refused(Refusal::Denied) => R::Denied,
+            Self::Refused(Refusal::Banned(_)) => R::Banned,
+            Self::Refused(Refusal::Throttled(_)) => R::Throttled,
+            Self::Refused(Refusal::Unavailable) => R::Unavailable,
+            Self::Upstream(_) => return None,
+        })
     }
 }
 
@@ -63,6 +106,16 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
             close_connection(&mut response, version);
             response
         }
+        RequestError::Route(e @ RouteRefusal::NotALoginMethod { allow, .. }) => {
+            let mut response = json_owned(StatusCode::METHOD_NOT_ALLOWED, e.to_string());
+            response.headers_mut().insert(ALLOW, allow.clone());
+            response
+        }
+        RequestError::Route(
+            e @ (RouteRefusal::ControlInPath
+            | RouteRefusal::BodyNotAllowed { .. }
+            | RouteRefusal::CredentialInQuery { .. }),
+        ) => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
         RequestError::Body(e) => match e {
             BodyError::TooLarge { .. } => {
                 json(StatusCode::PAYLOAD_TOO_LARGE, "login body too large")
@@ -77,6 +130,7 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported content type for this login",
             ),
+            BodyError::RepeatedHeader { .. } => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
         },
         RequestError::Credentials(e) => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
         RequestError::Blocked(_) => block.response(),

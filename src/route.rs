@@ -1,21 +1,32 @@
-//! Which requests are login attempts?
+//! Which requests are login attempts, and which may not be routed at all?
 //!
 //! Matching must not be bypassable. The shop's router may well treat
-//! `/login/`, `//login`, `/Login`, `/login;jsessionid=1`, `/%6Cogin` or
-//! `/a/../login` as its login page; if credgate compared raw paths, each of
-//! those would carry credentials past every check. So the path is normalised
-//! the way a lenient router would read it (percent-decoding, collapsed and
-//! dot segments, matrix parameters dropped, backslashes as slashes, optional
-//! trailing slash), and a path that normalises to a login route is one.
+//! `/login/`, `//login`, `/Login`, `/login;jsessionid=1`, `/%6Cogin`,
+//! `/a/../login`, `/login.json` or `/login%20` as its login page; if credgate
+//! compared raw paths, each of those would carry credentials past every
+//! check. So the path is normalised the way a lenient router would read it
+//! (percent-decoding, collapsed and dot segments, matrix parameters dropped,
+//! backslashes as slashes, optional trailing slash, trailing dots and spaces,
+//! a `.format` suffix), and a path that normalises to a login route is one.
 //! Over-matching is the safe error: a request wrongly taken for a login is
 //! inspected; a login wrongly taken for something else is not.
+//!
+//! A login path is protected for every method: the methods of the route are
+//! inspected, and any other method may only fetch the page (no body, no
+//! credential in the query). Some requests are refused on every route, as
+//! nginx and Envoy refuse them: a control byte in the path, raw or encoded,
+//! and a body on a method that many shops read without one (a body the shop
+//! ignores would be read from the kept-alive connection as the next request).
 
 use std::borrow::Cow;
 
+use http::header::HeaderValue;
 use http::{Method, Request};
+use hyper::body::Body;
 use percent_encoding::percent_decode_str;
 
 use crate::config::{self, BodyFormat};
+use crate::fieldname::{self, Field, NameMatch};
 use crate::outcome::FailureSigns;
 
 /// Where a request goes.
@@ -34,7 +45,10 @@ pub struct LoginRoute {
     pub name: String,
     path: String,
     case_sensitive: bool,
+    match_suffix: bool,
     methods: Vec<Method>,
+    /// `methods` as an `Allow` header, for the 405 of other methods.
+    allow: HeaderValue,
     pub format: BodyFormat,
     /// A form field name, or a JSON pointer such as `/user/email`.
     pub username_field: String,
@@ -57,10 +71,34 @@ pub enum RouteError {
     },
 }
 
-/// The login routes of the configuration.
+/// Why a request may not be routed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteRefusal {
+    #[error("the request path contains a control character")]
+    ControlInPath,
+    #[error("a {method} request must not carry a body")]
+    BodyNotAllowed { method: Method },
+    #[error("{method} requests to a login path must not carry a body")]
+    NotALoginMethod { method: Method, allow: HeaderValue },
+    #[error("the {field} field name appears in the query string")]
+    CredentialInQuery { field: Field },
+}
+
+/// Methods that many shops serve without reading a body.
+const BODILESS: [Method; 5] = [
+    Method::GET,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::DELETE,
+    Method::TRACE,
+];
+
+/// The login routes of the configuration, and the methods allowed a body.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     logins: Vec<LoginRoute>,
+    /// `server.allow_body_on`.
+    bodies_on: Vec<Method>,
 }
 
 impl<'a> Route<'a> {
@@ -85,10 +123,11 @@ impl Routes {
             let route = LoginRoute::new(index, config);
             route.check_name()?;
             let path = route.path.to_ascii_lowercase();
-            let repeated = routes
-                .logins
-                .iter()
-                .find(|r| r.name == route.name || r.path.eq_ignore_ascii_case(&path));
+            let repeated = routes.logins.iter().find(|r| {
+                r.name == route.name
+                    || r.path.eq_ignore_ascii_case(&path)
+                    || r.matches_path(&route.path)
+            });
             if let Some(other) = repeated {
                 return Err(RouteError::Repeated {
                     index,
@@ -101,6 +140,12 @@ impl Routes {
         Ok(routes)
     }
 
+    /// Lets `methods` (of [`BODILESS`]) carry a body: `server.allow_body_on`.
+    pub fn allow_body_on(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.bodies_on.extend(methods);
+        self
+    }
+
     pub fn logins(&self) -> &[LoginRoute] {
         &self.logins
     }
@@ -108,15 +153,68 @@ impl Routes {
     /// The route of a request: a login route if its normalised path and its
     /// method match one.
     pub fn resolve<B>(&self, req: &Request<B>) -> Route<'_> {
+        match self.login_path(req) {
+            Some(route) if route.methods.contains(req.method()) => Route::Login(route),
+            Some(_) | None => Route::Passthrough,
+        }
+    }
+
+    /// Refuses what no route may carry: a control character in the path, a
+    /// body on a method that should have none and, on a login path, a body
+    /// on another method or a credential field in the query.
+    pub fn admit<B: Body>(&self, req: &Request<B>, route: Route<'_>) -> Result<(), RouteRefusal> {
+        let raw = req.uri().path();
+        if has_control(raw) || has_control(&normalize(raw)) {
+            return Err(RouteRefusal::ControlInPath);
+        }
+        if let Route::Login(_) = route {
+            // Its body is inspected, and forwarded with a fresh length.
+            return route_query(route.login(), req);
+        }
+        let login = self.login_path(req);
+        route_query(login, req)?;
+        let method = req.method();
+        if !has_body(req.body()) {
+            return Ok(());
+        }
+        if BODILESS.contains(method) && !self.bodies_on.contains(method) {
+            return Err(RouteRefusal::BodyNotAllowed {
+                method: method.clone(),
+            });
+        }
+        match login {
+            Some(route) => Err(RouteRefusal::NotALoginMethod {
+                method: method.clone(),
+                allow: route.allow.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The login route whose path this is, whatever the method.
+    fn login_path<B>(&self, req: &Request<B>) -> Option<&LoginRoute> {
         if self.logins.is_empty() {
-            return Route::Passthrough;
+            return None;
         }
         let path = normalize(req.uri().path());
-        self.logins
-            .iter()
-            .find(|r| r.matches_path(&path) && r.methods.contains(req.method()))
-            .map_or(Route::Passthrough, Route::Login)
+        self.logins.iter().find(|r| r.matches_path(&path))
     }
+}
+
+fn route_query<B>(login: Option<&LoginRoute>, req: &Request<B>) -> Result<(), RouteRefusal> {
+    login.map_or(Ok(()), |route| route.check_query(req.uri().query()))
+}
+
+/// Returns true if and only if the request has a body, or may have one: a
+/// length above zero, or a stream not ended with its head.
+fn has_body<B: Body>(body: &B) -> bool {
+    !body.is_end_stream() && body.size_hint().exact() != Some(0)
+}
+
+/// Returns true if and only if `path` holds a control byte (raw, or once
+/// decoded: `%00`, `%0A`, `%7F`).
+fn has_control(path: &str) -> bool {
+    path.bytes().any(|b| b.is_ascii_control())
 }
 
 // === impl LoginRoute ===
@@ -131,7 +229,9 @@ impl LoginRoute {
                 .unwrap_or_else(|| derive_name(&config.path)),
             path: normalize(&config.path).into_owned(),
             case_sensitive: config.case_sensitive,
+            match_suffix: config.match_suffix,
             methods: config.methods.iter().map(|m| m.0.clone()).collect(),
+            allow: allow_header(&config.methods),
             format: config.format,
             username_field: config.username_field.clone(),
             password_field: config.password_field.clone(),
@@ -154,12 +254,68 @@ impl LoginRoute {
         Ok(())
     }
 
+    /// Returns true if and only if the normalised path is this route's,
+    /// allowing what routers strip or route alike: trailing dots and spaces
+    /// (`/login.`, `/login%20`), and with `match_suffix` a format suffix
+    /// (`/login.json`).
     fn matches_path(&self, normalized: &str) -> bool {
-        match self.case_sensitive {
-            true => normalized == self.path,
-            false => normalized.eq_ignore_ascii_case(&self.path),
+        let trimmed = normalized.trim_end_matches([' ', '.']);
+        let Some(rest) = self.strip_path(trimmed) else {
+            return false;
+        };
+        match rest.strip_prefix('.') {
+            None => rest.is_empty(),
+            Some(suffix) => self.match_suffix && !suffix.contains('/'),
         }
     }
+
+    /// What follows this route's path at the start of `path`.
+    fn strip_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let head = path.get(..self.path.len())?;
+        let same = match self.case_sensitive {
+            true => head == self.path,
+            false => head.eq_ignore_ascii_case(&self.path),
+        };
+        same.then(|| &path[self.path.len()..])
+    }
+
+    /// Refuses a credential field name in the query string, on every method:
+    /// many stacks merge query and body parameters, so a query credential
+    /// would reach the shop unchecked. `;` separates pairs too, as some
+    /// stacks split on it.
+    fn check_query(&self, query: Option<&str>) -> Result<(), RouteRefusal> {
+        let Some(query) = query else {
+            return Ok(());
+        };
+        for pair in query.split(['&', ';']) {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map_or(Cow::Borrowed(""), |(name, _)| name);
+            for (field, which) in [
+                (&self.username_field, Field::Username),
+                (&self.password_field, Field::Password),
+            ] {
+                let suspicious = name.contains("%u") || name.contains("%U");
+                let matched = fieldname::compare(name.as_bytes(), field_name(field));
+                if matched != NameMatch::Other || suspicious {
+                    return Err(RouteRefusal::CredentialInQuery { field: which });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name a field has in a form or query: the last segment of a pointer.
+pub fn field_name(field: &str) -> &str {
+    field.rsplit('/').next().unwrap_or(field)
+}
+
+/// `["POST", "PUT"]` → `POST, PUT`.
+fn allow_header(methods: &[config::MethodName]) -> HeaderValue {
+    let names: Vec<&str> = methods.iter().map(|m| m.0.as_str()).collect();
+    HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static("POST"))
 }
 
 /// `/api/v1/session` → `api_v1_session`: a label-safe name.
@@ -214,6 +370,8 @@ fn normalize(path: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use http_body_util::{Empty, Full};
 
     fn routes(case_sensitive: bool) -> Routes {
         let tables = format!(
@@ -261,11 +419,115 @@ mod tests {
     }
 
     fn route_name(routes: &Routes, method: &str, uri: &str) -> Option<String> {
-        let req = Request::builder().method(method).uri(uri).body(()).unwrap();
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
         match routes.resolve(&req) {
             Route::Login(r) => Some(r.name.clone()),
             Route::Passthrough => None,
         }
+    }
+
+    fn refusal(routes: &Routes, method: &str, uri: &str, body: &str) -> Option<RouteRefusal> {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        routes.admit(&req, routes.resolve(&req)).err()
+    }
+
+    #[test]
+    fn suffixes_trailing_dots_and_spaces_match_the_login_route() {
+        let r = routes(false);
+        for uri in [
+            "/login.json",
+            "/login.xml",
+            "/Login.JSON",
+            "/login.",
+            "/login%20",
+            "/login%2e",
+            "/login.json/",
+        ] {
+            assert_eq!(
+                route_name(&r, "POST", uri).as_deref(),
+                Some("login"),
+                "{uri}"
+            );
+        }
+        assert_eq!(route_name(&r, "POST", "/login.json/x"), None);
+        assert_eq!(route_name(&r, "POST", "/loginx.json"), None);
+        let tables = "[[login]]\npath = \"/login\"\nmatch_suffix = false";
+        let strict = Routes::new(&config::for_tests(tables).login).unwrap();
+        assert_eq!(route_name(&strict, "POST", "/login.json"), None);
+        assert_eq!(
+            route_name(&strict, "POST", "/login.").as_deref(),
+            Some("login")
+        );
+    }
+
+    #[test]
+    fn control_bytes_in_the_path_are_refused_everywhere() {
+        let r = routes(false);
+        for uri in ["/login%00", "/login%00.html", "/x%0a", "/a%7Fb", "/%250a"] {
+            assert_eq!(
+                refusal(&r, "GET", uri, ""),
+                Some(RouteRefusal::ControlInPath),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_on_bodiless_methods_are_refused_unless_allowed() {
+        let r = routes(false);
+        for method in ["GET", "HEAD", "OPTIONS", "DELETE", "TRACE"] {
+            assert!(
+                matches!(
+                    refusal(&r, method, "/any", "x"),
+                    Some(RouteRefusal::BodyNotAllowed { .. })
+                ),
+                "{method}"
+            );
+            assert_eq!(refusal(&r, method, "/any", ""), None);
+        }
+        assert_eq!(refusal(&r, "PATCH", "/any", "x"), None);
+        let allowing = routes(false).allow_body_on([Method::DELETE]);
+        assert_eq!(refusal(&allowing, "DELETE", "/any", "x"), None);
+    }
+
+    #[test]
+    fn login_paths_are_covered_on_every_method() {
+        let r = routes(false);
+        // The page still renders.
+        assert_eq!(refusal(&r, "GET", "/login", ""), None);
+        assert_eq!(route_name(&r, "GET", "/login?next=/cart"), None);
+        let refused = refusal(&r, "PATCH", "/login", "username=a&password=b");
+        assert!(
+            matches!(refused, Some(RouteRefusal::NotALoginMethod { ref allow, .. }) if allow == "POST"),
+            "{refused:?}"
+        );
+        for uri in [
+            "/login?password=x",
+            "/login?PassWord=x",
+            "/login?pa%C5%BF%C5%BFword=x",
+            "/login?a=1;password=x",
+            "/login.json?username=x",
+        ] {
+            for method in ["GET", "POST", "HEAD"] {
+                assert!(
+                    matches!(
+                        refusal(&r, method, uri, ""),
+                        Some(RouteRefusal::CredentialInQuery { .. })
+                    ),
+                    "{method} {uri}"
+                );
+            }
+        }
+        // Other paths may carry any query.
+        assert_eq!(refusal(&r, "GET", "/search?password=x", ""), None);
     }
 
     #[test]
@@ -318,6 +580,7 @@ mod tests {
         assert_eq!(route_name(&r, "GET", "/login"), None);
         assert_eq!(route_name(&r, "POST", "/login2"), None);
         assert_eq!(route_name(&r, "POST", "/logins"), None);
+        assert_eq!(route_name(&r, "POST", "/login-x.json"), None);
         assert_eq!(route_name(&r, "POST", "/"), None);
         assert_eq!(
             route_name(&r, "PUT", "/api/v1/session").as_deref(),

@@ -112,14 +112,17 @@ impl Parts {
         let certs = Arc::new(certs);
         let tls = TlsAcceptor::from(certs.server_config()?);
         let registry = Registry::new();
-        let routes = Routes::new(&config.login)?;
+        let routes =
+            Routes::new(&config.login)?.allow_body_on(s.allow_body_on.iter().map(|m| m.0.clone()));
         let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
         let leaked =
             LeakedFilters::load(&config.leaked).context("[leaked]: cannot load the filters")?;
         for serving in leaked.serving() {
             metrics.record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
         }
-        let upstream = Upstream::new(&config.upstream, provider).context("[upstream]")?;
+        let upstream = Upstream::new(&config.upstream, provider)
+            .context("[upstream]")?
+            .strip_client_headers(s.strip_client_headers.iter().map(|h| h.0.clone()));
         let state = State::new(config, metrics.state_backend_errors());
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),

@@ -103,6 +103,8 @@ pub struct Upstream {
     base: UpstreamUrl,
     request_timeout: Duration,
     connect_timeout: Duration,
+    /// `server.strip_client_headers`: removed from untrusted peers' requests.
+    strip: Arc<[HeaderName]>,
 }
 
 // === impl Upstream ===
@@ -138,7 +140,15 @@ impl Upstream {
             base: config.url.clone(),
             request_timeout: config.request_timeout.0,
             connect_timeout: config.connect_timeout.0,
+            strip: Arc::from([]),
         })
+    }
+
+    /// Removes `names` from the requests of untrusted peers: the
+    /// client-address headers a shop might believe.
+    pub fn strip_client_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.strip = names.into_iter().collect();
+        self
     }
 
     /// Sends `req` to the shop and returns its response head, the body still
@@ -150,7 +160,13 @@ impl Upstream {
         hop: Hop,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
         *req.uri_mut() = self.target(std::mem::take(req.uri_mut()));
+        if req.version() == Version::HTTP_2 {
+            join_cookies(req.headers_mut());
+        }
         *req.version_mut() = Version::HTTP_11;
+        if !hop.peer_trusted {
+            strip_client_headers(req.headers_mut(), &self.strip);
+        }
         prepare_headers(req.headers_mut(), host, hop);
         let started = Instant::now();
         let response = tokio::time::timeout(self.request_timeout, self.client.request(req))
@@ -256,11 +272,54 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// HTTP/2 may split `Cookie` into one field per cookie; an HTTP/1.1 shop
+/// expects one field, so they are joined with `; ` (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    if headers.get_all(header::COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let mut joined = Vec::with_capacity(256);
+    for value in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+/// Removes the client-address headers of an untrusted peer: those in
+/// `names`, and any header that a CGI-style stack (PHP, Rack, WSGI) would
+/// read as one of them or as a forwarded header we set, by reading `_` as
+/// `-` (`X_Forwarded_For`, `X_Real_IP`).
+fn strip_client_headers(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        headers.remove(name);
+    }
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .filter(|name| {
+            let dashed = name.as_str().replace('_', "-");
+            names
+                .iter()
+                .chain([&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &header::FORWARDED])
+                .any(|n| n.as_str() == dashed)
+        })
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
 /// Makes the headers fit for the shop: hop-by-hop ones removed, `Host` set to
 /// what the client asked for, forwarded headers extended (trusted peer) or
 /// replaced (anyone else, whose claims we never pass on).
 fn prepare_headers(headers: &mut HeaderMap, host: HeaderValue, hop: Hop) {
-    use std::fmt::Write as _;
+    use std::io::Write as _;
 
     strip_hop_by_hop(headers);
     let peer = hop.peer.to_canonical();
@@ -289,22 +348,24 @@ fn prepare_headers(headers: &mut HeaderMap, host: HeaderValue, hop: Hop) {
 }
 
 /// The existing chain of a forwarded header, followed by `, `, when it is to
-/// be extended; an empty string when it is to be replaced.
-fn forwarded_prefix(headers: &HeaderMap, name: &HeaderName, extend: bool) -> String {
-    let mut value = String::with_capacity(64);
+/// be extended; empty when it is to be replaced. Bytes, not text: an entry
+/// with a non-ASCII byte is passed on as it came, not dropped with its
+/// neighbours.
+fn forwarded_prefix(headers: &HeaderMap, name: &HeaderName, extend: bool) -> Vec<u8> {
+    let mut value = Vec::with_capacity(64);
     if extend {
-        for previous in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
-            value.push_str(previous);
-            value.push_str(", ");
+        for previous in headers.get_all(name) {
+            value.extend_from_slice(previous.as_bytes());
+            value.extend_from_slice(b", ");
         }
     }
     value
 }
 
-fn set(headers: &mut HeaderMap, name: HeaderName, value: String) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: Vec<u8>) {
     // Every part is a header value we just read, or text built from an
     // address, a validated host and a fixed scheme.
-    if let Ok(v) = HeaderValue::try_from(value) {
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
         headers.insert(name, v);
     }
 }
@@ -368,6 +429,40 @@ mod tests {
             "for=203.0.113.9;host=\"shop.test\";proto=https"
         );
         assert_eq!(h["host"], "shop.test");
+    }
+
+    #[test]
+    fn h2_cookies_are_joined_and_client_address_headers_stripped() {
+        let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2"), ("x-kept", "1")]);
+        join_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "a=1; b=2");
+        let mut h = map(&[
+            ("x-real-ip", "6.6.6.6"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"),
+            ("x_kept", "1"),
+        ]);
+        let names = [HeaderName::from_static("x-real-ip")];
+        strip_client_headers(&mut h, &names);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x_kept"], "1");
+    }
+
+    #[test]
+    fn non_ascii_chains_are_extended_byte_for_byte() {
+        let mut h = HeaderMap::new();
+        let chain = HeaderValue::from_bytes(b"\xe9vil, 198.51.100.7").unwrap();
+        h.insert("x-forwarded-for", chain);
+        prepare_headers(
+            &mut h,
+            HeaderValue::from_static("shop.test"),
+            hop("10.0.0.1", true),
+        );
+        assert_eq!(
+            h["x-forwarded-for"].as_bytes(),
+            b"\xe9vil, 198.51.100.7, 10.0.0.1"
+        );
     }
 
     #[test]

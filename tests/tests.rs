@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod bypass;
 mod command_line;
 mod filters;
 mod hardening;

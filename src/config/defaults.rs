@@ -40,6 +40,34 @@ pub fn max_headers() -> usize {
 pub fn h2_max_concurrent_streams() -> u32 {
     100
 }
+/// The client-address headers that common shops and frameworks believe.
+pub fn strip_client_headers() -> Vec<HeaderName> {
+    [
+        "x-real-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "client-ip",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-original-forwarded-for",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
+        "x-host",
+        "x-original-host",
+        "x-proxyuser-ip",
+        "forwarded-for",
+        "x-forwarded",
+    ]
+    .map(|name| HeaderName(http::HeaderName::from_static(name)))
+    .to_vec()
+}
 pub fn connect_timeout() -> HumanDuration {
     secs(2)
 }
@@ -75,6 +103,9 @@ pub fn watch_interval() -> HumanDuration {
 }
 pub fn annotate_header() -> HeaderName {
     HeaderName(http::HeaderName::from_static("credgate-leaked"))
+}
+pub fn match_suffix() -> bool {
+    true
 }
 pub fn failure_status() -> Vec<u16> {
     vec![401, 403]

@@ -30,6 +30,11 @@ pub struct Login {
     /// many shops' routers ignore case, and a miss is a bypass.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Whether `/login.json`, `/login.xml` (`path` followed by `.` and an
+    /// extension) are this route too, as Rails' `(.:format)` and Spring's
+    /// suffix matching route them. On by default.
+    #[serde(default = "defaults::match_suffix")]
+    pub match_suffix: bool,
     /// How the shop says "wrong password": these statuses...
     #[serde(default = "defaults::failure_status")]
     pub failure_status: Vec<u16>,

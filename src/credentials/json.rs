@@ -3,7 +3,9 @@
 //! serde_json keeps the last of two equal keys; a shop's parser may keep the
 //! first. A body with a repeated key could therefore show credgate one
 //! password and the shop another, so any repeated key, at any depth, is an
-//! error.
+//! error. Likewise a key that some shop would read as a pointer segment
+//! (`User` beside `user`, `paſſword`; see [`crate::fieldname`]) is refused at
+//! every level of the pointer, not only at the last.
 
 use std::fmt;
 
@@ -12,6 +14,7 @@ use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{credentials, Credentials, CredentialsError, Field};
+use crate::fieldname::{self, NameMatch};
 use crate::route::LoginRoute;
 
 const DUPLICATE: &str = "duplicate key";
@@ -40,30 +43,37 @@ fn scrub(value: &mut Value) {
 }
 
 /// The string at `pointer` (`/user/email`; a bare `email` means `/email`).
+/// At each step, a key that is a variant of the segment is an error.
 fn string_at(
     document: &Value,
     pointer: &str,
     field: Field,
 ) -> Result<Zeroizing<Vec<u8>>, CredentialsError> {
-    let (parent, name) = match pointer.rsplit_once('/') {
-        Some((parent, name)) => (parent, name),
-        None => ("", pointer),
-    };
-    let object = document
-        .pointer(parent)
-        .and_then(Value::as_object)
-        .ok_or(CredentialsError::Missing { field })?;
-    let name = name.replace("~1", "/").replace("~0", "~");
-    let variant = object
-        .keys()
-        .any(|k| *k != name && k.eq_ignore_ascii_case(&name));
-    if variant {
-        return Err(CredentialsError::CaseVariant { field });
+    let missing = CredentialsError::Missing { field };
+    let mut value = document;
+    for segment in pointer.trim_start_matches('/').split('/') {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        value = match value {
+            Value::Object(object) => {
+                let variant = object
+                    .keys()
+                    .any(|k| fieldname::compare(k.as_bytes(), &segment) == NameMatch::Variant);
+                if variant {
+                    return Err(CredentialsError::CaseVariant { field });
+                }
+                object.get(&segment).ok_or(missing)?
+            }
+            Value::Array(items) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .ok_or(missing)?,
+            _ => return Err(missing),
+        };
     }
-    match object.get(&name) {
-        Some(Value::String(s)) => Ok(Zeroizing::new(s.as_bytes().to_vec())),
-        Some(_) => Err(CredentialsError::NotAString { field }),
-        None => Err(CredentialsError::Missing { field }),
+    match value {
+        Value::String(s) => Ok(Zeroizing::new(s.as_bytes().to_vec())),
+        _ => Err(CredentialsError::NotAString { field }),
     }
 }
 

@@ -9,7 +9,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
-use super::{RequestDecision, RouteKind};
+use super::{RefusalReason, RequestDecision, RouteKind};
 use crate::leaked::FilterKind;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::LimitKind;
@@ -49,6 +49,8 @@ pub(super) struct Requests {
     pub passthrough: RouteSeries,
     /// By route index.
     pub logins: Vec<RouteSeries>,
+    /// `credgate_refusals_total`, by reason.
+    pub refusals: [IntCounter; RefusalReason::ALL.len()],
 }
 
 /// One route's series: a request counter per decision and its latency.
@@ -78,6 +80,14 @@ impl Requests {
                 &["route_kind"],
             )?,
         )?;
+        let refusals = register(
+            registry,
+            counters(
+                "credgate_refusals_total",
+                "Requests credgate answered itself instead of forwarding, by reason.",
+                &["reason"],
+            )?,
+        )?;
         let route = |name: &str, kind: RouteKind| RouteSeries {
             decisions: RequestDecision::ALL
                 .map(|d| requests.with_label_values(&[name, d.as_str()])),
@@ -90,6 +100,7 @@ impl Requests {
                 .iter()
                 .map(|r| route(&r.name, RouteKind::Login))
                 .collect(),
+            refusals: RefusalReason::ALL.map(|r| refusals.with_label_values(&[r.as_str()])),
         })
     }
 }
