@@ -7,10 +7,12 @@
 //!
 //! ```text
 //! accept, connection cap    server        permit before accept; handshake, header and idle deadlines
+//! ClientHello              fingerprint   read before rustls (bounded), JA4, then replayed
 //! TLS (h2, http/1.1)        tls           rustls, one crypto provider, reloadable certificate
 //! HTTP                      server        hyper auto (HTTP/1.1 and HTTP/2), graceful drain
 //! target host               authority     exactly one host, or 400 and the connection closed
 //! client IP                 client_ip     the peer, or the forwarded chain of trusted proxies
+//! fingerprint               fingerprint   the connection's JA4, or a trusted peer's header
 //! route                     route         login route (normalised path + method) or pass-through
 //! screen                    state         deny list, bans, limits.all (allowlist passes)
 //! ── login routes only ──
@@ -49,6 +51,7 @@
 //! tls           stages, each importing only config and earlier stages
 //! authority
 //! client_ip
+//! fingerprint   JA4 of the ClientHello, the trusted header, the fingerprint table
 //! outcome
 //! route
 //! credentials
@@ -94,6 +97,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod filter_build;
+pub mod fingerprint;
 pub mod healthcheck;
 pub mod leaked;
 pub mod logging;
