@@ -15,6 +15,8 @@ pub mod table;
 
 use std::fmt;
 
+use http::{HeaderMap, HeaderName};
+
 pub use client_hello::{ClientHello, ClientHelloError, Records, MAX_PREFIX};
 pub use table::{FingerprintStats, Fingerprints};
 
@@ -73,6 +75,52 @@ impl fmt::Debug for Ja4 {
 impl serde::Serialize for Ja4 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Where a request's fingerprint comes from: the connection's own
+/// ClientHello, or a header that a trusted load balancer wrote.
+#[derive(Debug, Clone, Default)]
+pub struct FingerprintSource {
+    /// `[server] fingerprint_header`.
+    header: Option<HeaderName>,
+}
+
+impl FingerprintSource {
+    pub fn new(header: Option<HeaderName>) -> Self {
+        Self { header }
+    }
+
+    /// The fingerprint of a request whose connection showed `tls` (`None`
+    /// on the cleartext listener). A trusted peer's header wins: behind a
+    /// TLS-terminating load balancer the ClientHello we saw is the
+    /// balancer's own. Anyone else's copy of the header is removed, so that
+    /// neither we nor the shop believe a fingerprint a client wrote.
+    pub fn resolve(
+        &self,
+        tls: Option<Ja4>,
+        peer_trusted: bool,
+        headers: &mut HeaderMap,
+    ) -> Option<Ja4> {
+        let Some(name) = &self.header else {
+            return tls;
+        };
+        if !peer_trusted {
+            headers.remove(name);
+            return tls;
+        }
+        // One value, in the exact shape; anything else is not a fingerprint
+        // and is not keyed on.
+        let mut values = headers.get_all(name).iter();
+        let value = values.next().filter(|_| values.next().is_none());
+        match value.map(|v| v.to_str().map(Ja4::parse)) {
+            Some(Ok(Some(ja4))) => Some(ja4),
+            Some(_) => {
+                tracing::debug!(header = %name, "ignoring a malformed fingerprint header");
+                tls
+            }
+            None => tls,
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::body::ProxyBody;
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
 use crate::credentials::{self, LoginBody};
+use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::logging;
 use crate::metrics::{Metrics, RequestDecision};
@@ -36,6 +37,9 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// `https` on the TLS listener, `http` on the cleartext one.
     pub scheme: &'static str,
+    /// The JA4 of the connection's ClientHello; `None` on the cleartext
+    /// listener.
+    pub ja4: Option<Ja4>,
 }
 
 /// What login routes do with what they find.
@@ -53,6 +57,8 @@ pub struct LoginPolicy {
 pub struct Stages {
     pub upstream: Upstream,
     pub trusted: TrustedProxies,
+    pub fingerprint: FingerprintSource,
+    pub fingerprints: Fingerprints,
     pub routes: Routes,
     pub leaked: LeakedFilters,
     pub state: State,
@@ -72,6 +78,7 @@ pub struct Proxy {
 struct Record<'a> {
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
+    fingerprint: Option<Ja4>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
 }
@@ -82,6 +89,7 @@ struct Record<'a> {
 struct Attempt {
     verdict: Verdict,
     username: UsernameKey,
+    fingerprint: Option<Ja4>,
 }
 
 // === impl Proxy ===
@@ -106,6 +114,7 @@ impl Proxy {
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let mut record = Record {
             client: None,
+            fingerprint: None,
             login: None,
             decision: RequestDecision::Allow,
         };
@@ -145,6 +154,9 @@ impl Proxy {
         let host = authority::resolve(&req)?;
         let client = self.inner.trusted.resolve(conn.peer.ip(), req.headers());
         record.client = Some(client);
+        let peer_trusted = self.inner.trusted.contains(conn.peer.ip());
+        record.fingerprint =
+            (self.inner.fingerprint).resolve(conn.ja4, peer_trusted, req.headers_mut());
         // No client may forge a verdict: the header is ours alone.
         req.headers_mut().remove(&self.inner.login.annotate_header);
         let route = self.inner.routes.resolve(&req);
@@ -206,6 +218,7 @@ impl Proxy {
         let attempt = Attempt {
             verdict,
             username: keys.username,
+            fingerprint: record.fingerprint,
         };
         match decision {
             verdict::Decision::Block => {
@@ -229,10 +242,14 @@ impl Proxy {
                 .metrics
                 .record_login_outcome(outcome, attempt.verdict);
         }
+        let failed = outcome.and_then(LoginOutcome::failed);
+        if let Some(ja4) = attempt.fingerprint {
+            (self.inner.fingerprints).record(ja4, client.0, failed, Instant::now());
+        }
         let observation = Observation {
             username: attempt.username,
             leaked_pair: attempt.verdict == Verdict::LeakedPair,
-            failed: outcome.and_then(LoginOutcome::failed),
+            failed,
         };
         if let Some(ban) = self.inner.state.observe(client, observation).await {
             self.inner.metrics.record_ban(ban.reason);

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 
 use super::client_hello::{reassemble, ClientHelloError, Records, MAX_HELLO};
-use super::Ja4;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{FingerprintSource, Ja4};
 
 fn fixture(name: &str) -> Vec<u8> {
     let hex = match name {
@@ -232,4 +234,49 @@ fn only_the_exact_ja4_shape_is_parsed() {
     ] {
         assert_eq!(Ja4::parse(bad), None, "{bad:?}");
     }
+}
+
+fn headers(values: &[&str]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for v in values {
+        map.append("x-ja4", HeaderValue::from_str(v).unwrap());
+    }
+    map
+}
+
+#[test]
+fn the_header_is_believed_from_a_trusted_peer_only() {
+    let source = FingerprintSource::new(Some(HeaderName::from_static("x-ja4")));
+    let own = Ja4::parse("t13d1516h2_8daaf6152771_e5627efa2ab1");
+    let sent = "t12d4605h2_85626a9a5f7f_aaf95bb78ec9";
+    let mut trusted = headers(&[sent]);
+    assert_eq!(source.resolve(own, true, &mut trusted), Ja4::parse(sent));
+    assert!(trusted.contains_key("x-ja4"), "the shop may read it too");
+    let mut untrusted = headers(&[sent]);
+    assert_eq!(source.resolve(own, false, &mut untrusted), own);
+    assert!(
+        !untrusted.contains_key("x-ja4"),
+        "a client's copy is removed"
+    );
+}
+
+#[test]
+fn a_malformed_or_repeated_header_is_ignored() {
+    let source = FingerprintSource::new(Some(HeaderName::from_static("x-ja4")));
+    let good = "t12d4605h2_85626a9a5f7f_aaf95bb78ec9";
+    for values in [&["not a ja4"][..], &[good, good][..], &[][..]] {
+        assert_eq!(
+            source.resolve(None, true, &mut headers(values)),
+            None,
+            "{values:?}"
+        );
+    }
+}
+
+#[test]
+fn without_a_header_the_connection_fingerprint_is_used() {
+    let source = FingerprintSource::default();
+    let own = Ja4::parse("t13d1516h2_8daaf6152771_e5627efa2ab1");
+    let mut map = headers(&["t12d4605h2_85626a9a5f7f_aaf95bb78ec9"]);
+    assert_eq!(source.resolve(own, true, &mut map), own);
 }
