@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod command_line;
 mod filters;
+mod fingerprints;
 mod hardening;
 mod layering;
 mod leaked;
