@@ -101,7 +101,8 @@ fn bench(c: &mut Criterion) {
     });
 
     let source = FingerprintSource::new(Some(http::HeaderName::from_static("x-ja4")));
-    let own = Some(ja4(&chrome));
+    let chrome_ja4 = ja4(&chrome);
+    let own = Some(chrome_ja4);
     let mut headers = http::HeaderMap::new();
     headers.insert("user-agent", http::HeaderValue::from_static("bench"));
     c.bench_function("request/resolve_fingerprint", |b| {
@@ -115,7 +116,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let ip = IpAddr::V4(Ipv4Addr::from(n));
-            table.record(black_box(own.unwrap()), ip, Some(true), now)
+            table.record(black_box(chrome_ja4), ip, Some(true), now)
         })
     });
 }
