@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::body::ProxyBody;
 use crate::config::OnBackendError;
+use crate::fingerprint::Fingerprints;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::reputation::BanReason;
@@ -31,6 +32,11 @@ use crate::upstream::Upstream;
 
 /// Admin request bodies are tiny JSON objects.
 const MAX_ADMIN_BODY: usize = 4096;
+
+/// `GET /admin/fingerprints` lists this many unless asked for up to the
+/// maximum.
+const DEFAULT_FINGERPRINTS: usize = 50;
+const MAX_FINGERPRINTS_LISTED: usize = 1000;
 
 /// A token shorter than this is a placeholder, not a secret.
 const MIN_TOKEN_LEN: usize = 16;
@@ -113,6 +119,7 @@ pub struct AdminParts {
     pub metrics: Metrics,
     pub upstream: Upstream,
     pub state: State,
+    pub fingerprints: Fingerprints,
     /// `None`: the `/admin/*` API is off.
     pub token: Option<AdminToken>,
     pub reloader: Reloader,
@@ -177,6 +184,7 @@ impl Admin {
         match (req.method(), path.as_str()) {
             (&Method::GET, "/admin/bans") => json(StatusCode::OK, &self.inner.state.bans().await),
             (&Method::POST, "/admin/bans") => self.ban(req.into_body()).await,
+            (&Method::GET, "/admin/fingerprints") => self.fingerprints(req.uri().query()),
             (&Method::GET, "/admin/filters") => {
                 json(StatusCode::OK, &self.inner.reloader.filters().status())
             }
@@ -239,6 +247,35 @@ impl Admin {
         let created =
             serde_json::json!({"target": target, "expires_in_seconds": duration.as_secs()});
         json(StatusCode::CREATED, &created)
+    }
+
+    /// `GET /admin/fingerprints[?limit=N]`: the busiest fingerprints over
+    /// the `[suspicion]` window, by login attempts.
+    fn fingerprints(&self, query: Option<&str>) -> Response<ProxyBody> {
+        let limit = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "limit")
+            .map(|(_, v)| v.parse::<usize>());
+        let limit = match limit {
+            None => DEFAULT_FINGERPRINTS,
+            Some(Ok(n)) if (1..=MAX_FINGERPRINTS_LISTED).contains(&n) => n,
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "limit must be a number from 1 to 1000",
+                )
+            }
+        };
+        let top = self
+            .inner
+            .fingerprints
+            .top(limit, std::time::Instant::now());
+        json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "tracked": self.inner.fingerprints.len(),
+                "fingerprints": top,
+            }),
+        )
     }
 
     /// `DELETE /admin/bans/{ip or cidr}`.

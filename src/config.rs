@@ -67,6 +67,11 @@ pub struct Server {
     pub admin_token_file: Option<PathBuf>,
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,
+    /// A header in which a TLS-terminating load balancer among
+    /// `trusted_proxies` passes the client's JA4 (e.g. `X-JA4`). Believed
+    /// only from those peers; removed from everyone else's requests.
+    #[serde(default)]
+    pub fingerprint_header: Option<HeaderName>,
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
     #[serde(default = "defaults::tls_handshake_timeout")]

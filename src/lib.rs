@@ -7,10 +7,12 @@
 //!
 //! ```text
 //! accept, connection cap    server        permit before accept; handshake, header and idle deadlines
+//! ClientHello              fingerprint   read before rustls (bounded), JA4, then replayed
 //! TLS (h2, http/1.1)        tls           rustls, one crypto provider, reloadable certificate
 //! HTTP                      server        hyper auto (HTTP/1.1 and HTTP/2), graceful drain
 //! target host               authority     exactly one host, or 400 and the connection closed
 //! client IP                 client_ip     the peer, or the forwarded chain of trusted proxies
+//! fingerprint               fingerprint   the connection's JA4, or a trusted peer's header
 //! route                     route         login route (normalised path + method) or pass-through;
 //!                                         control bytes, GET bodies, other methods on login paths refused
 //! screen                    state         deny list, bans, limits.all (allowlist passes)
@@ -51,6 +53,7 @@
 //! tls           stages, each importing only config and earlier stages
 //! authority
 //! client_ip
+//! fingerprint   JA4 of the ClientHello, the trusted header, the fingerprint table
 //! outcome
 //! route
 //! credentials
@@ -101,6 +104,7 @@ pub mod credentials;
 pub mod demo;
 pub mod fieldname;
 pub mod filter_build;
+pub mod fingerprint;
 pub mod healthcheck;
 pub mod leaked;
 pub mod logging;

@@ -274,6 +274,12 @@ impl Metrics {
         self.inner.upstream.errors[kind as usize].inc();
     }
 
+    /// The fingerprint table's size.
+    pub fn record_fingerprints(&self, seen: usize) {
+        let seen = i64::try_from(seen).unwrap_or(i64::MAX);
+        self.inner.connections.fingerprints_seen.set(seen);
+    }
+
     pub fn record_tls_handshake_error(&self) {
         self.inner.connections.tls_handshake_errors.inc();
     }

@@ -18,6 +18,7 @@ use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::OnUnparsed;
 use crate::credentials::{self, LoginBody};
+use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::logging;
 use crate::metrics::{Metrics, RequestDecision};
@@ -36,6 +37,9 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// `https` on the TLS listener, `http` on the cleartext one.
     pub scheme: &'static str,
+    /// The JA4 of the connection's ClientHello; `None` on the cleartext
+    /// listener.
+    pub ja4: Option<Ja4>,
 }
 
 /// What login routes do with what they find.
@@ -53,6 +57,8 @@ pub struct LoginPolicy {
 pub struct Stages {
     pub upstream: Upstream,
     pub trusted: TrustedProxies,
+    pub fingerprint: FingerprintSource,
+    pub fingerprints: Fingerprints,
     pub routes: Routes,
     pub leaked: LeakedFilters,
     pub state: State,
@@ -72,6 +78,7 @@ pub struct Proxy {
 struct Record<'a> {
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
+    fingerprint: Option<Ja4>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
 }
@@ -85,6 +92,7 @@ struct Attempt {
     /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
+    fingerprint: Option<Ja4>,
 }
 
 // === impl Proxy ===
@@ -109,6 +117,7 @@ impl Proxy {
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let mut record = Record {
             client: None,
+            fingerprint: None,
             login: None,
             decision: RequestDecision::Allow,
         };
@@ -152,6 +161,9 @@ impl Proxy {
         let host = authority::resolve(&req)?;
         let client = self.inner.trusted.resolve(conn.peer.ip(), req.headers());
         record.client = Some(client);
+        let peer_trusted = self.inner.trusted.contains(conn.peer.ip());
+        record.fingerprint =
+            (self.inner.fingerprint).resolve(conn.ja4, peer_trusted, req.headers_mut());
         // No client may forge a verdict: the header is ours alone.
         req.headers_mut().remove(&self.inner.login.annotate_header);
         let route = self.inner.routes.resolve(&req);
@@ -196,7 +208,7 @@ impl Proxy {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
-                let attempt = self.admit_unparsed(client).await?;
+                let attempt = self.admit_unparsed(client, record.fingerprint).await?;
                 record.decision = RequestDecision::Unparsed;
                 return Ok((inspected_request(parts, body), Some(attempt)));
             }
@@ -216,6 +228,7 @@ impl Proxy {
             verdict,
             keys,
             parsed: true,
+            fingerprint: record.fingerprint,
         };
         match decision {
             verdict::Decision::Block => {
@@ -235,7 +248,11 @@ impl Proxy {
     /// charged to the client's address, subnet and the global limit. Its
     /// username is unknown, so it is keyed per client: the username limit
     /// cannot be dodged by sending what credgate cannot parse.
-    async fn admit_unparsed(&self, client: ClientIp) -> Result<Attempt, RequestError> {
+    async fn admit_unparsed(
+        &self,
+        client: ClientIp,
+        fingerprint: Option<Ja4>,
+    ) -> Result<Attempt, RequestError> {
         let keys = AttemptKeys {
             client,
             username: self
@@ -248,6 +265,7 @@ impl Proxy {
             verdict: Verdict::Clean,
             keys,
             parsed: false,
+            fingerprint,
         })
     }
 
@@ -266,6 +284,9 @@ impl Proxy {
             true => outcome.and_then(LoginOutcome::failed),
             false => Some(outcome != Some(LoginOutcome::Success)),
         };
+        if let Some(ja4) = attempt.fingerprint {
+            (self.inner.fingerprints).record(ja4, client.0, failed, Instant::now());
+        }
         let observation = Observation {
             username: attempt.keys.username,
             leaked_pair: attempt.verdict == Verdict::LeakedPair,

@@ -6,6 +6,7 @@
 //! TLS handshake deadline, hyper's header-read deadline, an idle deadline, and
 //! is drained gracefully on shutdown.
 
+mod hello;
 mod idle;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{Admin, AdminParts, AdminToken};
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
+use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
@@ -55,7 +57,12 @@ const STATE_MAINTENANCE: Duration = Duration::from_secs(5);
 
 /// Every [`STATE_MAINTENANCE`]: expires bans, forgets idle limiter keys,
 /// updates the state gauges, until `shutdown`.
-async fn maintain(state: State, metrics: Metrics, shutdown: CancellationToken) {
+async fn maintain(
+    state: State,
+    fingerprints: Fingerprints,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(STATE_MAINTENANCE);
     loop {
         tokio::select! {
@@ -64,6 +71,8 @@ async fn maintain(state: State, metrics: Metrics, shutdown: CancellationToken) {
         }
         let (bans_active, tracked_clients) = state.maintain().await;
         metrics.record_state(bans_active, tracked_clients);
+        fingerprints.expire(std::time::Instant::now());
+        metrics.record_fingerprints(fingerprints.len());
     }
 }
 
@@ -83,6 +92,7 @@ pub struct Server {
     tls: TlsAcceptor,
     reloader: Reloader,
     state: State,
+    fingerprints: Fingerprints,
     /// How often filter files are checked for replacement; zero: never.
     watch_interval: Duration,
     proxy: Proxy,
@@ -96,6 +106,7 @@ struct Parts {
     tls: TlsAcceptor,
     reloader: Reloader,
     state: State,
+    fingerprints: Fingerprints,
     proxy: Proxy,
     admin: Admin,
     metrics: Metrics,
@@ -124,9 +135,12 @@ impl Parts {
             .context("[upstream]")?
             .strip_client_headers(s.strip_client_headers.iter().map(|h| h.0.clone()));
         let state = State::new(config, metrics.state_backend_errors());
+        let fingerprints = Fingerprints::new(config.suspicion.window.0);
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),
             trusted: TrustedProxies::new(s.trusted_proxies.clone()),
+            fingerprint: FingerprintSource::new(s.fingerprint_header.clone().map(|h| h.0)),
+            fingerprints: fingerprints.clone(),
             routes,
             leaked: leaked.clone(),
             state: state.clone(),
@@ -139,6 +153,7 @@ impl Parts {
             metrics: metrics.clone(),
             upstream,
             state: state.clone(),
+            fingerprints: fingerprints.clone(),
             token: admin_token(s)?,
             reloader: reloader.clone(),
         });
@@ -146,6 +161,7 @@ impl Parts {
             tls,
             reloader,
             state,
+            fingerprints,
             proxy,
             admin,
             metrics,
@@ -190,6 +206,7 @@ impl Server {
             tls: parts.tls,
             reloader: parts.reloader,
             state: parts.state,
+            fingerprints: parts.fingerprints,
             watch_interval: config.leaked.watch_interval.0,
             proxy: parts.proxy,
             admin: parts.admin,
@@ -257,6 +274,7 @@ impl Server {
         }
         loops.spawn(maintain(
             self.state.clone(),
+            self.fingerprints.clone(),
             self.metrics.clone(),
             shutdown.clone(),
         ));
@@ -425,10 +443,19 @@ impl Acceptor {
             App::Admin(_) => None,
         };
         let Some(tls) = &self.tls else {
-            return self.serve_http(stream, peer).await;
+            return self.serve_http(stream, peer, None).await;
         };
-        match tokio::time::timeout(self.limits.handshake_timeout, tls.accept(stream)).await {
-            Ok(Ok(stream)) => self.serve_http(stream, peer).await,
+        // One deadline covers the ClientHello read and the handshake.
+        let handshake = async {
+            let (ja4, replayed) = hello::read(stream).await?;
+            let stream = tls
+                .accept(replayed)
+                .await
+                .map_err(hello::HelloError::Handshake)?;
+            Ok::<_, hello::HelloError>((ja4, stream))
+        };
+        match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
+            Ok(Ok((ja4, stream))) => self.serve_http(stream, peer, Some(ja4)).await,
             Ok(Err(e)) => {
                 self.metrics.record_tls_handshake_error();
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -440,7 +467,7 @@ impl Acceptor {
         }
     }
 
-    async fn serve_http<I>(&self, io: I, peer: SocketAddr)
+    async fn serve_http<I>(&self, io: I, peer: SocketAddr, ja4: Option<Ja4>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -451,7 +478,9 @@ impl Acceptor {
             let app = app.clone();
             async move {
                 match app {
-                    App::Proxy { proxy, scheme } => proxy.handle(req, Conn { peer, scheme }).await,
+                    App::Proxy { proxy, scheme } => {
+                        proxy.handle(req, Conn { peer, scheme, ja4 }).await
+                    }
                     App::Admin(admin) => Ok(admin.handle(req).await),
                 }
             }

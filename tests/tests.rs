@@ -7,6 +7,7 @@ mod admin;
 mod bypass;
 mod command_line;
 mod filters;
+mod fingerprints;
 mod hardening;
 mod layering;
 mod leaked;

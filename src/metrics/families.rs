@@ -224,12 +224,15 @@ impl Upstream {
     }
 }
 
-/// Client connections, their TLS handshakes, and certificate reloads.
+/// Client connections, their TLS handshakes and fingerprints, and
+/// certificate reloads.
 #[derive(Debug)]
 pub(super) struct Connections {
     pub open: IntGauge,
     pub tls_handshake_errors: IntCounter,
     pub tls_reloads: [IntCounter; 2],
+    /// A count only: a fingerprint is never a label.
+    pub fingerprints_seen: IntGauge,
 }
 
 impl Connections {
@@ -251,6 +254,13 @@ impl Connections {
                 )?,
             )?,
             tls_reloads: RESULTS.map(|r| tls_reloads.with_label_values(&[r])),
+            fingerprints_seen: register(
+                registry,
+                IntGauge::new(
+                    "credgate_fingerprints_seen",
+                    "Distinct client fingerprints (JA4) tracked in the fingerprint table.",
+                )?,
+            )?,
             open: register(
                 registry,
                 IntGauge::new(

@@ -91,10 +91,12 @@ ban_memory = "1h""#,
     let client = ip("192.0.2.1");
     let mut now = Instant::now();
     let mut durations = Vec::new();
+    let mut user = 0;
     for _ in 0..3 {
         let mut ban = None;
         while ban.is_none() {
-            ban = r.observe(client, attempt(1, true, None), now);
+            user += 1;
+            ban = r.observe(client, attempt(user, true, None), now);
         }
         let ban = ban.unwrap();
         durations.push(ban.until - now);
@@ -106,7 +108,8 @@ ban_memory = "1h""#,
     now += Duration::from_secs(7200);
     let mut ban = None;
     while ban.is_none() {
-        ban = r.observe(client, attempt(1, true, None), now);
+        user += 1;
+        ban = r.observe(client, attempt(user, true, None), now);
     }
     assert_eq!(ban.unwrap().until - now, m);
 }

@@ -1,0 +1,285 @@
+//! What each fingerprint's logins did over a sliding window: attempts,
+//! failures, successes, and how many addresses it came from.
+//!
+//! A fingerprint whose logins mostly fail across many addresses is a tool
+//! behind a proxy network; the admin API lists the busiest ones. Memory is
+//! fixed per fingerprint (counters and a 1024-bit address sketch, never a
+//! list of addresses) and the table is an LRU map with a hard cap, so a
+//! client that randomises its ClientHello to mint fingerprints only evicts
+//! the least recently seen.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Ja4;
+
+/// Distinct fingerprints tracked at once. Real traffic shows a few hundred
+/// to a few thousand client stacks per window; past this, the least
+/// recently seen go first. About 300 bytes each.
+pub const MAX_FINGERPRINTS: usize = 16_384;
+
+/// Bits in the address sketch: linear counting stays within a few percent
+/// up to a few thousand addresses, and says "at least ~7000" past that.
+const SKETCH_WORDS: usize = 16;
+const SKETCH_BITS: u32 = 64 * SKETCH_WORDS as u32;
+
+/// The fingerprint table. Cloning is shallow.
+#[derive(Debug, Clone)]
+pub struct Fingerprints {
+    inner: Arc<Mutex<Table>>,
+}
+
+#[derive(Debug)]
+struct Table {
+    window: Duration,
+    entries: lru::LruCache<Ja4, Entry>,
+    /// Keyed per process, so that no client can aim its addresses at one
+    /// sketch bit.
+    hasher: RandomState,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    since: Instant,
+    current: Bucket,
+    previous: Bucket,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    attempts: u32,
+    failures: u32,
+    successes: u32,
+    addresses: [u64; SKETCH_WORDS],
+}
+
+/// One fingerprint over the window, for the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FingerprintStats {
+    pub ja4: Ja4,
+    pub attempts: u64,
+    pub failures: u64,
+    pub successes: u64,
+    /// Failures among the attempts whose outcome is known; `None` when
+    /// none is.
+    pub failure_ratio: Option<f64>,
+    /// Estimated distinct client addresses.
+    pub addresses: u64,
+}
+
+// === impl Fingerprints ===
+
+impl Fingerprints {
+    /// A table over a sliding `window` (the `[suspicion]` window).
+    pub fn new(window: Duration) -> Self {
+        Self::with_capacity(window, MAX_FINGERPRINTS)
+    }
+
+    pub fn with_capacity(window: Duration, capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            inner: Arc::new(Mutex::new(Table {
+                window: window.max(Duration::from_secs(1)),
+                entries: lru::LruCache::new(capacity),
+                hasher: RandomState::new(),
+            })),
+        }
+    }
+
+    /// Counts one login attempt by `ja4` from `client`; `failed` as the
+    /// shop answered (`None`: unknown, or never forwarded).
+    pub fn record(&self, ja4: Ja4, client: IpAddr, failed: Option<bool>, now: Instant) {
+        let mut table = self.lock();
+        let bit = (table.hasher.hash_one(client.to_canonical()) % u64::from(SKETCH_BITS)) as usize;
+        let window = table.window;
+        let entry = table.entries.get_or_insert_mut(ja4, || Entry {
+            since: now,
+            current: Bucket::default(),
+            previous: Bucket::default(),
+        });
+        entry.advance(now, window);
+        let b = &mut entry.current;
+        b.attempts = b.attempts.saturating_add(1);
+        match failed {
+            Some(true) => b.failures = b.failures.saturating_add(1),
+            Some(false) => b.successes = b.successes.saturating_add(1),
+            None => {}
+        }
+        b.addresses[bit / 64] |= 1 << (bit % 64);
+    }
+
+    /// The `limit` fingerprints with the most attempts in the window,
+    /// busiest first.
+    pub fn top(&self, limit: usize, now: Instant) -> Vec<FingerprintStats> {
+        let table = self.lock();
+        let mut all: Vec<FingerprintStats> = table
+            .entries
+            .iter()
+            .map(|(ja4, entry)| entry.stats(*ja4, now, table.window))
+            .filter(|s| s.attempts > 0)
+            .collect();
+        all.sort_by(|a, b| b.attempts.cmp(&a.attempts).then(a.ja4.cmp(&b.ja4)));
+        all.truncate(limit);
+        all
+    }
+
+    /// How many fingerprints are tracked (the `credgate_fingerprints_seen`
+    /// gauge).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets fingerprints not seen for two windows.
+    pub fn expire(&self, now: Instant) {
+        let mut table = self.lock();
+        let memory = table.window * 2;
+        // The LRU end holds the least recently seen: stop at the first one
+        // still remembered.
+        while let Some((_, entry)) = table.entries.peek_lru() {
+            if now.saturating_duration_since(entry.since) < memory {
+                break;
+            }
+            table.entries.pop_lru();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // The table holds counters only; one left half-updated by a panic
+        // elsewhere is still a valid table.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+// === impl Entry ===
+
+impl Entry {
+    /// Moves the buckets forward so that `current` contains `now`.
+    fn advance(&mut self, now: Instant, window: Duration) {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed < window {
+            return;
+        }
+        // Buckets stay aligned to whole windows from the first sighting, so
+        // that the previous bucket's weight is its true overlap.
+        (self.previous, self.since) = match elapsed < window * 2 {
+            true => (self.current, self.since + window),
+            false => (Bucket::default(), now),
+        };
+        self.current = Bucket::default();
+    }
+
+    /// The sliding-window estimate: all of the current bucket and the part
+    /// of the previous one that still overlaps the window.
+    fn stats(&self, ja4: Ja4, now: Instant, window: Duration) -> FingerprintStats {
+        let mut entry = *self;
+        entry.advance(now, window);
+        let into = now.saturating_duration_since(entry.since);
+        let weight = (1.0 - into.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0);
+        let mix = |c: u32, p: u32| (f64::from(c) + f64::from(p) * weight).round() as u64;
+        let (c, p) = (&entry.current, &entry.previous);
+        let failures = mix(c.failures, p.failures);
+        let successes = mix(c.successes, p.successes);
+        let known = failures + successes;
+        let mut sketch = c.addresses;
+        for (word, previous) in sketch.iter_mut().zip(p.addresses) {
+            *word |= previous;
+        }
+        FingerprintStats {
+            ja4,
+            attempts: mix(c.attempts, p.attempts),
+            failures,
+            successes,
+            failure_ratio: (known > 0).then(|| failures as f64 / known as f64),
+            addresses: distinct(&sketch).round() as u64,
+        }
+    }
+}
+
+/// Linear counting: the number of distinct items whose hashes set `bits`.
+fn distinct(bits: &[u64; SKETCH_WORDS]) -> f64 {
+    let m = f64::from(SKETCH_BITS);
+    match bits.iter().map(|w| w.count_zeros()).sum::<u32>() {
+        0 => m * m.ln(), // saturated: at least this many
+        zeros => m * (m / f64::from(zeros)).ln(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn ja4(n: u8) -> Ja4 {
+        let s = format!("t13d1516h2_8daaf6152771_e5627efa2a{n:02x}");
+        Ja4::parse(&s).unwrap()
+    }
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    #[test]
+    fn a_tool_rotating_addresses_shows_many_addresses_and_failures() {
+        let table = Fingerprints::new(Duration::from_secs(600));
+        let now = Instant::now();
+        for n in 0..200 {
+            table.record(ja4(1), ip(n), Some(true), now);
+        }
+        for _ in 0..5 {
+            table.record(ja4(2), ip(7), Some(false), now);
+        }
+        let top = table.top(10, now);
+        assert_eq!(top.len(), 2);
+        let tool = top[0];
+        assert_eq!((tool.ja4, tool.attempts, tool.failures), (ja4(1), 200, 200));
+        assert_eq!(tool.failure_ratio, Some(1.0));
+        assert!((180..=220).contains(&tool.addresses), "{}", tool.addresses);
+        let customer = top[1];
+        assert_eq!((customer.attempts, customer.addresses), (5, 1));
+        assert_eq!(customer.failure_ratio, Some(0.0));
+    }
+
+    #[test]
+    fn unknown_outcomes_count_as_attempts_but_not_in_the_ratio() {
+        let table = Fingerprints::new(Duration::from_secs(600));
+        let now = Instant::now();
+        table.record(ja4(1), ip(1), None, now);
+        let stats = table.top(1, now)[0];
+        assert_eq!((stats.attempts, stats.failure_ratio), (1, None));
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_the_least_recent() {
+        let table = Fingerprints::with_capacity(Duration::from_secs(600), 3);
+        let now = Instant::now();
+        for n in 0..10 {
+            table.record(ja4(n), ip(1), Some(true), now);
+        }
+        assert_eq!(table.len(), 3);
+        let kept: Vec<Ja4> = table.top(10, now).iter().map(|s| s.ja4).collect();
+        assert_eq!(kept, vec![ja4(7), ja4(8), ja4(9)]);
+    }
+
+    #[test]
+    fn the_window_slides_and_old_fingerprints_expire() {
+        let window = Duration::from_secs(600);
+        let table = Fingerprints::new(window);
+        let start = Instant::now();
+        for n in 0..10 {
+            table.record(ja4(1), ip(n), Some(true), start);
+        }
+        let half_later = start + window + window / 2;
+        assert_eq!(table.top(1, half_later)[0].attempts, 5);
+        table.expire(start + window * 2);
+        assert!(table.is_empty());
+    }
+}

@@ -1,0 +1,177 @@
+//! Client fingerprints through the real proxy: the JA4 of real handshakes
+//! (rustls, curl) reaches the pipeline and `GET /admin/fingerprints`; a
+//! trusted load balancer's header is believed and nobody else's; a
+//! malformed ClientHello is refused without harm to the server.
+
+use std::process::Command;
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::support::client::{self, admin};
+use crate::support::*;
+
+const WRONG: &str = "not-the-password";
+const TOOL: &str = "t13d1516h2_8daaf6152771_02713d6af862";
+
+/// A proxy with a form login on `/login` and the admin API; `server` holds
+/// the `[server]` lines beyond the listeners.
+async fn proxy_with(server: &str) -> (TestCert, credgate::demo::Shop, RunningProxy) {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let token_file = cert.dir.path().join("admin.token");
+    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    let server = format!("{server}\nadmin_token_file = \"{}\"", token_file.display());
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n",
+        config_toml(&cert, shop.addr(), &server, "")
+    );
+    let proxy = start_proxy(&toml).await;
+    (cert, shop, proxy)
+}
+
+/// `GET /admin/fingerprints`: `(ja4, attempts, failure_ratio)`, busiest first.
+async fn listed(proxy: &RunningProxy) -> Vec<(String, u64, Option<f64>)> {
+    let url = proxy.admin_url("/admin/fingerprints");
+    let (status, body) = admin("GET", &url, Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    listing["fingerprints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["ja4"].as_str().unwrap().to_owned(),
+                f["attempts"].as_u64().unwrap(),
+                f["failure_ratio"].as_f64(),
+            )
+        })
+        .collect()
+}
+
+fn is_ja4(value: &str) -> bool {
+    credgate::fingerprint::Ja4::parse(value).is_some()
+}
+
+#[tokio::test]
+async fn the_ja4_of_rustls_and_curl_handshakes_reaches_the_fingerprint_listing() {
+    let (cert, _shop, proxy) = proxy_with("").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    for _ in 0..2 {
+        let answer = client
+            .send(form_login(
+                proxy.url("/login"),
+                "",
+                "alice@example.com",
+                WRONG,
+            ))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    }
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(cert.cert_path())
+        .args(["-d", "username=bob@example.com&password=wrong"])
+        .arg(proxy.url("/login"));
+    // Off the runtime thread: the proxy under test runs on it.
+    let curl = tokio::task::spawn_blocking(move || curl.output().expect("curl is installed"))
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "401", "{curl:?}");
+
+    let listing = listed(&proxy).await;
+    assert_eq!(listing.len(), 2, "{listing:?}");
+    let (rustls, curl) = (&listing[0], &listing[1]);
+    // rustls to an IP address: TLS 1.3, no SNI, and (HTTP/1.1 only) no ALPN.
+    assert!(
+        rustls.0.starts_with("t13i") && rustls.0[8..10] == *"00",
+        "{rustls:?}"
+    );
+    assert_eq!((rustls.1, rustls.2), (2, Some(1.0)));
+    // curl with OpenSSL and nghttp2: ALPN h2 first.
+    assert!(
+        curl.0.starts_with("t13i") && curl.0[8..10] == *"h2",
+        "{curl:?}"
+    );
+    assert_eq!((curl.1, curl.2), (1, Some(1.0)));
+    assert!(is_ja4(&rustls.0) && is_ja4(&curl.0));
+
+    let scrape = scrape(proxy.addrs.admin).await;
+    let seen = sample(&scrape, "credgate_fingerprints_seen", &[]);
+    assert!(seen == 0.0 || seen == 2.0, "a gauge of the table: {seen}");
+}
+
+#[tokio::test]
+async fn a_trusted_peer_sets_the_fingerprint_and_an_untrusted_one_cannot() {
+    let (cert, _shop, trusting) =
+        proxy_with("trusted_proxies = [\"127.0.0.0/8\"]\nfingerprint_header = \"X-JA4\"").await;
+    let client = TestClient::new(&cert.der, Version::Http2);
+    let mut login = form_login(
+        trusting.url("/login"),
+        "198.51.100.7",
+        "a@example.com",
+        WRONG,
+    );
+    login.headers_mut().insert("x-ja4", TOOL.parse().unwrap());
+    assert_eq!(client.send(login).await.status, StatusCode::UNAUTHORIZED);
+    let listing = listed(&trusting).await;
+    assert_eq!(listing.len(), 1);
+    assert_eq!(
+        listing[0].0, TOOL,
+        "the trusted header names the fingerprint"
+    );
+
+    let (cert, _shop, wary) = proxy_with("fingerprint_header = \"X-JA4\"").await;
+    let client = TestClient::new(&cert.der, Version::Http2);
+    let mut login = form_login(wary.url("/login"), "", "a@example.com", WRONG);
+    login.headers_mut().insert("x-ja4", TOOL.parse().unwrap());
+    assert_eq!(client.send(login).await.status, StatusCode::UNAUTHORIZED);
+    let listing = listed(&wary).await;
+    assert_eq!(listing.len(), 1);
+    assert_ne!(
+        listing[0].0, TOOL,
+        "an untrusted peer chose its fingerprint"
+    );
+    assert!(is_ja4(&listing[0].0));
+
+    let mut probe = http::Request::get(wary.url("/headers"))
+        .body(client::empty())
+        .unwrap();
+    probe.headers_mut().insert("x-ja4", TOOL.parse().unwrap());
+    let echoed = client.send(probe).await;
+    assert!(
+        !echoed.body.to_ascii_lowercase().contains("x-ja4"),
+        "the untrusted header reached the shop: {}",
+        echoed.body
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_client_hellos_are_refused_and_the_server_lives_on() {
+    let (cert, _shop, proxy) = proxy_with("").await;
+    let hellos: [&[u8]; 3] = [
+        // A ServerHello where a ClientHello belongs.
+        &[22, 3, 1, 0, 4, 2, 0, 0, 0],
+        // A ClientHello that declares 16 MiB.
+        &[22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff],
+        // Lengths that overrun inside the hello.
+        &[22, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0xff, 0xff],
+    ];
+    for hello in hellos {
+        let mut tcp = TcpStream::connect(proxy.addrs.proxy).await.unwrap();
+        tcp.write_all(hello).await.unwrap();
+        let mut rest = Vec::new();
+        // The server closes the connection: end of stream (or a reset).
+        let _ = tcp.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "the server answered {rest:?}");
+    }
+    let scrape = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(&scrape, "credgate_tls_handshake_errors_total", &[]),
+        3.0
+    );
+    let client = TestClient::new(&cert.der, Version::Http1);
+    assert_eq!(client.get(&proxy.url("/")).await.status, StatusCode::OK);
+}
