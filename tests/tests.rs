@@ -7,6 +7,7 @@ mod admin;
 mod command_line;
 mod filters;
 mod hardening;
+mod identifiers;
 mod layering;
 mod leaked;
 mod lifecycle;
