@@ -128,6 +128,11 @@ impl LeakedFilters {
     pub fn load(config: &config::Leaked) -> Result<Self, LoadError> {
         let normalization = config.normalizer();
         let configured = config.username_normalization.is_some();
+        // libphonenumber loads its metadata on first use: now, rather than
+        // on the first login typed as a phone number.
+        if normalization.kind().uses_region() {
+            normalization.normalize("+8613800138000");
+        }
         let slot = |path: &Option<PathBuf>, kind| -> Result<Option<Slot>, LoadError> {
             let Some(path) = path else { return Ok(None) };
             let seen = FileStamp::of(path);
