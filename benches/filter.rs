@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use credgate::filter_build::FilterBuilder;
 use credgate::leaked::{Filter, FilterKind};
-use credgate::username::{normalize_username, UsernameNormalization};
+use credgate::username::{Normalizer, UsernameNormalization};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const QUERIES: usize = 1 << 16;
@@ -81,7 +81,7 @@ fn lookups(c: &mut Criterion) {
         group.bench_function(format!("pairs+normalize/{label}"), |b| {
             b.iter(|| {
                 let (u, p) = next.next().unwrap();
-                let u = normalize_username(black_box(u), UsernameNormalization::Email);
+                let u = Normalizer::from(UsernameNormalization::Email).normalize(black_box(u));
                 black_box(pairs.contains_pair(&u, black_box(p.as_bytes())))
             })
         });

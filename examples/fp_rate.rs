@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use credgate::leaked::{Filter, FilterKind};
-use credgate::username::normalize_username;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -27,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let hits = (0..probes)
         .filter(|i| {
             let raw = format!("absent{i}@example.org");
-            let username = normalize_username(&raw, header.normalization);
+            let username = header.normalization.normalize(&raw);
             filter.contains_pair(&username, format!("never-{i}").as_bytes())
         })
         .count();

@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use crate::filter_build::{self, BuildOptions};
 use crate::leaked::{self, Filter, FilterError, FilterKind, Header};
 use crate::server::Signals;
-use crate::username::normalize_username;
 use crate::{demo::Demo, healthcheck, logging, Config, Server};
 
 /// Exit code for a bad command line or configuration (sysexits EX_USAGE).
@@ -150,7 +149,7 @@ pub fn check(path: &Path, username: Option<&str>) -> ExitCode {
     };
     let leaked = match username {
         Some(raw) => {
-            let username = normalize_username(raw, filter.header().normalization);
+            let username = filter.header().normalization.normalize(raw);
             filter.contains_pair(&username, &password)
         }
         None => filter.contains_password(&password),

@@ -17,16 +17,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod builder;
+pub mod combo;
+mod decode;
 mod error;
 mod input;
 pub mod progress;
 
 pub use builder::FilterBuilder;
+pub use combo::{Columns, Separator};
+pub use decode::Encoding;
 pub use error::BuildError;
 pub use input::InputFormat;
 
 use crate::leaked::{FilterKind, Header};
-use crate::username::UsernameNormalization;
+use crate::username::{Normalizer, UsernameNormalization};
 use input::{Entry, Input, Line, Lines, Parser};
 use progress::{Phase, Progress};
 
@@ -48,12 +52,19 @@ pub struct BuildOptions {
     pub fp_rate: f64,
     /// Size for this many items instead of counting the inputs' lines.
     pub expected_items: Option<u64>,
-    pub normalization: UsernameNormalization,
+    /// The username rule, recorded in the header.
+    pub normalization: Normalizer,
+    /// A combo list's separator; `None`: detected per input.
+    pub separator: Option<Separator>,
+    /// A combo list's columns, by position.
+    pub columns: Columns,
+    /// The inputs' text encoding.
+    pub encoding: Encoding,
 }
 
 impl BuildOptions {
     /// Options with every default: format auto, fp rate 1e-5, counted
-    /// capacity, e-mail normalisation.
+    /// capacity, `auto` username normalisation without a default region.
     pub fn new(kind: FilterKind, inputs: Vec<PathBuf>, output: PathBuf) -> Self {
         Self {
             kind,
@@ -62,7 +73,10 @@ impl BuildOptions {
             format: InputFormat::Auto,
             fp_rate: DEFAULT_FP_RATE,
             expected_items: None,
-            normalization: UsernameNormalization::default(),
+            normalization: Normalizer::new(UsernameNormalization::Auto, None),
+            separator: None,
+            columns: Columns::default(),
+            encoding: Encoding::Auto,
         }
     }
 
@@ -75,6 +89,13 @@ impl BuildOptions {
             return Err(BuildError::FormatForKind {
                 format: self.format,
                 kind: self.kind,
+            });
+        }
+        let combo = matches!(self.format, InputFormat::Combo)
+            || (self.format == InputFormat::Auto && self.kind == FilterKind::Pairs);
+        if !combo && (self.separator.is_some() || self.columns != Columns::default()) {
+            return Err(BuildError::ComboOptions {
+                format: self.format,
             });
         }
         if self.expected_items.is_none() && self.inputs.iter().any(|p| input::is_stdin(p)) {
@@ -163,7 +184,8 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildSu
     let total = total_size(&opts.inputs);
     let capacity = match opts.expected_items {
         Some(items) => items,
-        None => count_items(&opts.inputs, total, progress)?,
+        // A combo line adds a pair per identifier column.
+        None => count_items(&opts.inputs, total, progress)?.saturating_mul(per_line(opts) as u64),
     };
     let mut builder = FilterBuilder::new(opts.kind, opts.normalization, capacity, opts.fp_rate)?;
     let mut tally = Tally::default();
@@ -197,6 +219,14 @@ struct Tally {
     malformed: u64,
     /// Raw bytes of the inputs already finished.
     input_bytes: u64,
+}
+
+/// The most items one line adds.
+fn per_line(opts: &BuildOptions) -> usize {
+    match opts.kind {
+        FilterKind::Pairs => opts.columns.identifiers(),
+        FilterKind::Passwords => 1,
+    }
 }
 
 /// The inputs' total size, if every input is a file whose size is known.
@@ -237,10 +267,12 @@ fn insert_input(
     tally: &mut Tally,
     progress: &mut dyn Progress,
 ) -> Result<(), BuildError> {
-    let input = Input::open(path).map_err(|e| input_error(path, e))?;
+    let input = Input::open(path)
+        .and_then(|input| input.decoded(opts.encoding))
+        .map_err(|e| input_error(path, e))?;
     let read = input.counter();
     let mut lines = Lines::new(input);
-    let mut parser = Parser::new(opts.format, opts.kind);
+    let mut parser = Parser::new(opts.format, opts.kind, opts.separator, opts.columns);
     while let Some(line) = lines.next_line().map_err(|e| input_error(path, e))? {
         tally.lines += 1;
         let entry = match line {
@@ -312,16 +344,93 @@ mod tests {
         assert!(!filter.contains_pair("Alice@Example.com", b"hunter2"));
     }
 
+    /// A dump as such breaches are traded: GBK, `----`, e-mail, password
+    /// and mobile number; every identifier of a line adds a pair, under the
+    /// `auto` rule.
+    #[test]
+    fn gbk_dumps_with_several_identifiers_add_a_pair_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let dump = "Wang.Fang@Example.cn----密码888----13800138000\n\
+            li@example.cn----pw2----\n\
+            ----pw3----139 1234 5678\n\
+            张三----pw4----12345678\n\
+            nopassword@example.cn--------13700000000\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(dump);
+        let input = write(dir.path(), "dump.txt", &gbk);
+        let opts = BuildOptions {
+            normalization: Normalizer::new(
+                UsernameNormalization::Auto,
+                Some("CN".parse().unwrap()),
+            ),
+            columns: "email,pass,phone".parse().unwrap(),
+            encoding: Encoding::Gbk,
+            ..BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"))
+        };
+        let (summary, filter) = build_from(&opts);
+        assert_eq!(summary.malformed, 1);
+        assert_eq!(filter.header().items, 6);
+        assert_eq!(filter.header().capacity, 10, "two identifiers a line");
+        let password = "密码888".as_bytes();
+        assert!(filter.contains_pair("wang.fang@example.cn", password));
+        assert!(filter.contains_pair("+8613800138000", password));
+        assert!(filter.contains_pair("li@example.cn", b"pw2"));
+        assert!(filter.contains_pair("+8613912345678", b"pw3"));
+        assert!(filter.contains_pair("张三", b"pw4"));
+        assert!(filter.contains_pair("12345678", b"pw4"));
+        assert!(!filter.contains_pair("13800138000", password));
+    }
+
+    #[test]
+    fn separators_are_detected_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipes = write(dir.path(), "pipes.txt", b"a@example.com|p:1\n");
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "b@example.com----p|2\r\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        let dashes = write(dir.path(), "dashes.txt", &utf16);
+        let classic = write(dir.path(), "classic.txt", b"c@example.com;p----3\n");
+        let opts = BuildOptions::new(
+            FilterKind::Pairs,
+            vec![pipes, dashes, classic],
+            dir.path().join("p.cgf"),
+        );
+        let (summary, filter) = build_from(&opts);
+        assert_eq!(summary.malformed, 0);
+        assert!(filter.contains_pair("a@example.com", b"p:1"));
+        assert!(filter.contains_pair("b@example.com", b"p|2"));
+        assert!(filter.contains_pair("c@example.com", b"p----3"));
+        let forced = BuildOptions {
+            separator: Some(Separator::Pipe),
+            ..opts.clone()
+        };
+        let (summary, _) = build_from(&forced);
+        assert_eq!(summary.malformed, 1, "the classic line has no |");
+        let plain = BuildOptions {
+            separator: Some(Separator::Pipe),
+            format: InputFormat::Plain,
+            ..BuildOptions::new(FilterKind::Passwords, opts.inputs.clone(), opts.output)
+        };
+        assert!(build(&plain, &mut Silent).unwrap_err().is_usage());
+    }
+
     #[test]
     fn no_normalization_keeps_usernames_as_typed() {
         let dir = tempfile::tempdir().unwrap();
         let input = write(dir.path(), "combo.txt", b"Alice@Example.com:hunter2\n");
         let opts = BuildOptions {
-            normalization: UsernameNormalization::None,
+            normalization: UsernameNormalization::None.into(),
             ..BuildOptions::new(FilterKind::Pairs, vec![input], dir.path().join("p.cgf"))
         };
         let (_, filter) = build_from(&opts);
-        assert_eq!(filter.header().normalization, UsernameNormalization::None);
+        assert_eq!(
+            filter.header().normalization,
+            UsernameNormalization::None.into()
+        );
         assert!(filter.contains_pair("Alice@Example.com", b"hunter2"));
         assert!(!filter.contains_pair("alice@example.com", b"hunter2"));
     }

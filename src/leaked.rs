@@ -93,8 +93,8 @@ impl Filter {
     /// Always false for a passwords filter, which holds no pairs.
     ///
     /// `normalized_username` must already be normalised with the filter's
-    /// [`Header::normalization`] (see [`crate::username::normalize_username`]). Allocates
-    /// nothing.
+    /// [`Header::normalization`] (see [`crate::username::Normalizer`]).
+    /// Allocates nothing.
     pub fn contains_pair(&self, normalized_username: &str, password: &[u8]) -> bool {
         self.header.kind == FilterKind::Pairs
             && self.check(&Item::Pair {
@@ -151,7 +151,7 @@ pub enum FilterError {
     #[error("{}: not a credgate filter file (wrong magic bytes)", path.display())]
     NotAFilter { path: PathBuf },
     #[error(
-        "{}: filter format version {found} is not supported (this credgate reads version {supported})",
+        "{}: filter format version {found} is not supported (this credgate reads versions 1 to {supported})",
         path.display()
     )]
     UnsupportedVersion {
@@ -266,7 +266,7 @@ pub fn password_digest(password: &[u8]) -> [u8; 20] {
 mod tests {
     use super::*;
     use crate::filter_build::FilterBuilder;
-    use crate::username::{normalize_username, UsernameNormalization};
+    use crate::username::{Normalizer, UsernameNormalization};
     use sha1::Digest as _;
 
     #[test]
@@ -293,17 +293,11 @@ mod tests {
     #[test]
     fn lookups_do_not_allocate() {
         let mut builder =
-            FilterBuilder::new(FilterKind::Pairs, UsernameNormalization::Email, 1000, 1e-5)
-                .unwrap();
+            FilterBuilder::new(FilterKind::Pairs, Normalizer::default(), 1000, 1e-5).unwrap();
         builder.insert_pair("alice@example.com", b"hunter2");
         let pairs = builder.finish(vec![]);
-        let mut builder = FilterBuilder::new(
-            FilterKind::Passwords,
-            UsernameNormalization::None,
-            1000,
-            1e-5,
-        )
-        .unwrap();
+        let none = Normalizer::from(UsernameNormalization::None);
+        let mut builder = FilterBuilder::new(FilterKind::Passwords, none, 1000, 1e-5).unwrap();
         builder.insert_password(b"hunter2");
         let passwords = builder.finish(vec![]);
         let long = vec![b'x'; 1000];
@@ -312,8 +306,10 @@ mod tests {
             assert!(!pairs.contains_pair("alice@example.com", &long));
             assert!(passwords.contains_password(b"hunter2"));
             assert!(!passwords.contains_password(&long));
-            let username = normalize_username("bob@example.com", UsernameNormalization::Email);
-            assert!(!pairs.contains_pair(&username, b"hunter2"));
+            for kind in [UsernameNormalization::Email, UsernameNormalization::Auto] {
+                let username = Normalizer::from(kind).normalize("bob@example.com");
+                assert!(!pairs.contains_pair(&username, b"hunter2"));
+            }
         });
         assert_eq!(allocations, 0);
     }

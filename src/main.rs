@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use credgate::commands::{self, EXIT_USAGE};
-use credgate::filter_build::{BuildOptions, InputFormat, DEFAULT_FP_RATE};
+use credgate::filter_build::{
+    BuildOptions, Columns, Encoding, InputFormat, Separator, DEFAULT_FP_RATE,
+};
 use credgate::healthcheck;
 use credgate::leaked::FilterKind;
-use credgate::username::UsernameNormalization;
+use credgate::username::{Normalizer, Region, UsernameNormalization};
 
 // Per-request allocations are small and short-lived, and cross threads
 // (accepted on one worker, finished on another): mimalloc serves that pattern
@@ -85,6 +87,18 @@ struct BuildFilterArgs {
     output: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     format: InputFormat,
+    /// A combo list's separator: ----, |, :, ; or tab (default: detected per
+    /// file from its first line).
+    #[arg(long, value_name = "SEP")]
+    separator: Option<Separator>,
+    /// A combo list's columns by position, e.g. email,pass,phone: every
+    /// user (email, phone, id) column adds a pair; skip ignores a column.
+    #[arg(long, value_name = "LIST", default_value = "user,pass")]
+    columns: Columns,
+    /// The inputs' text encoding; auto reads UTF-16 by its byte-order mark,
+    /// UTF-8 otherwise.
+    #[arg(long, value_enum, default_value_t)]
+    encoding: Encoding,
     /// Target false-positive rate at the expected number of items.
     #[arg(long, default_value_t = DEFAULT_FP_RATE)]
     fp_rate: f64,
@@ -92,8 +106,15 @@ struct BuildFilterArgs {
     /// lines first (required when reading stdin).
     #[arg(long, value_name = "N")]
     expected_items: Option<u64>,
-    #[arg(long, value_enum, default_value_t)]
+    /// How usernames are normalised; the proxy's `[leaked]
+    /// username_normalization` must say the same.
+    #[arg(long, value_enum, default_value_t = UsernameNormalization::Auto)]
     username_normalization: UsernameNormalization,
+    /// The region whose national phone numbers `auto` and `phone` read,
+    /// e.g. CN (`13800138000` is `+8613800138000`); ignored by the other
+    /// rules.
+    #[arg(long, value_name = "REGION")]
+    default_region: Option<Region>,
 }
 
 impl From<BuildFilterArgs> for BuildOptions {
@@ -102,7 +123,10 @@ impl From<BuildFilterArgs> for BuildOptions {
             format: args.format,
             fp_rate: args.fp_rate,
             expected_items: args.expected_items,
-            normalization: args.username_normalization,
+            normalization: Normalizer::new(args.username_normalization, args.default_region),
+            separator: args.separator,
+            columns: args.columns,
+            encoding: args.encoding,
             ..BuildOptions::new(args.kind, args.inputs, args.output)
         }
     }

@@ -169,7 +169,8 @@ fn filter_info_prints_the_header() {
     assert!(status.success(), "{err}");
     for needle in [
         "kind:            pairs",
-        "normalization:   email",
+        "normalization:   auto (no default region)",
+        "format version:  2",
         "items:           500",
         "capacity:        1006",
         "fp rate target:  1.000e-5",

@@ -9,6 +9,7 @@ mod command_line;
 mod filters;
 mod fingerprints;
 mod hardening;
+mod identifiers;
 mod layering;
 mod leaked;
 mod lifecycle;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{defaults, Config, ConfigError, HeaderName, HumanDuration, MethodName, Size};
-use crate::username::UsernameNormalization;
+use crate::username::{Normalizer, Region, UsernameNormalization};
 
 /// `[[login]]`: one protected login endpoint.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,9 +56,15 @@ pub struct Leaked {
     /// A `passwords` filter file (`credgate build-filter --kind passwords`).
     #[serde(default)]
     pub passwords_filter: Option<PathBuf>,
-    /// Must match the rule the pairs filter was built with.
+    /// Must match the rule the pairs filter was built with. Unset, it is
+    /// `email`, and a pairs filter built with another rule is refused with a
+    /// message naming this key (see [`Leaked::normalizer`]).
     #[serde(default)]
-    pub username_normalization: UsernameNormalization,
+    pub username_normalization: Option<UsernameNormalization>,
+    /// The region whose national phone numbers `auto` and `phone` read
+    /// (`CN`: `13800138000` is `+8613800138000`); must match the filter's.
+    #[serde(default)]
+    pub default_region: Option<Region>,
     /// How often the filter files are checked for replacement; `0s` turns
     /// the watch off (SIGHUP and `POST /admin/reload` still reload).
     #[serde(default = "defaults::watch_interval")]
@@ -165,12 +171,22 @@ impl Config {
     }
 }
 
+impl Leaked {
+    /// The username rule of the limits and the leaked checks: the configured
+    /// one, `email` when the key is unset.
+    pub fn normalizer(&self) -> Normalizer {
+        let kind = self.username_normalization.unwrap_or_default();
+        Normalizer::new(kind, self.default_region)
+    }
+}
+
 impl Default for Leaked {
     fn default() -> Self {
         Self {
             pairs_filter: None,
             passwords_filter: None,
-            username_normalization: UsernameNormalization::default(),
+            username_normalization: None,
+            default_region: None,
             watch_interval: defaults::watch_interval(),
             on_leaked_pair: defaults::on_leaked_pair(),
             on_leaked_password: defaults::on_leaked_password(),

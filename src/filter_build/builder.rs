@@ -9,13 +9,13 @@ use zeroize::Zeroizing;
 use super::input::Entry;
 use super::BuildError;
 use crate::leaked::{password_digest, Filter, FilterKind, Header, Item};
-use crate::username::{normalize_username, UsernameNormalization};
+use crate::username::Normalizer;
 
 /// A filter under construction, in memory. `build` feeds it from files; a
 /// test or a demo can feed it directly.
 pub struct FilterBuilder {
     kind: FilterKind,
-    normalization: UsernameNormalization,
+    normalization: Normalizer,
     capacity: u64,
     fp_rate: f64,
     /// The Bloom filter, as the bytes `Bloom::into_bytes` gives (see
@@ -32,7 +32,7 @@ impl FilterBuilder {
     /// random hash keys (so nobody can precompute which inputs collide).
     pub fn new(
         kind: FilterKind,
-        normalization: UsernameNormalization,
+        normalization: impl Into<Normalizer>,
         capacity: u64,
         fp_rate: f64,
     ) -> Result<Self, BuildError> {
@@ -52,7 +52,7 @@ impl FilterBuilder {
     /// the same bits every run.
     pub(crate) fn with_seed(
         kind: FilterKind,
-        normalization: UsernameNormalization,
+        normalization: impl Into<Normalizer>,
         capacity: u64,
         fp_rate: f64,
         seed: &[u8; 32],
@@ -74,7 +74,7 @@ impl FilterBuilder {
             .expect("bitmap size and item count are positive");
         Ok(Self {
             kind,
-            normalization,
+            normalization: normalization.into(),
             capacity,
             fp_rate,
             bytes: bloom.into_bytes(),
@@ -136,18 +136,21 @@ impl FilterBuilder {
     }
 
     /// Inserts a parsed line; returns false if and only if it is malformed.
-    pub(super) fn insert_entry(
-        &mut self,
-        entry: Entry<'_>,
-        normalization: UsernameNormalization,
-    ) -> bool {
+    pub(super) fn insert_entry(&mut self, entry: Entry<'_>, normalization: Normalizer) -> bool {
         match entry {
-            Entry::Pair { username, password } if self.kind == FilterKind::Pairs => {
-                let username = normalize_username(username, normalization);
-                if username.is_empty() {
-                    return false;
+            Entry::Pair {
+                usernames,
+                password,
+            } if self.kind == FilterKind::Pairs => {
+                let mut inserted = false;
+                for username in usernames.iter() {
+                    let username = normalization.normalize(username);
+                    if !username.is_empty() {
+                        self.insert_pair(&username, password);
+                        inserted = true;
+                    }
                 }
-                self.insert_pair(&username, password);
+                return inserted;
             }
             Entry::Pair { password, .. } | Entry::Password(password) => {
                 self.insert_password(password);

@@ -18,6 +18,8 @@ pub enum BuildError {
         format: InputFormat,
         kind: FilterKind,
     },
+    #[error("--separator and --columns describe combo lists, not format {format}")]
+    ComboOptions { format: InputFormat },
     #[error(
         "reading stdin (`-`) needs --expected-items: stdin cannot be read twice to count its lines"
     )]
@@ -44,6 +46,7 @@ impl BuildError {
             Self::FpRate { .. }
             | Self::NoInput
             | Self::FormatForKind { .. }
+            | Self::ComboOptions { .. }
             | Self::StdinNeedsExpectedItems
             | Self::TooLarge { .. } => true,
             Self::Input { .. } | Self::Seed(_) | Self::Output(_) => false,

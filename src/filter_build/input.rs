@@ -29,6 +29,8 @@ use std::rc::Rc;
 
 use zeroize::Zeroizing;
 
+use super::combo::{Columns, Separator, Usernames};
+use super::decode::Encoding;
 use crate::leaked::FilterKind;
 
 /// The input format `build-filter` reads.
@@ -37,7 +39,8 @@ pub enum InputFormat {
     /// Decide per input file (see the module documentation).
     #[default]
     Auto,
-    /// `username:password` (or `;` or tab).
+    /// `username:password` (or `;`, tab, `|`, `----`; more columns with
+    /// `--columns`).
     Combo,
     /// One password per line.
     Plain,
@@ -70,11 +73,13 @@ impl fmt::Display for InputFormat {
     }
 }
 
-/// One parsed line. The username is not normalised yet.
+/// One parsed line. The usernames are not normalised yet.
 #[derive(PartialEq, Eq)]
 pub enum Entry<'a> {
+    /// One password and the account's identifiers (an e-mail address, a
+    /// phone number...): a pair for each.
     Pair {
-        username: &'a str,
+        usernames: Usernames<'a>,
         password: &'a [u8],
     },
     Password(&'a [u8]),
@@ -88,7 +93,7 @@ pub enum Entry<'a> {
 impl fmt::Debug for Entry<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Entry::Pair { username, .. } => write!(f, "Pair({username:?}, <redacted>)"),
+            Entry::Pair { usernames, .. } => write!(f, "Pair({usernames:?}, <redacted>)"),
             Entry::Password(_) => f.write_str("Password(<redacted>)"),
             Entry::Digest(_) => f.write_str("Digest(<redacted>)"),
             Entry::Blank => f.write_str("Blank"),
@@ -98,15 +103,29 @@ impl fmt::Debug for Entry<'_> {
 }
 
 /// Parses the lines of one input, resolving `auto` on its first non-blank
-/// line.
+/// line, and a combo list's separator on its first line that has one.
 pub struct Parser {
     format: InputFormat,
     kind: FilterKind,
+    separator: Option<Separator>,
+    columns: Columns,
 }
 
 impl Parser {
-    pub fn new(format: InputFormat, kind: FilterKind) -> Self {
-        Self { format, kind }
+    /// A parser of one input; `separator` `None` is detected (see
+    /// [`super::combo`]).
+    pub fn new(
+        format: InputFormat,
+        kind: FilterKind,
+        separator: Option<Separator>,
+        columns: Columns,
+    ) -> Self {
+        Self {
+            format,
+            kind,
+            separator,
+            columns,
+        }
     }
 
     pub fn parse<'a>(&mut self, line: &'a [u8]) -> Entry<'a> {
@@ -121,24 +140,26 @@ impl Parser {
             };
         }
         match self.format {
-            InputFormat::Combo => parse_combo(line),
+            InputFormat::Combo => self.parse_combo(line),
             InputFormat::Plain => Entry::Password(line),
             InputFormat::Hibp | InputFormat::Auto => parse_hibp(line),
         }
     }
-}
 
-/// `username SEP password`, split at the first `:`, `;` or tab.
-pub fn parse_combo(line: &[u8]) -> Entry<'_> {
-    let Some(at) = memchr::memchr3(b':', b';', b'\t', line) else {
-        return Entry::Malformed;
-    };
-    let (username, password) = (&line[..at], &line[at + 1..]);
-    match std::str::from_utf8(username) {
-        Ok(username) if !username.is_empty() && !password.is_empty() => {
-            Entry::Pair { username, password }
+    fn parse_combo<'a>(&mut self, line: &'a [u8]) -> Entry<'a> {
+        if self.separator.is_none() {
+            self.separator = Separator::detect(line);
         }
-        _ => Entry::Malformed,
+        let Some(separator) = self.separator else {
+            return Entry::Malformed;
+        };
+        match self.columns.split(separator, line) {
+            Some((usernames, password)) => Entry::Pair {
+                usernames,
+                password,
+            },
+            None => Entry::Malformed,
+        }
     }
 }
 
@@ -211,6 +232,15 @@ impl Input {
 
     pub fn counter(&self) -> ByteCount {
         self.read.clone()
+    }
+
+    /// This input decoded from `encoding` to UTF-8; the counter still
+    /// counts raw bytes.
+    pub fn decoded(self, encoding: Encoding) -> io::Result<Input> {
+        Ok(Input {
+            reader: encoding.decode(self.reader)?,
+            read: self.read,
+        })
     }
 }
 
@@ -374,6 +404,17 @@ pub fn count_lines(mut source: impl Read, mut progress: impl FnMut(u64)) -> io::
 mod tests {
     use super::*;
 
+    /// `username SEP password`, split at the first `:`, `;` or tab.
+    fn parse_combo(line: &[u8]) -> Entry<'_> {
+        let mut parser = Parser::new(
+            InputFormat::Combo,
+            FilterKind::Pairs,
+            Some(Separator::Classic),
+            Columns::default(),
+        );
+        parser.parse(line)
+    }
+
     fn lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
         let mut reader = Lines::new(input);
         let mut out = Vec::new();
@@ -389,7 +430,7 @@ mod tests {
     #[test]
     fn combo_splits_at_the_first_separator() {
         let pair = |u, p: &'static [u8]| Entry::Pair {
-            username: u,
+            usernames: Usernames::one(u),
             password: p,
         };
         let cases: [(&[u8], Entry); 9] = [
@@ -437,16 +478,31 @@ mod tests {
     #[test]
     fn auto_resolves_on_the_first_non_blank_line() {
         let hash = b"5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:3";
-        let mut parser = Parser::new(InputFormat::Auto, FilterKind::Passwords);
+        let mut parser = Parser::new(
+            InputFormat::Auto,
+            FilterKind::Passwords,
+            None,
+            Columns::default(),
+        );
         assert_eq!(parser.parse(b""), Entry::Blank);
         assert!(matches!(parser.parse(hash), Entry::Digest(_)));
         assert_eq!(parser.parse(b"password"), Entry::Malformed);
 
-        let mut parser = Parser::new(InputFormat::Auto, FilterKind::Passwords);
+        let mut parser = Parser::new(
+            InputFormat::Auto,
+            FilterKind::Passwords,
+            None,
+            Columns::default(),
+        );
         assert_eq!(parser.parse(b"a:b"), Entry::Password(b"a:b"));
         assert_eq!(parser.parse(hash), Entry::Password(hash));
 
-        let mut parser = Parser::new(InputFormat::Auto, FilterKind::Pairs);
+        let mut parser = Parser::new(
+            InputFormat::Auto,
+            FilterKind::Pairs,
+            None,
+            Columns::default(),
+        );
         assert!(matches!(parser.parse(b"a:b"), Entry::Pair { .. }));
         assert!(!InputFormat::Hibp.fits(FilterKind::Pairs));
         assert!(!InputFormat::Plain.fits(FilterKind::Pairs));

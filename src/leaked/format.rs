@@ -3,9 +3,9 @@
 //! ```text
 //! offset  size  field (integers little-endian)
 //!      0     8  magic "CGFILTER"
-//!      8     2  format version (1)
+//!      8     2  format version (1 or 2, below)
 //!     10     1  kind: 1 pairs, 2 passwords
-//!     11     1  username normalisation: 0 none, 1 email
+//!     11     1  username normalisation: 0 none, 1 email, 2 auto, 3 phone, 4 id
 //!     12     4  header length H, through the header checksum
 //!     16     8  items inserted
 //!     24     8  capacity: the items the filter was sized for
@@ -16,11 +16,20 @@
 //!     60     8  body length B
 //!     68     4  body checksum: CRC-32 of the B body bytes
 //!     72     2  number of source names, then each: u16 length, UTF-8 bytes
+//!    H-6     2  version 2 only: the default region, two ASCII letters
+//!               (`CN`), or two zero bytes for none
 //!    H-4     4  header checksum: CRC-32 of bytes 0..H-4
 //!      H     B  body: the bloomfilter 3 serialisation (`Bloom::as_slice`):
 //!               version 1 (1 byte), bitmap bytes (u64), hash functions
 //!               (u32), two SipHash-1-3 keys (32 bytes), the bitmap
 //! ```
+//!
+//! Version 2 is version 1 with the region before the header checksum. A
+//! filter whose rule needs no region (`none`, `email`) is written as version
+//! 1, byte for byte what older credgates write and read, so a rolling
+//! upgrade can share such files; `auto`, `phone` and `id` filters are
+//! version 2, which an older credgate refuses by its version number rather
+//! than misreading. Both versions load.
 //!
 //! CRC-32 detects every single flipped bit and every burst up to 32 bits,
 //! and `crc32fast` checks a gigabyte in well under a second. It guards
@@ -41,10 +50,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use bloomfilter::Bloom;
 
 use super::{Filter, FilterError, FilterKind};
-use crate::username::UsernameNormalization;
+use crate::username::{Normalizer, Region, UsernameNormalization};
 
 pub const MAGIC: [u8; 8] = *b"CGFILTER";
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version; every version from 1 up to it loads.
+pub const FORMAT_VERSION: u16 = 2;
 /// The header up to and including the source count.
 const FIXED_LEN: usize = 74;
 /// Way above any real header; bounds what a corrupt length field can make
@@ -59,7 +69,8 @@ const CHUNK: usize = 8 << 20;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
     pub kind: FilterKind,
-    pub normalization: UsernameNormalization,
+    /// The username rule (and default region) the pairs were built with.
+    pub normalization: Normalizer,
     /// Distinct items inserted (an item whose bits were all set already, a
     /// duplicate or a false positive, is not counted).
     pub items: u64,
@@ -103,18 +114,29 @@ impl Header {
         read_header(path, &mut open(path)?)
     }
 
+    /// The format version this header is written in: 1 unless the rule
+    /// needs version 2's region field.
+    pub fn version(&self) -> u16 {
+        match self.normalization.kind() {
+            UsernameNormalization::None | UsernameNormalization::Email => 1,
+            UsernameNormalization::Auto
+            | UsernameNormalization::Phone
+            | UsernameNormalization::Id => 2,
+        }
+    }
+
     fn encoded_len(&self) -> usize {
         let names: usize = self.sources.iter().map(|s| 2 + s.len()).sum();
-        FIXED_LEN + names + 4
+        FIXED_LEN + names + region_len(self.version()) + 4
     }
 
     fn encode(&self) -> Vec<u8> {
         let len = self.encoded_len();
         let mut out = Vec::with_capacity(len);
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.version().to_le_bytes());
         out.push(kind_code(self.kind));
-        out.push(normalization_code(self.normalization));
+        out.push(normalization_code(self.normalization.kind()));
         out.extend_from_slice(&(len as u32).to_le_bytes());
         for n in [self.items, self.capacity, self.fp_rate.to_bits()] {
             out.extend_from_slice(&n.to_le_bytes());
@@ -129,26 +151,40 @@ impl Header {
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
             out.extend_from_slice(name.as_bytes());
         }
+        if self.version() >= 2 {
+            out.extend_from_slice(&self.normalization.region().map_or([0; 2], Region::code));
+        }
         let checksum = crc32fast::hash(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         debug_assert_eq!(out.len(), len);
         out
     }
 
-    /// Parses a header whose length and checksum were already verified.
-    fn decode(path: &Path, bytes: &[u8]) -> Result<Header, FilterError> {
+    /// Parses a header of `version` whose length and checksum were already
+    /// verified.
+    fn decode(path: &Path, version: u16, bytes: &[u8]) -> Result<Header, FilterError> {
         let malformed = |what| FilterError::Malformed {
             path: path.to_owned(),
             what,
         };
-        let mut fields = Fields(&bytes[10..bytes.len() - 4]);
+        let (fields, region) = bytes[10..bytes.len() - 4]
+            .split_at_checked(bytes.len() - 14 - region_len(version))
+            .ok_or_else(|| malformed("header length out of range"))?;
+        let mut fields = Fields(fields);
         let kind = kind_from_code(fields.u8()).ok_or_else(|| malformed("unknown filter kind"))?;
         let normalization = normalization_from_code(fields.u8())
             .ok_or_else(|| malformed("unknown username normalisation"))?;
+        let region = match region {
+            [] | [0, 0] => None,
+            &[a, b] => {
+                Some(Region::from_code([a, b]).ok_or_else(|| malformed("unknown default region"))?)
+            }
+            _ => unreachable!("the region field is 0 or 2 bytes"),
+        };
         let _header_len = fields.u32();
         let header = Header {
             kind,
-            normalization,
+            normalization: Normalizer::new(normalization, region),
             items: fields.u64(),
             capacity: fields.u64(),
             fp_rate: f64::from_bits(fields.u64()),
@@ -202,7 +238,7 @@ impl std::fmt::Display for Header {
             humantime::format_rfc3339_seconds(built)
         )?;
         writeln!(f, "sources:         {}", self.sources.join(", "))?;
-        write!(f, "format version:  {FORMAT_VERSION}")
+        write!(f, "format version:  {}", self.version())
     }
 }
 
@@ -265,6 +301,9 @@ fn normalization_code(n: UsernameNormalization) -> u8 {
     match n {
         UsernameNormalization::None => 0,
         UsernameNormalization::Email => 1,
+        UsernameNormalization::Auto => 2,
+        UsernameNormalization::Phone => 3,
+        UsernameNormalization::Id => 4,
     }
 }
 
@@ -272,7 +311,19 @@ fn normalization_from_code(code: u8) -> Option<UsernameNormalization> {
     match code {
         0 => Some(UsernameNormalization::None),
         1 => Some(UsernameNormalization::Email),
+        2 => Some(UsernameNormalization::Auto),
+        3 => Some(UsernameNormalization::Phone),
+        4 => Some(UsernameNormalization::Id),
         _ => None,
+    }
+}
+
+/// The bytes of the region field in a header of `version`.
+fn region_len(version: u16) -> usize {
+    if version >= 2 {
+        2
+    } else {
+        0
     }
 }
 
@@ -355,7 +406,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header, FilterError> {
         return Err(truncated(bytes.len(), FIXED_LEN));
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(FilterError::UnsupportedVersion {
             path: path.to_owned(),
             found: version,
@@ -363,7 +414,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header, FilterError> {
         });
     }
     let len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-    if !(FIXED_LEN + 4..=MAX_HEADER_LEN).contains(&len) {
+    if !(FIXED_LEN + region_len(version) + 4..=MAX_HEADER_LEN).contains(&len) {
         return Err(FilterError::Malformed {
             path: path.to_owned(),
             what: "header length out of range",
@@ -385,7 +436,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header, FilterError> {
             computed,
         });
     }
-    Header::decode(path, &bytes)
+    Header::decode(path, version, &bytes)
 }
 
 /// Refuses a file of the wrong size before allocating for its body.
@@ -635,12 +686,61 @@ mod tests {
         assert!(err.to_string().contains("not a credgate filter file"));
 
         let mut newer = bytes.clone();
-        newer[8..10].copy_from_slice(&2u16.to_le_bytes());
+        newer[8..10].copy_from_slice(&3u16.to_le_bytes());
         let err = load_bytes(&path, &newer).unwrap_err();
         assert!(
-            matches!(err, FilterError::UnsupportedVersion { found: 2, .. }),
+            matches!(err, FilterError::UnsupportedVersion { found: 3, .. }),
             "{err:?}"
         );
+    }
+
+    /// `none` and `email` filters stay version 1, which older credgates
+    /// read; the new rules need version 2's region, and round-trip it.
+    #[test]
+    fn the_username_rule_and_region_round_trip() {
+        let cn = Some("CN".parse().unwrap());
+        let cases = [
+            (Normalizer::from(UsernameNormalization::Email), 1),
+            (Normalizer::from(UsernameNormalization::None), 1),
+            (Normalizer::new(UsernameNormalization::Auto, cn), 2),
+            (Normalizer::new(UsernameNormalization::Auto, None), 2),
+            (Normalizer::new(UsernameNormalization::Phone, cn), 2),
+            (Normalizer::from(UsernameNormalization::Id), 2),
+        ];
+        for (normalizer, version) in cases {
+            let mut builder =
+                FilterBuilder::with_seed(FilterKind::Pairs, normalizer, 10, 1e-3, &SEED).unwrap();
+            builder.insert_pair("+8613800138000", b"secret");
+            let (_dir, (path, bytes)) = saved(&builder.finish(vec!["dump.txt".into()]));
+            assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), version);
+            let loaded = Filter::load(&path).unwrap();
+            assert_eq!(loaded.header().normalization, normalizer);
+            assert_eq!(loaded.header().sources, ["dump.txt"]);
+            assert!(loaded.contains_pair("+8613800138000", b"secret"));
+            let info = loaded.header().to_string();
+            assert!(
+                info.contains(&format!("normalization:   {normalizer}\n")),
+                "{info}"
+            );
+            assert!(
+                info.ends_with(&format!("format version:  {version}")),
+                "{info}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_region_is_refused() {
+        let auto = Normalizer::new(UsernameNormalization::Auto, Some("CN".parse().unwrap()));
+        let builder = FilterBuilder::with_seed(FilterKind::Pairs, auto, 10, 1e-3, &SEED).unwrap();
+        let (_dir, (path, mut bytes)) = saved(&builder.finish(vec![]));
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        assert_eq!(&bytes[header_len - 6..header_len - 4], b"CN");
+        bytes[header_len - 6..header_len - 4].copy_from_slice(b"QQ");
+        let checksum = crc32fast::hash(&bytes[..header_len - 4]);
+        bytes[header_len - 4..header_len].copy_from_slice(&checksum.to_le_bytes());
+        let err = load_bytes(&path, &bytes).unwrap_err();
+        assert!(err.to_string().ends_with("unknown default region"), "{err}");
     }
 
     #[test]

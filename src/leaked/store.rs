@@ -19,7 +19,7 @@ use super::{Filter, FilterError, FilterKind};
 use crate::config;
 use crate::credentials::Password;
 use crate::logging;
-use crate::username::{normalize_username, UsernameNormalization};
+use crate::username::Normalizer;
 
 /// Why a filter was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +27,16 @@ pub enum LoadError {
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error(
-        "{}: built with username normalization {filter}, but the config says {config}",
-        path.display()
+        "{}: built with username normalization {filter}, but the config says {config}; \
+         to use this filter, set in [leaked]: {}",
+        path.display(),
+        keys_for(filter)
     )]
     Normalization {
         path: PathBuf,
-        filter: UsernameNormalization,
-        config: UsernameNormalization,
+        filter: Normalizer,
+        /// The configured rule, or what applies when the key is unset.
+        config: String,
     },
 }
 
@@ -47,7 +50,10 @@ pub struct LeakedFilters {
 struct Inner {
     pairs: Option<Slot>,
     passwords: Option<Slot>,
-    normalization: UsernameNormalization,
+    normalization: Normalizer,
+    /// Whether `[leaked] username_normalization` is set, for the message
+    /// that refuses a filter built with another rule.
+    configured: bool,
 }
 
 /// One filter file and the filter loaded from it.
@@ -108,6 +114,8 @@ pub struct FilterStatus {
     pub target_fp_rate: f64,
     pub estimated_fp_rate: f64,
     pub normalization: &'static str,
+    /// The region of national phone numbers (`auto`, `phone`).
+    pub default_region: Option<String>,
     pub built_at: u64,
     pub loaded_at: u64,
     pub sources: Vec<String>,
@@ -118,11 +126,17 @@ pub struct FilterStatus {
 impl LeakedFilters {
     /// Loads every configured filter; any failure stops the start.
     pub fn load(config: &config::Leaked) -> Result<Self, LoadError> {
-        let normalization = config.username_normalization;
+        let normalization = config.normalizer();
+        let configured = config.username_normalization.is_some();
+        // libphonenumber loads its metadata on first use: now, rather than
+        // on the first login typed as a phone number.
+        if normalization.kind().uses_region() {
+            normalization.normalize("+8613800138000");
+        }
         let slot = |path: &Option<PathBuf>, kind| -> Result<Option<Slot>, LoadError> {
             let Some(path) = path else { return Ok(None) };
             let seen = FileStamp::of(path);
-            let loaded = load(path, kind, normalization)?;
+            let loaded = load(path, kind, normalization, configured)?;
             Ok(Some(Slot {
                 kind,
                 path: path.clone(),
@@ -137,13 +151,15 @@ impl LeakedFilters {
                 pairs,
                 passwords,
                 normalization,
+                configured,
             }),
         })
     }
 
-    /// The username as the pairs filter was built to see it.
+    /// The username as the pairs filter was built to see it, and as the
+    /// username limit and suspicion count it (with or without a filter).
     pub fn normalize<'a>(&self, raw: &'a str) -> Cow<'a, str> {
-        normalize_username(raw, self.inner.normalization)
+        self.inner.normalization.normalize(raw)
     }
 
     /// What the filters say about one attempt, given the username from
@@ -195,7 +211,8 @@ impl LeakedFilters {
                     items: header.items,
                     target_fp_rate: header.fp_rate,
                     estimated_fp_rate: header.estimated_fp_rate(),
-                    normalization: header.normalization.as_str(),
+                    normalization: header.normalization.kind().as_str(),
+                    default_region: header.normalization.region().map(|r| r.to_string()),
                     built_at: header.built_at,
                     loaded_at: unix_seconds(loaded.loaded_at),
                     sources: header.sources.clone(),
@@ -223,7 +240,8 @@ impl LeakedFilters {
             tracing::info!(filter = kind.as_str(), "filter file changed on disk");
         }
         *seen = now;
-        let result = load(&slot.path, kind, self.inner.normalization).map(|loaded| {
+        let inner = &self.inner;
+        let result = load(&slot.path, kind, inner.normalization, inner.configured).map(|loaded| {
             let serving = loaded.serving(kind);
             slot.current.store(Arc::new(loaded));
             serving
@@ -245,10 +263,15 @@ impl LeakedFilters {
     }
 }
 
+/// Loads one filter; a pairs filter must have been built with the
+/// configured username rule. A config that leaves the rule unset means
+/// `email`, and does not follow the filter: the rule also keys the username
+/// limits, which must not change with a file.
 fn load(
     path: &Path,
     kind: FilterKind,
-    normalization: UsernameNormalization,
+    normalization: Normalizer,
+    configured: bool,
 ) -> Result<Loaded, LoadError> {
     let filter = Filter::load_kind(path, kind)?;
     let built_with = filter.header().normalization;
@@ -256,13 +279,25 @@ fn load(
         return Err(LoadError::Normalization {
             path: path.to_owned(),
             filter: built_with,
-            config: normalization,
+            config: match configured {
+                true => normalization.to_string(),
+                false => format!("nothing ({normalization} applies)"),
+            },
         });
     }
     Ok(Loaded {
         filter,
         loaded_at: SystemTime::now(),
     })
+}
+
+/// The `[leaked]` keys that select `n`, for an error message.
+fn keys_for(n: &Normalizer) -> String {
+    let mut keys = format!("username_normalization = \"{}\"", n.kind());
+    if let Some(region) = n.region() {
+        keys += &format!(", default_region = \"{region}\"");
+    }
+    keys
 }
 
 // === impl Loaded ===

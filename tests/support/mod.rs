@@ -153,7 +153,9 @@ pub fn config_with(cert: &TestCert, upstream: SocketAddr, tables: &str) -> Strin
 }
 
 /// Builds a filter of `kind` from `lines` (combo lines for pairs, plain
-/// passwords for passwords) into `dir/name`, through the library's builder.
+/// passwords for passwords) into `dir/name`, through the library's builder,
+/// with the `email` username rule that a config without
+/// `username_normalization` applies.
 pub fn build_filter(
     dir: &std::path::Path,
     name: &str,
@@ -165,6 +167,7 @@ pub fn build_filter(
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let output = dir.join(name);
     let mut options = BuildOptions::new(kind, vec![input], output.clone());
+    options.normalization = credgate::username::UsernameNormalization::Email.into();
     options.format = match kind {
         credgate::leaked::FilterKind::Pairs => InputFormat::Combo,
         credgate::leaked::FilterKind::Passwords => InputFormat::Plain,
