@@ -11,6 +11,9 @@ use super::BuildError;
 use crate::leaked::{password_digest, Filter, FilterKind, Header, Item};
 use crate::username::Normalizer;
 
+/// The fewest items a filter's bits are sized for.
+const MIN_SIZED_ITEMS: u64 = 1024;
+
 /// A filter under construction, in memory. `build` feeds it from files; a
 /// test or a demo can feed it directly.
 pub struct FilterBuilder {
@@ -62,7 +65,11 @@ impl FilterBuilder {
             items: capacity,
             fp_rate,
         };
-        let items = usize::try_from(capacity.max(1)).map_err(|_| too_large)?;
+        // A filter of a few dozen bits misses its rate by orders of magnitude:
+        // the double hashing `h1 + i*h2 mod m` collapses onto a few bits
+        // whenever gcd(h2, m) is large. Sizing for at least MIN_SIZED_ITEMS
+        // costs 3 KB and keeps even a demo's filter near its target.
+        let items = usize::try_from(capacity.max(MIN_SIZED_ITEMS)).map_err(|_| too_large)?;
         let bitmap_bytes = Bloom::<Item<'_>>::compute_bitmap_size(items, fp_rate);
         if bitmap_bytes >= isize::MAX as usize / 2 {
             return Err(BuildError::TooLarge {
