@@ -85,7 +85,8 @@ impl Replicas {
 #[tokio::test]
 async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
     let redis = RedisServer::start();
-    let r = replicas(&redis, "", "[limits]\nip = { rate = \"1/min\", burst = 6 }").await;
+    let limits = "[limits]\nip = { rate = \"1/min\", burst = 6 }\nsubnet = \"off\"\nusername = \"off\"\nglobal = \"off\"";
+    let r = replicas(&redis, "", limits).await;
     assert_eq!(r.passed_until_refused("192.0.2.10", 20).await, 6);
     assert_eq!(
         r.login(&r.a, "192.0.2.11", RIGHT).await,
