@@ -59,6 +59,7 @@
 //! credentials
 //! rate_limit
 //! reputation
+//! attack        attack mode per login route: counted per request, decided per second
 //! state
 //! leaked
 //! verdict
@@ -95,6 +96,7 @@
 //! - Nothing is global: `main` builds every part and hands down cheap handles.
 
 pub mod admin;
+pub mod attack;
 pub mod authority;
 pub mod body;
 pub mod client_ip;

@@ -149,3 +149,24 @@ pub fn max_tracked_clients() -> usize {
 pub fn log_level() -> LogLevel {
     LogLevel("info".into())
 }
+pub fn attack_min_failure_rate() -> f64 {
+    5.0
+}
+pub fn attack_baseline_factor() -> f64 {
+    4.0
+}
+pub fn attack_failure_ratio() -> f64 {
+    0.5
+}
+pub fn attack_window() -> HumanDuration {
+    secs(10)
+}
+pub fn attack_baseline_window() -> HumanDuration {
+    secs(3600)
+}
+pub fn attack_release() -> f64 {
+    0.5
+}
+pub fn attack_hold() -> HumanDuration {
+    secs(120)
+}
