@@ -26,6 +26,7 @@
 //! forward                   upstream      pooled client, hop-by-hop removed, X-Forwarded-* set
 //! outcome                   outcome       the shop's answer: success, failure, unknown
 //! suspicion                 reputation    sliding window per client; bans up the ladder
+//! attack mode               attack        the route's answers counted; evaluated once a second
 //! respond                   respond       our own responses: 400, 403, 408, 413, 415, 429, 502, 504
 //! record                    metrics       typed collectors, bounded labels
 //! ```

@@ -7,6 +7,10 @@
 //! backend: this process ([`local`]) or Redis, shared by every replica
 //! ([`redis`]). The methods are `async` for the shared one.
 //!
+//! With Redis it also carries attack mode between replicas
+//! ([`State::share_attacks`]): who detects an attack, and what operators
+//! forced.
+//!
 //! Allow and deny lists are configuration, the same on every replica, so
 //! they are checked here and never stored. When Redis fails, the
 //! `on_backend_error` policy answers instead, each failure is counted, and
