@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::attack::{AttackMode, Mode};
 use crate::body::ProxyBody;
 use crate::config::OnBackendError;
 use crate::fingerprint::Fingerprints;
@@ -119,6 +120,7 @@ pub struct AdminParts {
     pub metrics: Metrics,
     pub upstream: Upstream,
     pub state: State,
+    pub attack: AttackMode,
     pub fingerprints: Fingerprints,
     /// `None`: the `/admin/*` API is off.
     pub token: Option<AdminToken>,
@@ -184,6 +186,10 @@ impl Admin {
         match (req.method(), path.as_str()) {
             (&Method::GET, "/admin/bans") => json(StatusCode::OK, &self.inner.state.bans().await),
             (&Method::POST, "/admin/bans") => self.ban(req.into_body()).await,
+            (&Method::GET, "/admin/attack-mode") => {
+                json(StatusCode::OK, &self.inner.attack.status())
+            }
+            (&Method::POST, "/admin/attack-mode") => self.force_attack(req.into_body()).await,
             (&Method::GET, "/admin/fingerprints") => self.fingerprints(req.uri().query()),
             (&Method::GET, "/admin/filters") => {
                 json(StatusCode::OK, &self.inner.reloader.filters().status())
@@ -247,6 +253,42 @@ impl Admin {
         let created =
             serde_json::json!({"target": target, "expires_in_seconds": duration.as_secs()});
         json(StatusCode::CREATED, &created)
+    }
+
+    /// `POST /admin/attack-mode` with `{"route": "<name>", "mode": "on" |
+    /// "off" | "auto"}`; without `route`, every login route. Answers with
+    /// every route's status, as `GET` does.
+    async fn force_attack(&self, body: Incoming) -> Response<ProxyBody> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Force {
+            #[serde(default)]
+            route: Option<String>,
+            mode: Mode,
+        }
+        let Ok(body) = Limited::new(body, MAX_ADMIN_BODY).collect().await else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body is unreadable or too large",
+            );
+        };
+        let Ok(request) = serde_json::from_slice::<Force>(&body.to_bytes()) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                r#"expected {"route": "<login route name>", "mode": "on" | "off" | "auto"}"#,
+            );
+        };
+        let attack = &self.inner.attack;
+        if let Err(e) = attack.force(request.route.as_deref(), request.mode) {
+            return error(StatusCode::NOT_FOUND, &e.to_string());
+        }
+        let routes: Vec<&str> = match &request.route {
+            Some(route) => vec![route.as_str()],
+            None => attack.routes().collect(),
+        };
+        self.inner.state.force_attack(&routes, request.mode).await;
+        self.inner.metrics.record_attack_mode(attack.each_on());
+        json(StatusCode::OK, &attack.status())
     }
 
     /// `GET /admin/fingerprints[?limit=N]`: the busiest fingerprints over

@@ -19,10 +19,12 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod attack;
 mod defaults;
 mod login;
 mod protection;
 
+pub use attack::Attack;
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
 
 pub use protection::{
@@ -45,6 +47,8 @@ pub struct Config {
     pub suspicion: Suspicion,
     #[serde(default)]
     pub state: State,
+    #[serde(default)]
+    pub attack: Attack,
     #[serde(default)]
     pub log: Log,
 }
@@ -256,6 +260,7 @@ impl Config {
         self.limits.validate()?;
         self.suspicion.validate()?;
         self.state.validate()?;
+        self.attack.validate()?;
         let addrs = [Some(s.listen), s.listen_plain, Some(s.admin_listen)];
         let bound: Vec<_> = addrs.iter().flatten().filter(|a| a.port() != 0).collect();
         for (i, a) in bound.iter().enumerate() {

@@ -26,6 +26,7 @@
 //! forward                   upstream      pooled client, hop-by-hop removed, X-Forwarded-* set
 //! outcome                   outcome       the shop's answer: success, failure, unknown
 //! suspicion                 reputation    sliding window per client; bans up the ladder
+//! attack mode               attack        the route's answers counted; evaluated once a second
 //! respond                   respond       our own responses: 400, 403, 408, 413, 415, 429, 502, 504
 //! record                    metrics       typed collectors, bounded labels
 //! ```
@@ -59,6 +60,7 @@
 //! credentials
 //! rate_limit
 //! reputation
+//! attack        attack mode per login route: counted per request, decided per second
 //! state
 //! leaked
 //! verdict
@@ -95,6 +97,7 @@
 //! - Nothing is global: `main` builds every part and hands down cheap handles.
 
 pub mod admin;
+pub mod attack;
 pub mod authority;
 pub mod body;
 pub mod client_ip;

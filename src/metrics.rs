@@ -18,7 +18,7 @@ use crate::reputation::BanReason;
 use crate::route::{LoginRoute, Routes};
 use crate::upstream::UpstreamErrorKind;
 use crate::verdict::{self, Verdict};
-use families::{Connections, Filters, Logins, Protection, Requests, Upstream};
+use families::{Attacks, Connections, Filters, Logins, Protection, Requests, Upstream};
 
 /// What the proxy did with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +192,7 @@ struct Inner {
     upstream: Upstream,
     connections: Connections,
     filters: Filters,
+    attacks: Attacks,
 }
 
 impl Metrics {
@@ -207,6 +208,7 @@ impl Metrics {
             protection: Protection::register(registry)?,
             upstream: Upstream::register(registry)?,
             connections: Connections::register(registry)?,
+            attacks: Attacks::register(registry, routes)?,
         };
         families::register_process_collector(registry)?;
         Ok(Self {
@@ -257,6 +259,13 @@ impl Metrics {
         let protection = &self.inner.protection;
         protection.bans_active.set(gauge(bans_active));
         protection.tracked_clients.set(gauge(tracked_clients));
+    }
+
+    /// Whether each login route (by index) is in attack mode.
+    pub fn record_attack_mode(&self, on: impl IntoIterator<Item = bool>) {
+        for (gauge, on) in self.inner.attacks.mode.iter().zip(on) {
+            gauge.set(i64::from(on));
+        }
     }
 
     /// The counter of failed shared-state commands, for the state to count

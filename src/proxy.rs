@@ -13,6 +13,7 @@ use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use crate::attack::AttackMode;
 use crate::authority;
 use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
@@ -62,6 +63,7 @@ pub struct Stages {
     pub routes: Routes,
     pub leaked: LeakedFilters,
     pub state: State,
+    pub attack: AttackMode,
     pub login: LoginPolicy,
     pub metrics: Metrics,
 }
@@ -87,6 +89,8 @@ struct Record<'a> {
 /// answer.
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
+    /// The login route's index.
+    route: usize,
     verdict: Verdict,
     keys: AttemptKeys,
     /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
@@ -208,7 +212,9 @@ impl Proxy {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
-                let attempt = self.admit_unparsed(client, record.fingerprint).await?;
+                let attempt = self
+                    .admit_unparsed(route, client, record.fingerprint)
+                    .await?;
                 record.decision = RequestDecision::Unparsed;
                 return Ok((inspected_request(parts, body), Some(attempt)));
             }
@@ -225,6 +231,7 @@ impl Proxy {
         self.inner.metrics.record_login_attempt(verdict);
         record.decision = RequestDecision::from(decision);
         let attempt = Attempt {
+            route: route.index,
             verdict,
             keys,
             parsed: true,
@@ -250,6 +257,7 @@ impl Proxy {
     /// cannot be dodged by sending what credgate cannot parse.
     async fn admit_unparsed(
         &self,
+        route: &LoginRoute,
         client: ClientIp,
         fingerprint: Option<Ja4>,
     ) -> Result<Attempt, RequestError> {
@@ -262,6 +270,7 @@ impl Proxy {
         };
         self.inner.state.admit(&keys).await?;
         Ok(Attempt {
+            route: route.index,
             verdict: Verdict::Clean,
             keys,
             parsed: false,
@@ -284,6 +293,7 @@ impl Proxy {
             true => outcome.and_then(LoginOutcome::failed),
             false => Some(outcome != Some(LoginOutcome::Success)),
         };
+        self.inner.attack.record(attempt.route, failed);
         if let Some(ja4) = attempt.fingerprint {
             (self.inner.fingerprints).record(ja4, client.0, failed, Instant::now());
         }

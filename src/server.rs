@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{Admin, AdminParts, AdminToken};
+use crate::attack::AttackMode;
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
@@ -54,6 +55,34 @@ const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// How often expired bans and idle limiter keys are dropped, and the state
 /// gauges updated.
 const STATE_MAINTENANCE: Duration = Duration::from_secs(5);
+
+/// How often attack mode is evaluated: often enough to switch within
+/// seconds, seldom enough to average a second's worth of logins.
+const ATTACK_TICK: Duration = Duration::from_secs(1);
+
+/// Every [`ATTACK_TICK`]: evaluates attack mode on every login route, trades
+/// it with the other replicas through the state, and sets the gauges, until
+/// `shutdown`.
+async fn watch_attacks(
+    attack: AttackMode,
+    state: State,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(ATTACK_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let detected = attack.tick(std::time::Instant::now());
+        if let Some(shared) = state.share_attacks(&attack, &detected).await {
+            attack.share(&shared);
+        }
+        metrics.record_attack_mode(attack.each_on());
+    }
+}
 
 /// Every [`STATE_MAINTENANCE`]: expires bans, forgets idle limiter keys,
 /// updates the state gauges, until `shutdown`.
@@ -92,6 +121,7 @@ pub struct Server {
     tls: TlsAcceptor,
     reloader: Reloader,
     state: State,
+    attack: AttackMode,
     fingerprints: Fingerprints,
     /// How often filter files are checked for replacement; zero: never.
     watch_interval: Duration,
@@ -106,6 +136,7 @@ struct Parts {
     tls: TlsAcceptor,
     reloader: Reloader,
     state: State,
+    attack: AttackMode,
     fingerprints: Fingerprints,
     proxy: Proxy,
     admin: Admin,
@@ -136,6 +167,7 @@ impl Parts {
             .strip_client_headers(s.strip_client_headers.iter().map(|h| h.0.clone()));
         let state = State::new(config, metrics.state_backend_errors());
         let fingerprints = Fingerprints::new(config.suspicion.window.0);
+        let attack = AttackMode::new(&config.attack, &routes);
         let proxy = Proxy::new(Stages {
             upstream: upstream.clone(),
             trusted: TrustedProxies::new(s.trusted_proxies.clone()),
@@ -144,6 +176,7 @@ impl Parts {
             routes,
             leaked: leaked.clone(),
             state: state.clone(),
+            attack: attack.clone(),
             login: login_policy(config)?,
             metrics: metrics.clone(),
         });
@@ -153,6 +186,7 @@ impl Parts {
             metrics: metrics.clone(),
             upstream,
             state: state.clone(),
+            attack: attack.clone(),
             fingerprints: fingerprints.clone(),
             token: admin_token(s)?,
             reloader: reloader.clone(),
@@ -161,6 +195,7 @@ impl Parts {
             tls,
             reloader,
             state,
+            attack,
             fingerprints,
             proxy,
             admin,
@@ -206,6 +241,7 @@ impl Server {
             tls: parts.tls,
             reloader: parts.reloader,
             state: parts.state,
+            attack: parts.attack,
             fingerprints: parts.fingerprints,
             watch_interval: config.leaked.watch_interval.0,
             proxy: parts.proxy,
@@ -272,6 +308,12 @@ impl Server {
             let reloader = self.reloader.clone();
             loops.spawn(reloader.watch_filters(self.watch_interval, shutdown.clone()));
         }
+        loops.spawn(watch_attacks(
+            self.attack.clone(),
+            self.state.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         loops.spawn(maintain(
             self.state.clone(),
             self.fingerprints.clone(),

@@ -7,6 +7,10 @@
 //! backend: this process ([`local`]) or Redis, shared by every replica
 //! ([`redis`]). The methods are `async` for the shared one.
 //!
+//! With Redis it also carries attack mode between replicas
+//! ([`State::share_attacks`]): who detects an attack, and what operators
+//! forced.
+//!
 //! Allow and deny lists are configuration, the same on every replica, so
 //! they are checked here and never stored. When Redis fails, the
 //! `on_backend_error` policy answers instead, each failure is counted, and
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 use prometheus::IntCounter;
 
+use crate::attack::{AttackMode, Mode, SharedMode};
 use crate::client_ip::ClientIp;
 use crate::config::{self, BanScope, Config, OnBackendError};
 use crate::rate_limit::{AttemptKeys, Throttled, UsernameKey};
@@ -333,6 +338,33 @@ impl State {
             }
         }
         (active, clients)
+    }
+
+    /// Tells the other replicas which routes this one detects an attack on
+    /// (`detected`, in route order), and returns what they all say and what
+    /// operators forced; `None` without a shared backend, or while it fails
+    /// (each replica then goes by its own detector and forced modes).
+    pub async fn share_attacks(
+        &self,
+        attack: &AttackMode,
+        detected: &[bool],
+    ) -> Option<Vec<SharedMode>> {
+        let Backend::Redis(redis) = &self.inner.backend else {
+            return None;
+        };
+        if !redis.is_connected() {
+            return None;
+        }
+        let routes: Vec<(&str, bool)> = attack.routes().zip(detected.iter().copied()).collect();
+        let shared = async { Ok(Some(redis.share_attacks(&routes).await?)) };
+        self.shared(shared, |_| None).await
+    }
+
+    /// Forces attack mode on `routes` for every replica.
+    pub async fn force_attack(&self, routes: &[&str], mode: Mode) {
+        if let Backend::Redis(redis) = &self.inner.backend {
+            self.shared(redis.force_attack(routes, mode), |_| ()).await;
+        }
     }
 
     /// Tracked clients in this process' suspicion table.

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod attack;
 mod bypass;
 mod command_line;
 mod filters;

@@ -192,3 +192,25 @@ fn limit(count: u32, per_secs: u64, burst: u32) -> Limit {
 fn nonzero(n: u32) -> std::num::NonZeroU32 {
     std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
 }
+
+pub fn attack_min_failure_rate() -> f64 {
+    5.0
+}
+pub fn attack_baseline_factor() -> f64 {
+    4.0
+}
+pub fn attack_failure_ratio() -> f64 {
+    0.5
+}
+pub fn attack_window() -> HumanDuration {
+    secs(10)
+}
+pub fn attack_baseline_window() -> HumanDuration {
+    secs(3600)
+}
+pub fn attack_release() -> f64 {
+    0.5
+}
+pub fn attack_hold() -> HumanDuration {
+    secs(120)
+}

@@ -334,6 +334,34 @@ impl Filters {
     }
 }
 
+/// `credgate_attack_mode`, by login route index.
+#[derive(Debug)]
+pub(super) struct Attacks {
+    pub mode: Vec<IntGauge>,
+}
+
+impl Attacks {
+    pub fn register(registry: &Registry, routes: &Routes) -> Result<Self, prometheus::Error> {
+        let mode = register(
+            registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "credgate_attack_mode",
+                    "1 while the login route is in attack mode (detected or forced), else 0.",
+                ),
+                &["route"],
+            )?,
+        )?;
+        Ok(Self {
+            mode: routes
+                .logins()
+                .iter()
+                .map(|r| mode.with_label_values(&[&r.name]))
+                .collect(),
+        })
+    }
+}
+
 #[cfg(target_os = "linux")]
 pub(super) fn register_process_collector(registry: &Registry) -> Result<(), prometheus::Error> {
     registry.register(Box::new(

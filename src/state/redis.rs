@@ -18,6 +18,8 @@
 //! | `{global}:limit` | string | the global GCRA | same |
 //! | `{bans}:ip`, `{bans}:net`, `{bans}:reason` | zset, zset, hash | bans in force, by end time; reasons | purged when they end |
 //! | `{hashkey}` | string | the shared key of the username hash | none |
+//! | `{attack}:ROUTE:detected` | string | some replica detects an attack on the route | a few ticks, refreshed while on |
+//! | `{attack}:ROUTE:forced` | string | `on` or `off`, forced by an operator | none: until set back to auto |
 //!
 //! One attempt's limits (address, subnet, username, global) are checked in
 //! one script, which needs them on one node: this backend talks to a single
@@ -36,6 +38,7 @@ use ipnet::IpNet;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
+use crate::attack::{Mode, SharedMode};
 use crate::config::{self, Limit};
 use crate::rate_limit::{subnet_of, AttemptKeys, LimitKind, Throttled};
 use crate::reputation::{Ban, BanReason, Observation, Rules};
@@ -107,6 +110,10 @@ const BANS_IP: &str = "credgate:{bans}:ip";
 const BANS_NET: &str = "credgate:{bans}:net";
 const BAN_REASONS: &str = "credgate:{bans}:reason";
 const HASH_KEY: &str = "credgate:{hashkey}";
+/// How long a replica's word that it detects an attack lasts unless it
+/// repeats it (it does every second while it does): a replica that stops
+/// or dies stops speaking for the others within this.
+const ATTACK_DETECTED_TTL: Duration = Duration::from_secs(5);
 
 // === impl Redis ===
 
@@ -378,6 +385,60 @@ impl Redis {
         Ok((bans, count))
     }
 
+    /// Says which of `routes` this replica detects an attack on, and reads
+    /// what every replica says and what operators forced, in one round trip.
+    pub async fn share_attacks(
+        &self,
+        routes: &[(&str, bool)],
+    ) -> Result<Vec<SharedMode>, BackendError> {
+        if routes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (route, _) in routes.iter().filter(|(_, detected)| *detected) {
+            pipe.cmd("SET")
+                .arg(attack_key(route, "detected"))
+                .arg(1)
+                .arg("PX")
+                .arg(millis(ATTACK_DETECTED_TTL))
+                .ignore();
+        }
+        let read = pipe.cmd("MGET");
+        for (route, _) in routes {
+            read.arg(attack_key(route, "detected"))
+                .arg(attack_key(route, "forced"));
+        }
+        let (values,): (Vec<Option<String>>,) = self.query(&pipe).await?;
+        if values.len() != 2 * routes.len() {
+            return Err(BackendError::Reply("attack mode keys"));
+        }
+        Ok(values
+            .chunks_exact(2)
+            .map(|pair| SharedMode {
+                detected: pair[0].is_some(),
+                mode: match pair[1].as_deref() {
+                    Some("on") => Mode::On,
+                    Some("off") => Mode::Off,
+                    _ => Mode::Auto,
+                },
+            })
+            .collect())
+    }
+
+    /// An operator's mode for `routes`, for every replica.
+    pub async fn force_attack(&self, routes: &[&str], mode: Mode) -> Result<(), BackendError> {
+        let mut pipe = redis::pipe();
+        for route in routes {
+            let key = attack_key(route, "forced");
+            match mode {
+                Mode::Auto => pipe.cmd("DEL").arg(key).ignore(),
+                Mode::On | Mode::Off => pipe.cmd("SET").arg(key).arg(mode.as_str()).ignore(),
+            };
+        }
+        let () = self.query(&pipe).await?;
+        Ok(())
+    }
+
     fn limit_key(&self, kind: LimitKind, keys: &AttemptKeys) -> String {
         match kind {
             LimitKind::Ip => format!("{PREFIX}{{ip:{}}}:limit", keys.client.0),
@@ -388,6 +449,17 @@ impl Redis {
             LimitKind::Username => format!("{PREFIX}{{user:{:016x}}}:limit", keys.username.0),
             LimitKind::Global | LimitKind::All => format!("{PREFIX}{{global}}:limit"),
         }
+    }
+
+    /// Runs a pipeline within the command timeout.
+    async fn query<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, BackendError> {
+        let connection = self.connection.load_full();
+        let mut connection =
+            ConnectionManager::clone(connection.as_deref().ok_or(BackendError::NotConnected)?);
+        tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
+            .await
+            .map_err(|_| BackendError::Timeout(self.timeout))?
+            .map_err(BackendError::from)
     }
 
     /// Runs one script within the command timeout.
@@ -433,6 +505,12 @@ fn millis(d: Duration) -> u64 {
 
 fn suspicion_key(ip: IpAddr) -> String {
     format!("{PREFIX}{{ip:{ip}}}:suspicion")
+}
+
+/// One hash slot for every route's attack keys, so that one `MGET` reads
+/// them all.
+fn attack_key(route: &str, what: &str) -> String {
+    format!("{PREFIX}{{attack}}:{route}:{what}")
 }
 
 fn is_address(target: IpNet) -> bool {

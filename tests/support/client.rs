@@ -163,6 +163,17 @@ pub async fn admin_post(url: &str, json: &'static str, token: &str) -> StatusCod
         .0
 }
 
+/// A request with a JSON body to the admin listener with a bearer token;
+/// the status and the body of the answer.
+pub async fn admin_json(
+    method: &str,
+    url: &str,
+    json: String,
+    token: &str,
+) -> (StatusCode, String) {
+    admin_with_body(method, url, Some(token), full(json)).await
+}
+
 async fn admin_with_body(
     method: &str,
     url: &str,
