@@ -22,8 +22,11 @@ use serde::{Deserialize, Deserializer};
 mod defaults;
 mod login;
 mod protection;
+mod risk;
 
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
+
+pub use risk::{Risk, RiskAction};
 
 pub use protection::{
     Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,
@@ -41,6 +44,8 @@ pub struct Config {
     pub leaked: Leaked,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub risk: Risk,
     #[serde(default)]
     pub suspicion: Suspicion,
     #[serde(default)]
@@ -254,6 +259,7 @@ impl Config {
         }
         self.validate_logins()?;
         self.limits.validate()?;
+        self.risk.validate()?;
         self.suspicion.validate()?;
         self.state.validate()?;
         let addrs = [Some(s.listen), s.listen_plain, Some(s.admin_listen)];
