@@ -16,8 +16,9 @@ use hyper::body::Incoming;
 use crate::authority;
 use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
-use crate::config::OnUnparsed;
+use crate::config::{OnUnparsed, RiskAction};
 use crate::credentials::{self, LoginBody};
+use crate::device::DeviceUser;
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::logging;
@@ -26,6 +27,7 @@ use crate::outcome::LoginOutcome;
 use crate::rate_limit::AttemptKeys;
 use crate::reputation::Observation;
 use crate::respond::{self, BlockPage, RequestError};
+use crate::risk::{self, Level, Risk};
 use crate::route::{LoginRoute, Route, Routes};
 use crate::state::{Refusal, State};
 use crate::upstream::{Hop, Upstream};
@@ -63,6 +65,7 @@ pub struct Stages {
     pub leaked: LeakedFilters,
     pub state: State,
     pub login: LoginPolicy,
+    pub risk: Risk,
     pub metrics: Metrics,
 }
 
@@ -81,6 +84,7 @@ struct Record<'a> {
     fingerprint: Option<Ja4>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
+    risk: Option<Level>,
 }
 
 /// A checked login attempt on its way to the shop: what to learn from the
@@ -93,6 +97,10 @@ struct Attempt {
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
     fingerprint: Option<Ja4>,
+    /// Who gets the device cookie if the shop lets the login in: none for
+    /// an unparsed body, or a login forwarded as risky (its step-up is not
+    /// proven, so its browser is not yet trusted).
+    device: Option<DeviceUser>,
 }
 
 // === impl Proxy ===
@@ -120,6 +128,7 @@ impl Proxy {
             fingerprint: None,
             login: None,
             decision: RequestDecision::Allow,
+            risk: None,
         };
         let req = req.map(|body| Unread::new(body, version));
         let response = match self.try_handle(req, conn, &mut record).await {
@@ -144,6 +153,7 @@ impl Proxy {
                 status = response.status().as_u16(),
                 route = record.login.map_or("passthrough", |r| r.name.as_str()),
                 decision = record.decision.as_str(),
+                risk = record.risk.map_or("-", Level::as_str),
                 micros = elapsed.as_micros() as u64,
                 "request"
             );
@@ -166,6 +176,7 @@ impl Proxy {
             (self.inner.fingerprint).resolve(conn.ja4, peer_trusted, req.headers_mut());
         // No client may forge a verdict: the header is ours alone.
         req.headers_mut().remove(&self.inner.login.annotate_header);
+        req.headers_mut().remove(risk::HEADER);
         let route = self.inner.routes.resolve(&req);
         record.login = route.login();
         self.inner.routes.admit(&req, route)?;
@@ -177,7 +188,7 @@ impl Proxy {
             Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
-        let (response, elapsed) = self
+        let (mut response, elapsed) = self
             .inner
             .upstream
             .forward(req, host, self.hop(conn))
@@ -185,6 +196,7 @@ impl Proxy {
         self.inner.metrics.record_upstream(elapsed);
         if let (Some(attempt), Some(route)) = (attempt, record.login) {
             let outcome = route.failure.classify(&response);
+            self.settle_risk(attempt, outcome, response.headers_mut());
             self.learn(client, attempt, Some(outcome)).await;
         }
         Ok(response.map(Either::Left))
@@ -221,6 +233,14 @@ impl Proxy {
         };
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
+        let risk = &self.inner.risk;
+        let signals = risk.signals(
+            &parts.headers,
+            route.index,
+            &username,
+            &keys,
+            found.password,
+        );
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.decision = RequestDecision::from(decision);
@@ -229,6 +249,7 @@ impl Proxy {
             keys,
             parsed: true,
             fingerprint: record.fingerprint,
+            device: Some(risk.device.user(&username)),
         };
         match decision {
             verdict::Decision::Block => {
@@ -241,7 +262,54 @@ impl Proxy {
             }
             verdict::Decision::Allow | verdict::Decision::Shadow(_) => {}
         }
+        let attempt = self
+            .act_on_risk(&signals, &mut parts, attempt, record)
+            .await?;
         Ok((inspected_request(parts, body), Some(attempt)))
+    }
+
+    /// Assesses the attempt's risk and does what `[risk]` says at its
+    /// level: forward, forward annotated, or refuse (learning from the
+    /// refusal as from a block).
+    async fn act_on_risk(
+        &self,
+        signals: &risk::Signals,
+        parts: &mut Parts,
+        mut attempt: Attempt,
+        record: &mut Record<'_>,
+    ) -> Result<Attempt, RequestError> {
+        let level = risk::assess(signals);
+        self.inner.metrics.record_login_risk(level);
+        record.risk = Some(level);
+        let client = attempt.keys.client;
+        match self.inner.risk.policy.action(level) {
+            RiskAction::Allow => {}
+            RiskAction::Annotate => {
+                let value = HeaderValue::from_static(level.as_str());
+                parts.headers.insert(risk::HEADER, value);
+                attempt.device = None;
+                if record.decision == RequestDecision::Allow {
+                    record.decision = RequestDecision::Annotate;
+                }
+            }
+            RiskAction::Throttle => {
+                self.learn(client, attempt, None).await;
+                return Err(RequestError::RiskThrottled(level));
+            }
+            RiskAction::Block => {
+                self.learn(client, attempt, None).await;
+                return Err(RequestError::RiskBlocked(level));
+            }
+        }
+        Ok(attempt)
+    }
+
+    /// Tells risk what the shop answered, and hands a trusted login's
+    /// browser its device cookie.
+    fn settle_risk(&self, attempt: Attempt, outcome: LoginOutcome, headers: &mut http::HeaderMap) {
+        if attempt.parsed {
+            (self.inner.risk).settle(&attempt.keys, attempt.device, outcome, headers);
+        }
     }
 
     /// An unparsed login skips the leaked check, not the limits: it is
@@ -266,6 +334,7 @@ impl Proxy {
             keys,
             parsed: false,
             fingerprint,
+            device: None,
         })
     }
 
@@ -312,6 +381,8 @@ impl Proxy {
             | RequestError::Body(_)
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)
+            | RequestError::RiskThrottled(_)
+            | RequestError::RiskBlocked(_)
             | RequestError::Refused(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");
             }

@@ -31,12 +31,14 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{Admin, AdminParts, AdminToken};
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
+use crate::device::DeviceKeys;
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
 use crate::reload::Reloader;
 use crate::respond::BlockPage;
+use crate::risk::{self, NeverAttacked, Risk, RiskMemory};
 use crate::route::Routes;
 use crate::state::State;
 use crate::tls::{self, CertStore};
@@ -145,6 +147,7 @@ impl Parts {
             leaked: leaked.clone(),
             state: state.clone(),
             login: login_policy(config)?,
+            risk: risk_stage(config)?,
             metrics: metrics.clone(),
         });
         let reloader = Reloader::new(certs, leaked, metrics.clone());
@@ -337,6 +340,16 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
         .map(AdminToken::load)
         .transpose()
         .context("key `server.admin_token_file`")
+}
+
+/// The risk stage. Attack mode is never on until the detector is wired in.
+fn risk_stage(config: &Config) -> anyhow::Result<Risk> {
+    Ok(Risk {
+        policy: risk::Policy::new(&config.risk),
+        device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
+        memory: RiskMemory::new(config),
+        attack: Arc::new(NeverAttacked),
+    })
 }
 
 fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {

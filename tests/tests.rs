@@ -17,4 +17,5 @@ mod login;
 mod ops;
 mod passthrough;
 mod protection;
+mod risk;
 mod shared_state;
