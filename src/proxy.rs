@@ -288,9 +288,7 @@ impl Proxy {
                 let value = HeaderValue::from_static(level.as_str());
                 parts.headers.insert(risk::HEADER, value);
                 attempt.device = None;
-                if record.decision == RequestDecision::Allow {
-                    record.decision = RequestDecision::Annotate;
-                }
+                record.decision = RequestDecision::Annotate;
             }
             RiskAction::Throttle => {
                 self.learn(client, attempt, None).await;
