@@ -344,6 +344,9 @@ impl Proxy {
                 .metrics
                 .record_login_outcome(outcome, attempt.verdict);
         }
+        if outcome == Some(LoginOutcome::Success) {
+            self.inner.state.refund(&attempt.keys).await;
+        }
         let failed = match attempt.parsed {
             true => outcome.and_then(LoginOutcome::failed),
             false => Some(outcome != Some(LoginOutcome::Success)),

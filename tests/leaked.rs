@@ -68,6 +68,11 @@ path = "/login"
 # These tests replay leaked pairs from one address on purpose.
 [suspicion]
 enabled = false
+[limits]
+ip = "off"
+subnet = "off"
+username = "off"
+global = "off"
 
 [leaked]
 pairs_filter = "{}"

@@ -253,7 +253,9 @@ async fn one_address_spraying_usernames_is_banned() {
 
 #[tokio::test]
 async fn a_high_failure_ratio_is_banned_and_bans_escalate() {
-    let tables = "[suspicion]\nmin_attempts = 3\nfailure_ratio = 0.6\nban = [\"1s\", \"3s\"]\nban_scope = \"all\"";
+    // The username limit (on by default) would throttle these failures of
+    // one username before the ban; this test is about the ban.
+    let tables = "[suspicion]\nmin_attempts = 3\nfailure_ratio = 0.6\nban = [\"1s\", \"3s\"]\nban_scope = \"all\"\n[limits]\nusername = \"off\"";
     let (cert, _shop, proxy) = protected(tables).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     let mut bans = Vec::new();
@@ -517,4 +519,93 @@ fn rss() -> u64 {
         .parse::<u64>()
         .unwrap()
         * 1024
+}
+
+/// A carrier NAT on the defaults: 300 customers on one /24 log in within a
+/// minute, one in twenty mistyping first, and not one is limited: the
+/// per-client limits are charged by failures, and the shop said yes.
+#[tokio::test]
+async fn three_hundred_customers_on_one_24_are_never_limited_on_defaults() {
+    use crate::support::customers::{customer, start_customer_shop};
+    let cert = TestCert::generate();
+    let shop = start_customer_shop().await;
+    let server = trusting_server_with_admin(&cert);
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n",
+        config_toml(&cert, shop, &server, "")
+    );
+    let proxy = start_proxy(&toml).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    for n in 0..300 {
+        // 254 addresses: some customers share one, as behind a carrier NAT.
+        let from = format!("198.51.100.{}", 1 + n % 254);
+        let (user, password) = customer(n);
+        if n % 20 == 0 {
+            let typo = client.send(login(&proxy, &from, &user, WRONG)).await;
+            assert_eq!(typo.status, StatusCode::UNAUTHORIZED, "customer {n}");
+        }
+        let answer = client.send(login(&proxy, &from, &user, &password)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FOUND,
+            "customer {n}: {}",
+            answer.body
+        );
+    }
+    let metrics = scrape(proxy.addrs.admin).await;
+    for limit in ["ip", "subnet", "username", "global"] {
+        let limited = sample(&metrics, "credgate_rate_limited_total", &[("limit", limit)]);
+        assert_eq!(limited, 0.0, "{limit}");
+    }
+}
+
+/// A customer whose password leaked tries it four times (refused each
+/// time: the pair is in the breach), then resets it and logs in: never
+/// banned, never limited. Suspicion counts distinct leaked pairs.
+#[tokio::test]
+async fn a_customer_retrying_their_leaked_pair_is_not_banned() {
+    use crate::support::customers::{customer, start_customer_shop};
+    let cert = TestCert::generate();
+    let shop = start_customer_shop().await;
+    let (user, password) = customer(7);
+    let pairs = build_filter(
+        cert.dir.path(),
+        "pairs.cgf",
+        credgate::leaked::FilterKind::Pairs,
+        &["someone@example.com:x", &format!("{user}:{password}")],
+    );
+    let server = trusting_server_with_admin(&cert);
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[leaked]\npairs_filter = \"{}\"\n",
+        config_toml(&cert, shop, &server, ""),
+        pairs.display()
+    );
+    let proxy = start_proxy(&toml).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let from = "203.0.113.44";
+    for attempt in 0..4 {
+        let answer = client.send(login(&proxy, from, &user, &password)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "attempt {attempt}");
+        assert!(
+            !answer.headers.contains_key("retry-after"),
+            "attempt {attempt}: a ban, not the leaked-pair page"
+        );
+    }
+    // The address is not banned: the next login from it goes through. (The
+    // test shop's passwords are fixed, so the customer's login after a
+    // reset is played by another account from the same address.)
+    let (other, other_password) = customer(8);
+    let answer = client
+        .send(login(&proxy, from, &other, &other_password))
+        .await;
+    assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
+    let metrics = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "credgate_bans_total",
+            &[("reason", "leaked_pairs")]
+        ),
+        0.0
+    );
 }

@@ -68,12 +68,13 @@ impl Replicas {
         self.client.send(request).await.status
     }
 
-    /// Logins from `from`, alternating replicas, until one is refused;
-    /// returns how many passed.
+    /// Failed logins from `from`, alternating replicas, until one is
+    /// refused; returns how many passed. (Limits are charged by failures: a
+    /// login that succeeds gives its cell back.)
     async fn passed_until_refused(&self, from: &str, limit: usize) -> usize {
         for i in 0..limit {
             let on = if i % 2 == 0 { &self.a } else { &self.b };
-            if self.login(on, from, RIGHT).await != StatusCode::OK {
+            if self.login(on, from, WRONG).await != StatusCode::UNAUTHORIZED {
                 return i;
             }
         }
@@ -84,16 +85,18 @@ impl Replicas {
 #[tokio::test]
 async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
     let redis = RedisServer::start();
-    let r = replicas(&redis, "", "[limits]\nip = { rate = \"1/min\", burst = 6 }").await;
+    let limits = "[limits]\nip = { rate = \"1/min\", burst = 6 }\nsubnet = \"off\"\nusername = \"off\"\nglobal = \"off\"";
+    let r = replicas(&redis, "", limits).await;
     assert_eq!(r.passed_until_refused("192.0.2.10", 20).await, 6);
     assert_eq!(
         r.login(&r.a, "192.0.2.11", RIGHT).await,
         StatusCode::OK,
         "another address has its own budget"
     );
-    // Keys per tracked client: its limit and its suspicion counters; plus
+    // Keys per tracked client: its limit and its suspicion counters (a
+    // client whose login succeeded got its cell back: no limit key); plus
     // the shared username hash key.
-    assert_eq!(redis.keys(), 2 * 2 + 1, "{}", redis.command("KEYS *"));
+    assert_eq!(redis.keys(), 2 + 1 + 1, "{}", redis.command("KEYS *"));
     for key in redis
         .command("KEYS *")
         .lines()
@@ -179,7 +182,7 @@ async fn with_redis_down(policy: &str, down: [StatusCode; 5]) {
         redis.kill();
         let mut answers = Vec::new();
         for _ in 0..5 {
-            answers.push(r.login_answer(&r.a, "192.0.2.30", RIGHT).await);
+            answers.push(r.login_answer(&r.a, "192.0.2.30", WRONG).await);
         }
         let statuses: Vec<_> = answers.iter().map(|a| a.status).collect();
         assert_eq!(statuses, down, "on_backend_error = {policy}");
@@ -197,7 +200,7 @@ async fn with_redis_down(policy: &str, down: [StatusCode; 5]) {
         }
         // The other replica's budget is its own (local) or none (allow, deny).
         assert_eq!(
-            r.login(&r.b, "192.0.2.30", RIGHT).await,
+            r.login(&r.b, "192.0.2.30", WRONG).await,
             down[0],
             "{policy}"
         );
@@ -234,17 +237,17 @@ async fn with_redis_down(policy: &str, down: [StatusCode; 5]) {
     }
 }
 
-const OK: StatusCode = StatusCode::OK;
+const FAILED: StatusCode = StatusCode::UNAUTHORIZED;
 const THROTTLED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 
 #[tokio::test]
 async fn with_redis_down_local_limits_in_memory_and_a_restarted_redis_is_used_again() {
-    with_redis_down("local", [OK, OK, OK, OK, THROTTLED]).await;
+    with_redis_down("local", [FAILED, FAILED, FAILED, FAILED, THROTTLED]).await;
 }
 
 #[tokio::test]
 async fn with_redis_down_allow_lets_logins_through_and_a_restarted_redis_is_used_again() {
-    with_redis_down("allow", [OK; 5]).await;
+    with_redis_down("allow", [FAILED; 5]).await;
 }
 
 #[tokio::test]
@@ -315,11 +318,13 @@ async fn rediss_urls_connect_over_tls() {
     let login = || {
         Request::post(format!("https://127.0.0.1:{}/login", proxy.proxy.port()))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(full("username=alice%40example.com&password=wonderland-42"))
+            .body(full(
+                "username=alice%40example.com&password=not-the-password",
+            ))
             .unwrap()
     };
-    assert_eq!(client.send(login()).await.status, StatusCode::OK);
-    assert_eq!(client.send(login()).await.status, StatusCode::OK);
+    assert_eq!(client.send(login()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(client.send(login()).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         client.send(login()).await.status,
         StatusCode::TOO_MANY_REQUESTS

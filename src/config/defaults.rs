@@ -158,3 +158,46 @@ pub fn max_tracked_clients() -> usize {
 pub fn log_level() -> LogLevel {
     LogLevel("info".into())
 }
+
+// The login limits on by default. `ip`, `subnet` and `username` are charged
+// by failures: a customer mistypes once or twice; a stuffing source fails
+// nineteen times in twenty.
+
+pub(super) fn ip_limit() -> Option<Limit> {
+    Some(limit(20, 60, 10))
+}
+
+pub(super) fn subnet_limit() -> Option<SubnetLimit> {
+    Some(SubnetLimit {
+        rate: Rate {
+            count: nonzero(100),
+            per: Duration::from_secs(60),
+        },
+        burst: nonzero(30),
+        ipv4_prefix: ipv4_prefix(),
+        ipv6_prefix: ipv6_prefix(),
+    })
+}
+
+pub(super) fn username_limit() -> Option<Limit> {
+    Some(limit(10, 60, 5))
+}
+
+/// The shop's capacity, charged by attempts.
+pub(super) fn global_limit() -> Option<Limit> {
+    Some(limit(500, 1, 500))
+}
+
+fn limit(count: u32, per_secs: u64, burst: u32) -> Limit {
+    Limit {
+        rate: Rate {
+            count: nonzero(count),
+            per: Duration::from_secs(per_secs),
+        },
+        burst: nonzero(burst),
+    }
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
+}

@@ -10,21 +10,76 @@ use serde::Deserialize;
 
 use super::{defaults, ConfigError, HumanDuration};
 
-/// `[limits]`: each limit is off unless configured. They apply to login
-/// attempts, except `all`, which applies to every request per client.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[limits]`: they apply to login attempts, except `all`, which applies to
+/// every request per client. `ip`, `subnet`, `username` and `global` are on
+/// by default, because an operator who has not tuned them yet is exactly the
+/// one who needs them; `ip`, `subnet` and `username` are charged by failures,
+/// so real customers who log in never use them up. Each can be set to
+/// `"off"`. `all` is off unless configured.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    #[serde(default)]
+    #[serde(default = "defaults::ip_limit", deserialize_with = "switchable")]
     pub ip: Option<Limit>,
-    #[serde(default)]
+    #[serde(default = "defaults::subnet_limit", deserialize_with = "switchable")]
     pub subnet: Option<SubnetLimit>,
-    #[serde(default)]
+    #[serde(default = "defaults::username_limit", deserialize_with = "switchable")]
     pub username: Option<Limit>,
-    #[serde(default)]
+    #[serde(default = "defaults::global_limit", deserialize_with = "switchable")]
     pub global: Option<Limit>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "switchable")]
     pub all: Option<Limit>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            ip: defaults::ip_limit(),
+            subnet: defaults::subnet_limit(),
+            username: defaults::username_limit(),
+            global: defaults::global_limit(),
+            all: None,
+        }
+    }
+}
+
+/// A limit's table, or `"off"` (also `false`): `Some(limit)` or `None`.
+fn switchable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Switch<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Switch<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table such as { rate = \"20/min\", burst = 10 }, or \"off\"")
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+            match on {
+                false => Ok(None),
+                true => Err(E::custom("`true` says nothing: give the limit's table")),
+            }
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            match value {
+                "off" => Ok(None),
+                other => Err(E::custom(format!(
+                    "{other:?}: only \"off\" turns a limit off"
+                ))),
+            }
+        }
+
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    deserializer.deserialize_any(Switch(std::marker::PhantomData))
 }
 
 /// A rate and the burst allowed above it.

@@ -762,7 +762,7 @@ mod tests {
         let mut pairs = FilterBuilder::with_seed(
             FilterKind::Pairs,
             UsernameNormalization::Email,
-            100,
+            2000,
             1e-3,
             &SEED,
         )
@@ -771,7 +771,7 @@ mod tests {
         let mut passwords = FilterBuilder::with_seed(
             FilterKind::Passwords,
             UsernameNormalization::None,
-            100,
+            2000,
             1e-3,
             &SEED,
         )
@@ -780,7 +780,7 @@ mod tests {
         let checksum = |b: FilterBuilder| b.finish(vec![]).header().body_checksum;
         assert_eq!(
             (checksum(pairs), checksum(passwords)),
-            (0x61e99a8e, 0x2f8162f4)
+            (0x4cdc0ea1, 0xb95c5def)
         );
     }
 

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod customers;
 pub mod redis;
 
 use std::net::SocketAddr;
