@@ -138,7 +138,7 @@ impl Logins {
             registry,
             counters(
                 "credgate_login_risk_total",
-                "Login attempts whose risk was assessed, by level.",
+                "Login attempts whose risk was assessed (those the leaked checks did not block), by level.",
                 &["level"],
             )?,
         )?;
