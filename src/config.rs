@@ -23,9 +23,12 @@ mod attack;
 mod defaults;
 mod login;
 mod protection;
+mod risk;
 
 pub use attack::Attack;
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
+
+pub use risk::{Risk, RiskAction};
 
 pub use protection::{
     Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,
@@ -43,6 +46,8 @@ pub struct Config {
     pub leaked: Leaked,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub risk: Risk,
     #[serde(default)]
     pub suspicion: Suspicion,
     #[serde(default)]
@@ -258,6 +263,7 @@ impl Config {
         }
         self.validate_logins()?;
         self.limits.validate()?;
+        self.risk.validate()?;
         self.suspicion.validate()?;
         self.state.validate()?;
         self.attack.validate()?;

@@ -22,11 +22,14 @@
 //! rate limits               rate_limit    ip, subnet, username, global (via state)
 //! leaked checks             leaked        pairs and passwords filters (hot-swapped)
 //! decision                  verdict       Signals + Policy → Verdict, Decision (pure)
+//! risk                      risk, device  attack mode, device cookie, history → low|medium|high;
+//!                                         allow, annotate (Credgate-Risk), throttle or block
 //! ──
 //! forward                   upstream      pooled client, hop-by-hop removed, X-Forwarded-* set
 //! outcome                   outcome       the shop's answer: success, failure, unknown
 //! suspicion                 reputation    sliding window per client; bans up the ladder
 //! attack mode               attack        the route's answers counted; evaluated once a second
+//! device trust              device        a successful login gets the device cookie
 //! respond                   respond       our own responses: 400, 403, 408, 413, 415, 429, 502, 504
 //! record                    metrics       typed collectors, bounded labels
 //! ```
@@ -64,6 +67,8 @@
 //! state
 //! leaked
 //! verdict
+//! device        the signed device-trust cookie: sign, verify, rotate keys
+//! risk          Signals → Level (pure); bounded memory of successes and failures
 //! upstream
 //! metrics       typed collectors over the stages' label enums
 //! respond       our own responses, from the stages' errors
@@ -87,6 +92,10 @@
 //! - A blocked, malformed or ambiguous login never reaches the shop.
 //! - The body forwarded on a login route is byte for byte the body inspected.
 //! - A client cannot forge a verdict: the annotation header is ours alone.
+//! - A client cannot forge a risk level: `Credgate-Risk` is removed from
+//!   every request and set only by credgate.
+//! - A device cookie carries only an expiry and keyed hashes, and its value
+//!   is never logged.
 //! - No password is ever printed: `Password` has no `Display`, its `Debug` is
 //!   `<redacted>`, and its buffers are zeroed on drop.
 //! - Pass-through bodies stream in both directions; only login bodies, capped
@@ -105,6 +114,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod device;
 pub mod fieldname;
 pub mod filter_build;
 pub mod fingerprint;
@@ -118,6 +128,7 @@ pub mod rate_limit;
 pub mod reload;
 pub mod reputation;
 pub mod respond;
+pub mod risk;
 pub mod route;
 pub mod server;
 pub mod state;

@@ -15,6 +15,7 @@ use crate::leaked::FilterKind;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::LimitKind;
 use crate::reputation::BanReason;
+use crate::risk::Level;
 use crate::route::{LoginRoute, Routes};
 use crate::upstream::UpstreamErrorKind;
 use crate::verdict::{self, Verdict};
@@ -104,10 +105,12 @@ pub enum RefusalReason {
     Banned,
     Throttled,
     Unavailable,
+    /// A login whose risk level the operator throttles or blocks.
+    Risk,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 21] = [
+    pub const ALL: [RefusalReason; 22] = [
         Self::AmbiguousHost,
         Self::PathControl,
         Self::BodyNotAllowed,
@@ -129,6 +132,7 @@ impl RefusalReason {
         Self::Banned,
         Self::Throttled,
         Self::Unavailable,
+        Self::Risk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +158,7 @@ impl RefusalReason {
             Self::Banned => "banned",
             Self::Throttled => "throttled",
             Self::Unavailable => "unavailable",
+            Self::Risk => "risk",
         }
     }
 }
@@ -243,6 +248,10 @@ impl Metrics {
 
     pub fn record_login_outcome(&self, outcome: LoginOutcome, verdict: Verdict) {
         self.inner.logins.outcomes[outcome as usize][verdict as usize].inc();
+    }
+
+    pub fn record_login_risk(&self, level: Level) {
+        self.inner.logins.risk[level as usize].inc();
     }
 
     pub fn record_rate_limited(&self, limit: LimitKind) {
@@ -351,6 +360,9 @@ mod tests {
         }
         for (i, r) in BanReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
+        }
+        for (i, l) in Level::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
         }
         for (i, r) in RefusalReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);

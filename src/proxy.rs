@@ -17,8 +17,9 @@ use crate::attack::AttackMode;
 use crate::authority;
 use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
-use crate::config::OnUnparsed;
+use crate::config::{OnUnparsed, RiskAction};
 use crate::credentials::{self, LoginBody};
+use crate::device::DeviceUser;
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::logging;
@@ -27,6 +28,7 @@ use crate::outcome::LoginOutcome;
 use crate::rate_limit::AttemptKeys;
 use crate::reputation::Observation;
 use crate::respond::{self, BlockPage, RequestError};
+use crate::risk::{self, Level, Risk};
 use crate::route::{LoginRoute, Route, Routes};
 use crate::state::{Refusal, State};
 use crate::upstream::{Hop, Upstream};
@@ -65,6 +67,7 @@ pub struct Stages {
     pub state: State,
     pub attack: AttackMode,
     pub login: LoginPolicy,
+    pub risk: Risk,
     pub metrics: Metrics,
 }
 
@@ -83,6 +86,7 @@ struct Record<'a> {
     fingerprint: Option<Ja4>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
+    risk: Option<Level>,
 }
 
 /// A checked login attempt on its way to the shop: what to learn from the
@@ -97,6 +101,10 @@ struct Attempt {
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
     fingerprint: Option<Ja4>,
+    /// Who gets the device cookie if the shop lets the login in: none for
+    /// an unparsed body, or a login forwarded as risky (its step-up is not
+    /// proven, so its browser is not yet trusted).
+    device: Option<DeviceUser>,
 }
 
 // === impl Proxy ===
@@ -124,6 +132,7 @@ impl Proxy {
             fingerprint: None,
             login: None,
             decision: RequestDecision::Allow,
+            risk: None,
         };
         let req = req.map(|body| Unread::new(body, version));
         let response = match self.try_handle(req, conn, &mut record).await {
@@ -148,6 +157,7 @@ impl Proxy {
                 status = response.status().as_u16(),
                 route = record.login.map_or("passthrough", |r| r.name.as_str()),
                 decision = record.decision.as_str(),
+                risk = record.risk.map_or("-", Level::as_str),
                 micros = elapsed.as_micros() as u64,
                 "request"
             );
@@ -170,6 +180,7 @@ impl Proxy {
             (self.inner.fingerprint).resolve(conn.ja4, peer_trusted, req.headers_mut());
         // No client may forge a verdict: the header is ours alone.
         req.headers_mut().remove(&self.inner.login.annotate_header);
+        req.headers_mut().remove(risk::HEADER);
         let route = self.inner.routes.resolve(&req);
         record.login = route.login();
         self.inner.routes.admit(&req, route)?;
@@ -181,7 +192,7 @@ impl Proxy {
             Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
-        let (response, elapsed) = self
+        let (mut response, elapsed) = self
             .inner
             .upstream
             .forward(req, host, self.hop(conn))
@@ -189,6 +200,7 @@ impl Proxy {
         self.inner.metrics.record_upstream(elapsed);
         if let (Some(attempt), Some(route)) = (attempt, record.login) {
             let outcome = route.failure.classify(&response);
+            self.settle_risk(attempt, outcome, response.headers_mut());
             self.learn(client, attempt, Some(outcome)).await;
         }
         Ok(response.map(Either::Left))
@@ -227,6 +239,14 @@ impl Proxy {
         };
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
+        let risk = &self.inner.risk;
+        let signals = risk.signals(
+            &parts.headers,
+            route.index,
+            &username,
+            &keys,
+            found.password,
+        );
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.decision = RequestDecision::from(decision);
@@ -236,6 +256,7 @@ impl Proxy {
             keys,
             parsed: true,
             fingerprint: record.fingerprint,
+            device: Some(risk.device.user(&username)),
         };
         match decision {
             verdict::Decision::Block => {
@@ -248,7 +269,52 @@ impl Proxy {
             }
             verdict::Decision::Allow | verdict::Decision::Shadow(_) => {}
         }
+        let attempt = self
+            .act_on_risk(&signals, &mut parts, attempt, record)
+            .await?;
         Ok((inspected_request(parts, body), Some(attempt)))
+    }
+
+    /// Assesses the attempt's risk and does what `[risk]` says at its
+    /// level: forward, forward annotated, or refuse (learning from the
+    /// refusal as from a block).
+    async fn act_on_risk(
+        &self,
+        signals: &risk::Signals,
+        parts: &mut Parts,
+        mut attempt: Attempt,
+        record: &mut Record<'_>,
+    ) -> Result<Attempt, RequestError> {
+        let level = risk::assess(signals);
+        self.inner.metrics.record_login_risk(level);
+        record.risk = Some(level);
+        let client = attempt.keys.client;
+        match self.inner.risk.policy.action(level) {
+            RiskAction::Allow => {}
+            RiskAction::Annotate => {
+                let value = HeaderValue::from_static(level.as_str());
+                parts.headers.insert(risk::HEADER, value);
+                attempt.device = None;
+                record.decision = RequestDecision::Annotate;
+            }
+            RiskAction::Throttle => {
+                self.learn(client, attempt, None).await;
+                return Err(RequestError::RiskThrottled(level));
+            }
+            RiskAction::Block => {
+                self.learn(client, attempt, None).await;
+                return Err(RequestError::RiskBlocked(level));
+            }
+        }
+        Ok(attempt)
+    }
+
+    /// Tells risk what the shop answered, and hands a trusted login's
+    /// browser its device cookie.
+    fn settle_risk(&self, attempt: Attempt, outcome: LoginOutcome, headers: &mut http::HeaderMap) {
+        if attempt.parsed {
+            (self.inner.risk).settle(&attempt.keys, attempt.device, outcome, headers);
+        }
     }
 
     /// An unparsed login skips the leaked check, not the limits: it is
@@ -275,6 +341,7 @@ impl Proxy {
             keys,
             parsed: false,
             fingerprint,
+            device: None,
         })
     }
 
@@ -325,6 +392,8 @@ impl Proxy {
             | RequestError::Body(_)
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)
+            | RequestError::RiskThrottled(_)
+            | RequestError::RiskBlocked(_)
             | RequestError::Refused(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");
             }

@@ -16,6 +16,7 @@ use crate::body::ProxyBody;
 use crate::credentials::BodyError;
 use crate::credentials::CredentialsError;
 use crate::metrics::{RefusalReason, RequestDecision};
+use crate::risk::{self, Level};
 use crate::route::RouteRefusal;
 use crate::state::Refusal;
 use crate::upstream::UpstreamError;
@@ -36,6 +37,12 @@ pub enum RequestError {
     Blocked(Verdict),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// `[risk]` throttles logins of this level.
+    #[error("login throttled: {} risk", .0.as_str())]
+    RiskThrottled(Level),
+    /// `[risk]` blocks logins of this level.
+    #[error("login refused: {} risk", .0.as_str())]
+    RiskBlocked(Level),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -46,10 +53,11 @@ impl RequestError {
             Self::AmbiguousHost(_) | Self::Route(_) | Self::Body(_) | Self::Credentials(_) => {
                 RequestDecision::Reject
             }
-            Self::Blocked(_) | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => {
-                RequestDecision::Block
-            }
-            Self::Refused(Refusal::Throttled(_) | Refusal::Unavailable) => {
+            Self::Blocked(_)
+            | Self::RiskBlocked(_)
+            | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => RequestDecision::Block,
+            Self::RiskThrottled(_)
+            | Self::Refused(Refusal::Throttled(_) | Refusal::Unavailable) => {
                 RequestDecision::Throttle
             }
             Self::Upstream(_) => RequestDecision::UpstreamError,
@@ -92,6 +100,7 @@ impl RequestError {
             Self::Refused(Refusal::Banned(_)) => R::Banned,
             Self::Refused(Refusal::Throttled(_)) => R::Throttled,
             Self::Refused(Refusal::Unavailable) => R::Unavailable,
+            Self::RiskThrottled(_) | Self::RiskBlocked(_) => R::Risk,
             Self::Upstream(_) => return None,
         })
     }
@@ -162,6 +171,18 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
             retry_after(&mut response, Duration::from_secs(1));
             response
         }
+        RequestError::RiskThrottled(_) => {
+            let mut response = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this sign-in looks unusual; try again later",
+            );
+            retry_after(&mut response, risk::RETRY_AFTER);
+            response
+        }
+        RequestError::RiskBlocked(_) => json(
+            StatusCode::FORBIDDEN,
+            "this sign-in looks unusual and was refused",
+        ),
         RequestError::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => {
             json(StatusCode::BAD_GATEWAY, "the shop could not be reached")
         }

@@ -32,12 +32,14 @@ use crate::admin::{Admin, AdminParts, AdminToken};
 use crate::attack::AttackMode;
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
+use crate::device::DeviceKeys;
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
 use crate::reload::Reloader;
 use crate::respond::BlockPage;
+use crate::risk::{self, Risk, RiskMemory};
 use crate::route::Routes;
 use crate::state::State;
 use crate::tls::{self, CertStore};
@@ -178,6 +180,7 @@ impl Parts {
             state: state.clone(),
             attack: attack.clone(),
             login: login_policy(config)?,
+            risk: risk_stage(config, &attack)?,
             metrics: metrics.clone(),
         });
         let reloader = Reloader::new(certs, leaked, metrics.clone());
@@ -379,6 +382,16 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
         .map(AdminToken::load)
         .transpose()
         .context("key `server.admin_token_file`")
+}
+
+/// The risk stage, reading the routes' attack mode from the detector.
+fn risk_stage(config: &Config, attack: &AttackMode) -> anyhow::Result<Risk> {
+    Ok(Risk {
+        policy: risk::Policy::new(&config.risk),
+        device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
+        memory: RiskMemory::new(config),
+        attack: Arc::new(attack.clone()),
+    })
 }
 
 fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {

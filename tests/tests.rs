@@ -18,4 +18,5 @@ mod login;
 mod ops;
 mod passthrough;
 mod protection;
+mod risk;
 mod shared_state;

@@ -110,6 +110,15 @@ pub fn match_suffix() -> bool {
 pub fn failure_status() -> Vec<u16> {
     vec![401, 403]
 }
+pub fn on_medium_risk() -> RiskAction {
+    RiskAction::Allow
+}
+pub fn on_high_risk() -> RiskAction {
+    RiskAction::Annotate
+}
+pub fn device_cookie_max_age() -> HumanDuration {
+    secs(90 * 86400)
+}
 pub fn ipv4_prefix() -> u8 {
     24
 }

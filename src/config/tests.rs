@@ -96,3 +96,28 @@ fn load_names_the_file() {
     let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
     assert!(matches!(missing, ConfigError::Read { .. }));
 }
+
+#[test]
+fn risk_defaults_and_errors() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.risk.on_medium, RiskAction::Allow);
+    assert_eq!(c.risk.on_high, RiskAction::Annotate);
+    assert_eq!(
+        c.risk.device_cookie_max_age.0,
+        Duration::from_secs(90 * 86400)
+    );
+    let text =
+        format!("{MINIMAL}\n[risk]\non_high = \"throttle\"\ndevice_cookie_max_age = \"90d\"");
+    assert_eq!(
+        Config::from_toml(&text).unwrap().risk.on_high,
+        RiskAction::Throttle
+    );
+    let e = error_of(&format!("{MINIMAL}\n[risk]\non_medium = \"shadow\""));
+    assert!(e.contains("risk.on_medium"), "{e}");
+    let e = error_of(&format!(
+        "{MINIMAL}\n[risk]\ndevice_cookie_max_age = \"0s\""
+    ));
+    assert!(e.contains("risk.device_cookie_max_age"), "{e}");
+    let e = error_of(&format!("{MINIMAL}\n[risk]\ndevice_key = \"k\""));
+    assert!(e.contains("device_key"), "{e}");
+}

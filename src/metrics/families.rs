@@ -14,6 +14,7 @@ use crate::leaked::FilterKind;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::LimitKind;
 use crate::reputation::BanReason;
+use crate::risk::Level;
 use crate::route::Routes;
 use crate::upstream::UpstreamErrorKind;
 use crate::verdict::Verdict;
@@ -111,6 +112,8 @@ pub(super) struct Logins {
     pub attempts: [IntCounter; Verdict::ALL.len()],
     /// By outcome, then verdict.
     pub outcomes: [[IntCounter; Verdict::ALL.len()]; LoginOutcome::ALL.len()],
+    /// `credgate_login_risk_total`, by level.
+    pub risk: [IntCounter; Level::ALL.len()],
 }
 
 impl Logins {
@@ -131,7 +134,16 @@ impl Logins {
                 &["outcome", "verdict"],
             )?,
         )?;
+        let risk = register(
+            registry,
+            counters(
+                "credgate_login_risk_total",
+                "Login attempts whose risk was assessed (those the leaked checks did not block), by level.",
+                &["level"],
+            )?,
+        )?;
         Ok(Self {
+            risk: Level::ALL.map(|l| risk.with_label_values(&[l.as_str()])),
             attempts: Verdict::ALL.map(|v| attempts.with_label_values(&[v.as_str()])),
             outcomes: LoginOutcome::ALL.map(|o| {
                 Verdict::ALL.map(|v| outcomes.with_label_values(&[o.as_str(), v.as_str()]))

@@ -1,0 +1,280 @@
+//! How risky one login attempt is: a pure function of signals gathered
+//! across clients (attack mode, a known device, the client's and its
+//! subnet's recent history, a leaked password, whether the account ever
+//! logged in here), and what the operator wants done at each level.
+//!
+//! The leaked filters catch the breaches credgate has seen; risk is for the
+//! campaigns it has not: a login from a browser that never logged in to the
+//! account, during an attack, on an account that never logged in here, is
+//! the shape of stuffing whatever the breach. Like [`crate::verdict`], the
+//! decision has no I/O, no clock and no locks, so its table is a unit test;
+//! the bounded memory it reads lives in [`memory`].
+
+pub mod memory;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::SET_COOKIE;
+use http::{HeaderMap, HeaderName};
+
+use crate::config::{self, RiskAction};
+use crate::device::{DeviceKeys, DeviceUser};
+use crate::outcome::LoginOutcome;
+use crate::rate_limit::AttemptKeys;
+
+pub use memory::RiskMemory;
+
+/// The header that carries a risky login's level to the shop. Ours alone:
+/// a client's copy is removed on every route.
+pub const HEADER: HeaderName = HeaderName::from_static("credgate-risk");
+
+/// What a throttled risky login is told to wait.
+pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The risk of one login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Low,
+    Medium,
+    High,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Self::Low, Self::Medium, Self::High];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// Recent logins from one client or one subnet, as far as the bounded
+/// memory knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum History {
+    /// Nothing that stands out: few attempts, or mostly successes.
+    #[default]
+    Quiet,
+    /// Mostly failing: at least `min_failures`, and more failures than
+    /// successes.
+    Failing,
+}
+
+impl History {
+    /// The history of `successes` and `failures` in the current window.
+    pub fn of(successes: u32, failures: u32, min_failures: u32) -> Self {
+        match failures >= min_failures && failures > successes {
+            true => Self::Failing,
+            false => Self::Quiet,
+        }
+    }
+}
+
+/// What the stages before the decision know about one attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// The route is under a campaign (the attack-mode detector).
+    pub attack_mode: bool,
+    /// The request carries a valid device cookie for this username.
+    pub known_device: bool,
+    /// The password is in the passwords filter (with some username).
+    pub leaked_password: bool,
+    /// Whether the username has logged in successfully here, as far as the
+    /// memory reaches; `None`: unknown.
+    pub username_succeeded_before: Option<bool>,
+    pub client: History,
+    pub subnet: History,
+}
+
+/// The level of an attempt.
+///
+/// A known device is low: a stuffer does not hold the cookie the account's
+/// owner earned, unless it also tries a leaked password during an attack
+/// (a stolen browser profile), which is medium. Otherwise points add up:
+/// attack mode 2, a leaked password 1, a failing client 1, a failing subnet
+/// 1, and, during an attack only, an account that never logged in here 1
+/// (outside an attack, first logins are ordinary, and a fresh replica knows
+/// nobody). 0 is low, 1–2 medium, 3 or more high.
+pub fn assess(s: &Signals) -> Level {
+    if s.known_device {
+        return match s.attack_mode && s.leaked_password {
+            true => Level::Medium,
+            false => Level::Low,
+        };
+    }
+    let never_succeeded = s.username_succeeded_before == Some(false);
+    let points = 2 * u8::from(s.attack_mode)
+        + u8::from(s.leaked_password)
+        + u8::from(s.client == History::Failing)
+        + u8::from(s.subnet == History::Failing)
+        + u8::from(s.attack_mode && never_succeeded);
+    match points {
+        0 => Level::Low,
+        1 | 2 => Level::Medium,
+        _ => Level::High,
+    }
+}
+
+/// The operator's action per level, from `[risk]`. Low is always allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub on_medium: RiskAction,
+    pub on_high: RiskAction,
+}
+
+impl Policy {
+    pub fn new(risk: &config::Risk) -> Self {
+        Self {
+            on_medium: risk.on_medium,
+            on_high: risk.on_high,
+        }
+    }
+
+    /// What an attempt of `level` gets.
+    pub fn action(&self, level: Level) -> RiskAction {
+        match level {
+            Level::Low => RiskAction::Allow,
+            Level::Medium => self.on_medium,
+            Level::High => self.on_high,
+        }
+    }
+}
+
+/// Whether a route is under attack: the attack-mode detector, behind the
+/// one question risk asks of it.
+pub trait AttackMode: Debug + Send + Sync {
+    /// Returns true if and only if the login route at `route_index` is in
+    /// attack mode now.
+    fn is_on(&self, route_index: usize) -> bool;
+}
+
+impl AttackMode for crate::attack::AttackMode {
+    fn is_on(&self, route_index: usize) -> bool {
+        crate::attack::AttackMode::is_on(self, route_index)
+    }
+}
+
+/// The risk stage: where the signals come from, and the policy.
+#[derive(Debug)]
+pub struct Risk {
+    pub policy: Policy,
+    pub device: DeviceKeys,
+    pub memory: RiskMemory,
+    pub attack: Arc<dyn AttackMode>,
+}
+
+impl Risk {
+    /// The signals of one parsed login attempt on the route at
+    /// `route_index`, for the username `normalized`.
+    pub fn signals(
+        &self,
+        headers: &HeaderMap,
+        route_index: usize,
+        normalized: &str,
+        keys: &AttemptKeys,
+        leaked_password: bool,
+    ) -> Signals {
+        let (client, subnet) = self.memory.history(keys.client.0, Instant::now());
+        Signals {
+            attack_mode: self.attack.is_on(route_index),
+            known_device: self
+                .device
+                .recognizes(headers, normalized, SystemTime::now()),
+            leaked_password,
+            username_succeeded_before: Some(self.memory.succeeded_before(keys.username)),
+            client,
+            subnet,
+        }
+    }
+
+    /// Learns from the shop's answer to a login, and gives a successful one
+    /// for `device` (a login not annotated as risky) the device cookie.
+    pub fn settle(
+        &self,
+        keys: &AttemptKeys,
+        device: Option<DeviceUser>,
+        outcome: LoginOutcome,
+        response: &mut HeaderMap,
+    ) {
+        let failed = outcome.failed();
+        (self.memory).record(keys.client.0, keys.username, failed, Instant::now());
+        if let (Some(false), Some(user)) = (failed, device) {
+            response.append(SET_COOKIE, self.device.issue(user, SystemTime::now()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use History::*;
+    use Level::*;
+
+    #[test]
+    fn risk_table() {
+        // (attack, known device, leaked password, succeeded before, client, subnet) → level
+        let cases = [
+            // Ordinary traffic.
+            (false, false, false, Some(true), Quiet, Quiet, Low),
+            (false, false, false, Some(false), Quiet, Quiet, Low),
+            (false, false, false, None, Quiet, Quiet, Low),
+            (false, true, false, Some(true), Quiet, Quiet, Low),
+            // One signal outside an attack: medium.
+            (false, false, true, Some(true), Quiet, Quiet, Medium),
+            (false, false, false, Some(true), Failing, Quiet, Medium),
+            (false, false, false, Some(false), Quiet, Failing, Medium),
+            (false, false, true, Some(false), Failing, Quiet, Medium),
+            // Several: high.
+            (false, false, true, Some(true), Failing, Failing, High),
+            // Attack mode.
+            (true, false, false, Some(true), Quiet, Quiet, Medium),
+            (true, false, false, None, Quiet, Quiet, Medium),
+            (true, false, false, Some(false), Quiet, Quiet, High),
+            (true, false, true, Some(true), Quiet, Quiet, High),
+            (true, false, false, Some(true), Failing, Quiet, High),
+            // A known device outweighs everything but a leaked password in
+            // an attack.
+            (true, true, false, Some(false), Failing, Failing, Low),
+            (false, true, true, Some(true), Failing, Failing, Low),
+            (true, true, true, Some(true), Quiet, Quiet, Medium),
+        ];
+        for (attack, known, leaked, before, client, subnet, want) in cases {
+            let signals = Signals {
+                attack_mode: attack,
+                known_device: known,
+                leaked_password: leaked,
+                username_succeeded_before: before,
+                client,
+                subnet,
+            };
+            assert_eq!(assess(&signals), want, "{signals:?}");
+        }
+    }
+
+    #[test]
+    fn history_is_failing_when_failures_dominate() {
+        assert_eq!(History::of(0, 2, 3), Quiet);
+        assert_eq!(History::of(0, 3, 3), Failing);
+        assert_eq!(History::of(3, 3, 3), Quiet);
+        assert_eq!(History::of(2, 5, 3), Failing);
+    }
+
+    #[test]
+    fn policy_maps_levels_to_actions() {
+        let policy = Policy {
+            on_medium: RiskAction::Throttle,
+            on_high: RiskAction::Block,
+        };
+        assert_eq!(policy.action(Low), RiskAction::Allow);
+        assert_eq!(policy.action(Medium), RiskAction::Throttle);
+        assert_eq!(policy.action(High), RiskAction::Block);
+        let defaults = Policy::new(&config::Risk::default());
+        assert_eq!(defaults.action(Medium), RiskAction::Allow);
+        assert_eq!(defaults.action(High), RiskAction::Annotate);
+    }
+}
