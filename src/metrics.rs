@@ -107,10 +107,12 @@ pub enum RefusalReason {
     Unavailable,
     /// A login whose risk level the operator throttles or blocks.
     Risk,
+    /// An untrusted device on a route under attack, over the shared budget.
+    UntrustedBudget,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 22] = [
+    pub const ALL: [RefusalReason; 23] = [
         Self::AmbiguousHost,
         Self::PathControl,
         Self::BodyNotAllowed,
@@ -133,6 +135,7 @@ impl RefusalReason {
         Self::Throttled,
         Self::Unavailable,
         Self::Risk,
+        Self::UntrustedBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,6 +162,7 @@ impl RefusalReason {
             Self::Throttled => "throttled",
             Self::Unavailable => "unavailable",
             Self::Risk => "risk",
+            Self::UntrustedBudget => "untrusted_budget",
         }
     }
 }

@@ -289,6 +289,10 @@ impl Proxy {
         self.inner.metrics.record_login_risk(level);
         record.risk = Some(level);
         let client = attempt.keys.client;
+        if let Err(wait) = self.inner.risk.admit_untrusted(signals) {
+            self.learn(client, attempt, None).await;
+            return Err(RequestError::UntrustedBudget { wait });
+        }
         match self.inner.risk.policy.action(level) {
             RiskAction::Allow => {}
             RiskAction::Annotate => {
@@ -393,6 +397,7 @@ impl Proxy {
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)
             | RequestError::RiskThrottled(_)
+            | RequestError::UntrustedBudget { .. }
             | RequestError::RiskBlocked(_)
             | RequestError::Refused(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");

@@ -274,6 +274,33 @@ where
     }
 }
 
+/// One budget shared by every caller (no key): e.g. the logins from
+/// untrusted devices while a route is under attack.
+pub struct Budget {
+    limiter: Direct<DefaultClock>,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget").finish_non_exhaustive()
+    }
+}
+
+impl Budget {
+    pub fn new(limit: &Limit) -> Self {
+        Self {
+            limiter: RateLimiter::direct(quota(limit.rate, limit.burst)),
+        }
+    }
+
+    /// Takes one cell, or says how long until one is free.
+    pub fn admit(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
 /// Which per-client limits an attempt took a cell from.
 #[derive(Debug, Clone, Copy, Default)]
 struct Charged {

@@ -40,6 +40,10 @@ pub enum RequestError {
     /// `[risk]` throttles logins of this level.
     #[error("login throttled: {} risk", .0.as_str())]
     RiskThrottled(Level),
+    /// `[attack] untrusted_budget`: an unknown device on a route under
+    /// attack, and the budget they share is spent.
+    #[error("login throttled: the budget of untrusted devices under attack is spent")]
+    UntrustedBudget { wait: Duration },
     /// `[risk]` blocks logins of this level.
     #[error("login refused: {} risk", .0.as_str())]
     RiskBlocked(Level),
@@ -57,6 +61,7 @@ impl RequestError {
             | Self::RiskBlocked(_)
             | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => RequestDecision::Block,
             Self::RiskThrottled(_)
+            | Self::UntrustedBudget { .. }
             | Self::Refused(Refusal::Throttled(_) | Refusal::Unavailable) => {
                 RequestDecision::Throttle
             }
@@ -101,6 +106,7 @@ impl RequestError {
             Self::Refused(Refusal::Throttled(_)) => R::Throttled,
             Self::Refused(Refusal::Unavailable) => R::Unavailable,
             Self::RiskThrottled(_) | Self::RiskBlocked(_) => R::Risk,
+            Self::UntrustedBudget { .. } => R::UntrustedBudget,
             Self::Upstream(_) => return None,
         })
     }
@@ -177,6 +183,14 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
                 "this sign-in looks unusual; try again later",
             );
             retry_after(&mut response, risk::RETRY_AFTER);
+            response
+        }
+        RequestError::UntrustedBudget { wait } => {
+            let mut response = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many sign-ins from new devices right now; try again shortly",
+            );
+            retry_after(&mut response, *wait);
             response
         }
         RequestError::RiskBlocked(_) => json(

@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderName};
 use crate::config::{self, RiskAction};
 use crate::device::{DeviceKeys, DeviceUser};
 use crate::outcome::LoginOutcome;
-use crate::rate_limit::AttemptKeys;
+use crate::rate_limit::{AttemptKeys, Budget};
 
 pub use memory::RiskMemory;
 
@@ -163,12 +163,23 @@ impl AttackMode for crate::attack::AttackMode {
 #[derive(Debug)]
 pub struct Risk {
     pub policy: Policy,
+    /// Shared by the logins from untrusted devices during an attack.
+    pub untrusted: Option<Budget>,
     pub device: DeviceKeys,
     pub memory: RiskMemory,
     pub attack: Arc<dyn AttackMode>,
 }
 
 impl Risk {
+    /// Takes a cell of the untrusted-device budget if the attempt needs one
+    /// (an unknown device on a route under attack); `Err`: none is left.
+    pub fn admit_untrusted(&self, signals: &Signals) -> Result<(), Duration> {
+        match &self.untrusted {
+            Some(budget) if signals.attack_mode && !signals.known_device => budget.admit(),
+            _ => Ok(()),
+        }
+    }
+
     /// The signals of one parsed login attempt on the route at
     /// `route_index`, for the username `normalized`.
     pub fn signals(

@@ -37,6 +37,7 @@ use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
+use crate::rate_limit::Budget;
 use crate::reload::Reloader;
 use crate::respond::BlockPage;
 use crate::risk::{self, Risk, RiskMemory};
@@ -388,6 +389,7 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
 fn risk_stage(config: &Config, attack: &AttackMode) -> anyhow::Result<Risk> {
     Ok(Risk {
         policy: risk::Policy::new(&config.risk),
+        untrusted: config.attack.untrusted_budget.as_ref().map(Budget::new),
         device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
         memory: RiskMemory::new(config),
         attack: Arc::new(attack.clone()),

@@ -257,3 +257,57 @@ async fn a_bad_device_key_file_stops_the_start_and_names_the_file() {
     assert!(error.contains("device.key"), "{error}");
     assert!(error.contains("line 1"), "{error}");
 }
+
+/// Under attack, logins from devices without a device cookie share
+/// `[attack] untrusted_budget`; a returning customer's browser is not
+/// charged and still gets in when the budget is spent.
+#[tokio::test]
+async fn under_attack_untrusted_devices_share_a_budget_and_known_ones_pass() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let budget = "[attack]\nuntrusted_budget = { rate = \"1/min\", burst = 2 }";
+    let toml = format!("{}\n{budget}\n", risk_config(&cert, shop.addr(), "")).replacen(
+        "[server]\n",
+        &format!("[server]\n{}\n", trusting_server_with_admin(&cert)),
+        1,
+    );
+    let proxy = start_proxy(&toml).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let url = || proxy.url("/echo");
+    let first = client
+        .send(login(url(), "alice@example.com", CLEAN, None))
+        .await;
+    let cookie = device_cookie(&first);
+
+    let force = r#"{"mode": "on"}"#.to_owned();
+    let admin = proxy.admin_url("/admin/attack-mode");
+    let (status, body) =
+        crate::support::client::admin_json("POST", &admin, force, ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for user in ["bob@example.com", "carol@example.com"] {
+        let answer = client.send(login(url(), user, CLEAN, None)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{user}: {}", answer.body);
+    }
+    let spent = client
+        .send(login(url(), "dave@example.com", CLEAN, None))
+        .await;
+    assert_eq!(
+        spent.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        spent.body
+    );
+    assert!(spent.headers.contains_key("retry-after"));
+    let known = client
+        .send(login(url(), "alice@example.com", CLEAN, Some(&cookie)))
+        .await;
+    assert_eq!(
+        known.status,
+        StatusCode::OK,
+        "a known device is not charged"
+    );
+
+    let metrics = scrape(proxy.addrs.admin).await;
+    let reason = [("reason", "untrusted_budget")];
+    assert_eq!(sample(&metrics, "credgate_refusals_total", &reason), 1.0);
+}

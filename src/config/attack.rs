@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{defaults, ConfigError, HumanDuration};
+use super::{defaults, ConfigError, HumanDuration, Limit};
 
 /// `[attack]`: the attack-mode detector, per login route.
 ///
@@ -44,6 +44,15 @@ pub struct Attack {
     /// attack mode switches off.
     #[serde(default = "defaults::attack_hold")]
     pub hold: HumanDuration,
+    /// While a route is under attack, logins from devices without a valid
+    /// device cookie share this budget (per replica), so that a campaign's
+    /// volume cannot drown the shop; returning customers are not charged.
+    /// `"off"` turns it off.
+    #[serde(
+        default = "defaults::untrusted_budget",
+        deserialize_with = "super::protection::switchable"
+    )]
+    pub untrusted_budget: Option<Limit>,
 }
 
 impl Attack {
@@ -88,6 +97,7 @@ impl Default for Attack {
             baseline_window: defaults::attack_baseline_window(),
             release: defaults::attack_release(),
             hold: defaults::attack_hold(),
+            untrusted_budget: defaults::untrusted_budget(),
         }
     }
 }

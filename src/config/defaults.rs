@@ -223,3 +223,9 @@ pub fn attack_release() -> f64 {
 pub fn attack_hold() -> HumanDuration {
     secs(120)
 }
+
+/// 20 logins a second from new devices, 40 at once: a mid-size shop's
+/// normal rate of first logins, several times over.
+pub fn untrusted_budget() -> Option<Limit> {
+    Some(limit(20, 1, 40))
+}

@@ -44,7 +44,7 @@ impl Default for Limits {
 }
 
 /// A limit's table, or `"off"` (also `false`): `Some(limit)` or `None`.
-fn switchable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(super) fn switchable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
