@@ -33,6 +33,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
+use crate::logging::access::AccessLog;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
 use crate::reload::Reloader;
@@ -146,6 +147,7 @@ impl Parts {
             state: state.clone(),
             login: login_policy(config)?,
             metrics: metrics.clone(),
+            access: AccessLog::new(&config.log),
         });
         let reloader = Reloader::new(certs, leaked, metrics.clone());
         let admin = Admin::new(AdminParts {

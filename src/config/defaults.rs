@@ -149,3 +149,6 @@ pub fn max_tracked_clients() -> usize {
 pub fn log_level() -> LogLevel {
     LogLevel("info".into())
 }
+pub fn passthrough_sample() -> f64 {
+    1.0
+}
