@@ -88,6 +88,7 @@ pub enum RefusalReason {
     BodyNotAllowed,
     LoginMethod,
     CredentialInQuery,
+    LoginUpgrade,
     RepeatedHeader,
     BodyTooLarge,
     BodyTimeout,
@@ -107,12 +108,13 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 21] = [
+    pub const ALL: [RefusalReason; 22] = [
         Self::AmbiguousHost,
         Self::PathControl,
         Self::BodyNotAllowed,
         Self::LoginMethod,
         Self::CredentialInQuery,
+        Self::LoginUpgrade,
         Self::RepeatedHeader,
         Self::BodyTooLarge,
         Self::BodyTimeout,
@@ -138,6 +140,7 @@ impl RefusalReason {
             Self::BodyNotAllowed => "body_not_allowed",
             Self::LoginMethod => "login_method",
             Self::CredentialInQuery => "credential_in_query",
+            Self::LoginUpgrade => "login_upgrade",
             Self::RepeatedHeader => "repeated_header",
             Self::BodyTooLarge => "body_too_large",
             Self::BodyTimeout => "body_timeout",

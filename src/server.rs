@@ -8,15 +8,16 @@
 
 mod hello;
 mod idle;
+mod tunnel;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use prometheus::Registry;
@@ -41,9 +42,10 @@ use crate::respond::BlockPage;
 use crate::route::Routes;
 use crate::state::State;
 use crate::tls::{self, CertStore};
-use crate::upstream::Upstream;
+use crate::upstream::{upgrade_of, Upstream};
 use crate::verdict::Policy;
 use idle::{Activity, ActivityIo};
+use tunnel::Tunnel;
 
 // Bounds the admin listener on its own: a scrape storm must not be able to
 // take proxy connection slots, nor the other way round.
@@ -476,18 +478,32 @@ impl Acceptor {
         let activity = Activity::new();
         let io = TokioIo::new(ActivityIo::new(io, activity.clone()));
         let app = self.app.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
+        // Set when the shop switched protocols: both ends, to join once
+        // hyper lets go of the connection.
+        let tunnel: Arc<Mutex<Option<Tunnel>>> = Arc::default();
+        let upgraded = tunnel.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
+            let upgraded = upgraded.clone();
             async move {
                 match app {
                     App::Proxy { proxy, scheme } => {
-                        proxy.handle(req, Conn { peer, scheme, ja4 }).await
+                        let client =
+                            upgrade_of(req.headers()).map(|_| hyper::upgrade::on(&mut req));
+                        let mut response = proxy.handle(req, Conn { peer, scheme, ja4 }).await?;
+                        if let Some(client) = client {
+                            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                                let shop = hyper::upgrade::on(&mut response);
+                                *upgraded.lock().expect("never poisoned") = Some((client, shop));
+                            }
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
                     }
                     App::Admin(admin) => Ok(admin.handle(req).await),
                 }
             }
         });
-        let conn = self.limits.http.serve_connection(io, service);
+        let conn = self.limits.http.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         let mut draining = false;
         let mut idle_warned = false;
@@ -496,6 +512,11 @@ impl Acceptor {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    let upgraded = tunnel.lock().expect("never poisoned").take();
+                    if let Some(upgraded) = upgraded {
+                        let idle = self.limits.idle_timeout;
+                        tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
                     }
                     return;
                 }

@@ -19,3 +19,4 @@ mod ops;
 mod passthrough;
 mod protection;
 mod shared_state;
+mod upgrade;
