@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use credgate::commands::{self, EXIT_USAGE};
 use credgate::filter_build::{
-    BuildOptions, Columns, Encoding, InputFormat, Separator, DEFAULT_FP_RATE,
+    BuildOptions, Columns, Encoding, InputFormat, Separator, DEFAULT_FP_RATE, DEFAULT_MAX_MALFORMED,
 };
 use credgate::healthcheck;
 use credgate::leaked::FilterKind;
@@ -80,13 +80,23 @@ enum Command {
 struct BuildFilterArgs {
     #[arg(long, value_enum)]
     kind: FilterKind,
-    /// Corpus files, read in order; `-` is stdin, `*.gz` is decompressed.
+    /// Corpus files, read in order; `-` is stdin, `*.gz` is decompressed, a
+    /// directory is its files by name (e.g. Have I Been Pwned range files).
     #[arg(long = "input", value_name = "FILE", required = true, num_args = 1..)]
     inputs: Vec<PathBuf>,
+    /// The filter file to write; checked before the build starts.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
+    /// The inputs' line format; auto: combo for pairs, hibp or plain for
+    /// passwords (a file named by 5 hex digits is a hibp range file).
     #[arg(long, value_enum, default_value_t)]
     format: InputFormat,
+    /// Keep only hibp passwords seen at least N times.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    min_count: u64,
+    /// Fail when more than this share (0 to 1) of the lines is malformed.
+    #[arg(long, value_name = "SHARE", default_value_t = DEFAULT_MAX_MALFORMED)]
+    max_malformed: f64,
     /// A combo list's separator: ----, |, :, ; or tab (default: detected per
     /// file from its first line).
     #[arg(long, value_name = "SEP")]
@@ -123,6 +133,8 @@ impl From<BuildFilterArgs> for BuildOptions {
             format: args.format,
             fp_rate: args.fp_rate,
             expected_items: args.expected_items,
+            min_count: args.min_count,
+            max_malformed: args.max_malformed,
             normalization: Normalizer::new(args.username_normalization, args.default_region),
             separator: args.separator,
             columns: args.columns,

@@ -164,3 +164,52 @@ fn only_one_crypto_provider_is_in_the_dependency_tree() {
     }
     assert!(lock.contains("name = \"ring\""));
 }
+
+#[test]
+fn build_filter_refuses_garbage_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("empty.txt"), "\n").unwrap();
+    let junk: String = (0..10)
+        .map(|i| match i % 2 {
+            0 => format!("user{i}@example.com:pw{i}\n"),
+            _ => "junk\n".to_owned(),
+        })
+        .collect();
+    std::fs::write(path("junk.txt"), junk).unwrap();
+    let cases = [
+        (
+            "passwords",
+            path("empty.txt"),
+            path("a.cgf"),
+            "hold no item",
+        ),
+        (
+            "pairs",
+            path("junk.txt"),
+            path("b.cgf"),
+            "junk.txt:2, junk.txt:4",
+        ),
+        (
+            "passwords",
+            path("empty.txt"),
+            path("no/dir/c.cgf"),
+            "cannot write the filter here",
+        ),
+    ];
+    for (kind, input, output, says) in cases {
+        let args = [
+            "build-filter",
+            "--kind",
+            kind,
+            "--input",
+            &input,
+            "--output",
+            &output,
+        ];
+        let (status, _, stderr) = run(&args);
+        assert_eq!(status.code(), Some(1), "{kind} {input}: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!std::path::Path::new(&output).exists());
+    }
+}
