@@ -41,7 +41,7 @@ use crate::reload::Reloader;
 use crate::respond::BlockPage;
 use crate::route::Routes;
 use crate::state::State;
-use crate::tls::{self, CertStore};
+use crate::tls::{self, validity, CertStore};
 use crate::upstream::{upgrade_of, Upstream};
 use crate::verdict::Policy;
 use idle::{Activity, ActivityIo};
@@ -132,8 +132,10 @@ impl Parts {
         let leaked =
             LeakedFilters::load(&config.leaked).context("[leaked]: cannot load the filters")?;
         for serving in leaked.serving() {
-            metrics.record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
+            metrics.record_filter_loaded(&serving);
+            metrics.record_filter_max_age(serving.kind, config.leaked.max_filter_age.0);
         }
+        metrics.record_tls_certificate(certs.not_after());
         let upstream = Upstream::new(&config.upstream, provider)
             .context("[upstream]")?
             .strip_client_headers(s.strip_client_headers.iter().map(|h| h.0.clone()));
@@ -221,8 +223,17 @@ impl Server {
 
     /// Loads everything `config` names (certificate, filters, token, block
     /// page) without binding anything: `credgate check-config`.
-    pub fn check(config: &Config) -> anyhow::Result<()> {
-        Parts::build(config).map(drop)
+    /// Builds every part as `serve` would, and returns warnings: a
+    /// certificate that expired or expires soon.
+    pub fn check(config: &Config) -> anyhow::Result<Vec<String>> {
+        Parts::build(config)?;
+        let s = &config.server;
+        let certs = CertStore::load(&s.tls_cert, &s.tls_key, tls::provider())?;
+        let now = std::time::SystemTime::now();
+        let warning = certs
+            .not_after()
+            .and_then(|at| validity::expiry_warning(at, now));
+        Ok(warning.into_iter().collect())
     }
 
     pub fn addrs(&self) -> Addrs {

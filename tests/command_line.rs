@@ -213,3 +213,24 @@ fn build_filter_refuses_garbage_with_a_non_zero_exit() {
         assert!(!std::path::Path::new(&output).exists());
     }
 }
+
+#[test]
+fn check_config_warns_about_an_expired_certificate() {
+    let cert = TestCert::generate();
+    let fresh = check(&config_toml(&cert, closed_port().addr, "", ""));
+    assert!(!fresh.2.contains("warning"), "{}", fresh.2);
+
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let expired = params.self_signed(&key).unwrap();
+    std::fs::write(cert.cert_path(), expired.pem()).unwrap();
+    std::fs::write(cert.key_path(), key.serialize_pem()).unwrap();
+    let (ok, _, output) = check(&config_toml(&cert, closed_port().addr, "", ""));
+    assert!(ok, "a warning, not an error: {output}");
+    assert!(
+        output.contains("warning:") && output.contains("expired on 2021-01-01"),
+        "{output}"
+    );
+}

@@ -152,3 +152,6 @@ pub fn log_level() -> LogLevel {
 pub fn passthrough_sample() -> f64 {
     1.0
 }
+pub fn max_filter_age() -> HumanDuration {
+    secs(8 * 86400)
+}

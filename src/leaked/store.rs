@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -90,6 +90,8 @@ pub struct Serving {
     pub kind: FilterKind,
     pub items: u64,
     pub loaded_at: SystemTime,
+    /// When `build-filter` wrote the file: its age survives restarts.
+    pub built_at: SystemTime,
 }
 
 /// What one filter's reload did.
@@ -324,6 +326,7 @@ impl Loaded {
             kind,
             items: self.filter.header().items,
             loaded_at: self.loaded_at,
+            built_at: UNIX_EPOCH + Duration::from_secs(self.filter.header().built_at),
         }
     }
 }
