@@ -31,6 +31,7 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Serve {
+        /// The configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -46,18 +47,23 @@ enum Command {
     /// Run only the demo shop (plain HTTP), e.g. as the upstream of a load test.
     #[command(hide = true)]
     DemoShop {
+        /// The shop's plain-HTTP listener.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
     /// Validate a configuration file and its certificate, like `nginx -t`.
     CheckConfig {
+        /// The configuration file (TOML) to check.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Compile breach corpora into a leaked-credential filter file.
     BuildFilter(BuildFilterArgs),
     /// Print a filter file's header and verify its checksums.
-    FilterInfo { file: PathBuf },
+    FilterInfo {
+        /// The filter file (`build-filter --output`).
+        file: PathBuf,
+    },
     /// Probe a running credgate's admin listener: exit 0 when `/healthz`
     /// answers 200 within 2 s, 1 otherwise (a container HEALTHCHECK).
     Healthcheck {
@@ -68,6 +74,7 @@ enum Command {
     /// Check one pair, or one password, against a filter: exit 0 clean, 1
     /// leaked. The password is read from stdin, never from the command line.
     Check {
+        /// The filter file to check against.
         #[arg(long)]
         filter: PathBuf,
         /// The username, for a pairs filter (normalised as the filter says).
@@ -78,6 +85,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BuildFilterArgs {
+    /// What the filter holds: username and password pairs, or passwords.
     #[arg(long, value_enum)]
     kind: FilterKind,
     /// Corpus files, read in order; `-` is stdin, `*.gz` is decompressed, a
@@ -163,5 +171,28 @@ fn main() -> ExitCode {
         Command::FilterInfo { file } => commands::filter_info(&file),
         Command::Check { filter, username } => commands::check(&filter, username.as_deref()),
         Command::Healthcheck { url } => commands::probe(&url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `--help` explains every argument of every subcommand.
+    #[test]
+    fn every_argument_has_help() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{} {}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }
