@@ -778,9 +778,12 @@ mod tests {
         .unwrap();
         passwords.insert_password(b"password");
         let checksum = |b: FilterBuilder| b.finish(vec![]).header().body_checksum;
+        // The body depends on the bit count too: these are the values since
+        // filters are sized for at least 1024 items (2b5557a), which changed
+        // the size of this 100-item filter, not the hashing.
         assert_eq!(
             (checksum(pairs), checksum(passwords)),
-            (0x61e99a8e, 0x2f8162f4)
+            (0xcb366890, 0x9a26367b)
         );
     }
 
