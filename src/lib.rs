@@ -28,6 +28,7 @@
 //! suspicion                 reputation    sliding window per client; bans up the ladder
 //! respond                   respond       our own responses: 400, 403, 408, 413, 415, 429, 502, 504
 //! record                    metrics       typed collectors, bounded labels
+//! access log                logging       one line per request (target credgate::access)
 //! ```
 //!
 //! `Proxy::try_handle` is that list as code. [`admin`] serves
