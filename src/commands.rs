@@ -72,7 +72,10 @@ pub fn check_config(path: &Path) -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|config| Server::check(&config).with_context(|| path.display().to_string()));
     match checked {
-        Ok(()) => {
+        Ok(warnings) => {
+            for warning in warnings {
+                eprintln!("warning: {}: {warning}", path.display());
+            }
             println!("{}: configuration is valid", path.display());
             ExitCode::SUCCESS
         }

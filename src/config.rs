@@ -143,6 +143,23 @@ pub struct Log {
     pub format: LogFormat,
     #[serde(default = "defaults::log_level")]
     pub level: LogLevel,
+    /// How the access log (target `credgate::access`) is written.
+    #[serde(default)]
+    pub access_format: AccessFormat,
+    /// The share of pass-through requests written to the access log, from 0
+    /// to 1. Login attempts are always written.
+    #[serde(default = "defaults::passthrough_sample")]
+    pub passthrough_sample: f64,
+}
+
+/// `[log] access_format`: JSON fields like every other line, or nginx's
+/// `combined` format for tools that already read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessFormat {
+    #[default]
+    Json,
+    Combined,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -238,6 +255,9 @@ impl Config {
         let s = &self.server;
         if s.max_connections == 0 {
             return invalid("server.max_connections", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.log.passthrough_sample) {
+            return invalid("log.passthrough_sample", "must be between 0 and 1");
         }
         if s.max_headers == 0 {
             return invalid("server.max_headers", "must be at least 1");
@@ -403,6 +423,8 @@ impl Default for Log {
         Self {
             format: LogFormat::default(),
             level: defaults::log_level(),
+            access_format: AccessFormat::default(),
+            passthrough_sample: defaults::passthrough_sample(),
         }
     }
 }

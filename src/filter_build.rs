@@ -60,7 +60,19 @@ pub struct BuildOptions {
     pub columns: Columns,
     /// The inputs' text encoding.
     pub encoding: Encoding,
+    /// The largest share of malformed lines (0 to 1) that a build accepts;
+    /// more means the format is wrong, and the build fails.
+    pub max_malformed: f64,
+    /// Keeps only hibp lines counted at least this many times.
+    pub min_count: u64,
 }
+
+/// The default of [`BuildOptions::max_malformed`]: a few bad lines are
+/// normal in a breach corpus, one in ten is a wrong format.
+pub const DEFAULT_MAX_MALFORMED: f64 = 0.10;
+
+/// How many malformed line numbers an error or summary shows.
+const MALFORMED_EXAMPLES: usize = 5;
 
 impl BuildOptions {
     /// Options with every default: format auto, fp rate 1e-5, counted
@@ -77,6 +89,8 @@ impl BuildOptions {
             separator: None,
             columns: Columns::default(),
             encoding: Encoding::Auto,
+            max_malformed: DEFAULT_MAX_MALFORMED,
+            min_count: 0,
         }
     }
 
@@ -101,7 +115,12 @@ impl BuildOptions {
         if self.expected_items.is_none() && self.inputs.iter().any(|p| input::is_stdin(p)) {
             return Err(BuildError::StdinNeedsExpectedItems);
         }
-        Ok(())
+        if !(0.0..=1.0).contains(&self.max_malformed) {
+            return Err(BuildError::MaxMalformed {
+                share: self.max_malformed,
+            });
+        }
+        check_output(&self.output)
     }
 }
 
@@ -114,6 +133,10 @@ pub struct BuildSummary {
     pub lines: u64,
     /// Lines skipped because they did not parse.
     pub malformed: u64,
+    /// Where the first malformed lines are, `file:line`.
+    pub malformed_at: Vec<String>,
+    /// hibp lines left out by `--min-count`.
+    pub rare: u64,
     /// Items whose bits were all set already: repeated lines, and the rare
     /// new item that is a false positive of the filter so far.
     pub duplicates: u64,
@@ -147,6 +170,12 @@ impl fmt::Display for BuildSummary {
         writeln!(f, "  items:      {} (sized for {})", h.items, h.capacity)?;
         writeln!(f, "  duplicates: {}", self.duplicates)?;
         writeln!(f, "  malformed:  {} (skipped)", self.malformed)?;
+        if !self.malformed_at.is_empty() {
+            writeln!(f, "              at {}", self.malformed_at.join(", "))?;
+        }
+        if self.rare > 0 {
+            writeln!(f, "  rare:       {} (below --min-count)", self.rare)?;
+        }
         writeln!(
             f,
             "  fp rate:    target {:.3e}, estimated {:.3e}",
@@ -181,22 +210,24 @@ impl fmt::Display for BuildSummary {
 pub fn build(opts: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildSummary, BuildError> {
     opts.validate()?;
     let started = Instant::now();
-    let total = total_size(&opts.inputs);
+    let inputs = input::expand(&opts.inputs).map_err(|e| input_error(&opts.inputs[0], e))?;
+    let total = total_size(&inputs);
     let capacity = match opts.expected_items {
         Some(items) => items,
         // A combo line adds a pair per identifier column.
-        None => count_items(&opts.inputs, total, progress)?.saturating_mul(per_line(opts) as u64),
+        None => count_items(&inputs, total, progress)?.saturating_mul(per_line(opts) as u64),
     };
     let mut builder = FilterBuilder::new(opts.kind, opts.normalization, capacity, opts.fp_rate)?;
     let mut tally = Tally::default();
     progress.begin(Phase::Inserting, total);
-    for path in &opts.inputs {
+    for path in &inputs {
         insert_input(&mut builder, path, opts, &mut tally, progress)?;
     }
     progress.update(tally.input_bytes, builder.items());
     progress.finish();
+    tally.check(builder.items(), opts.max_malformed)?;
     let duplicates = builder.duplicates();
-    let sources = opts.inputs.iter().map(|p| input::source_name(p)).collect();
+    let sources = source_names(&opts.inputs, &inputs);
     let filter = builder.finish(sources);
     progress.begin(Phase::Writing, None);
     let file_bytes = filter.save(&opts.output)?;
@@ -206,6 +237,8 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildSu
         header: filter.header().clone(),
         lines: tally.lines,
         malformed: tally.malformed,
+        malformed_at: tally.malformed_at,
+        rare: tally.rare,
         duplicates,
         input_bytes: tally.input_bytes,
         file_bytes,
@@ -217,8 +250,66 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildSu
 struct Tally {
     lines: u64,
     malformed: u64,
+    malformed_at: Vec<String>,
+    rare: u64,
     /// Raw bytes of the inputs already finished.
     input_bytes: u64,
+}
+
+impl Tally {
+    /// Refuses a build that would write garbage: no item at all, or more
+    /// malformed lines than `max_share` of all lines.
+    fn check(&self, items: u64, max_share: f64) -> Result<(), BuildError> {
+        let at = self.malformed_at.join(", ");
+        if items == 0 {
+            return Err(BuildError::Empty {
+                lines: self.lines,
+                malformed: self.malformed,
+                at,
+            });
+        }
+        if self.malformed as f64 > max_share * self.lines as f64 {
+            return Err(BuildError::TooMalformed {
+                malformed: self.malformed,
+                lines: self.lines,
+                max_share,
+                at,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Fails unless a file can be created beside `output`: checked before a
+/// build that may take an hour, not after.
+fn check_output(output: &Path) -> Result<(), BuildError> {
+    let dir = match output.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let probe = tempfile::Builder::new()
+        .prefix(".credgate-probe")
+        .tempfile_in(dir);
+    let error = |source| BuildError::OutputPath {
+        path: output.to_owned(),
+        source,
+    };
+    if output.is_dir() {
+        return Err(error(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "is a directory",
+        )));
+    }
+    probe.map(drop).map_err(error)
+}
+
+/// The sources a filter records: a directory of range files is recorded
+/// once, as the directory's name.
+fn source_names(asked: &[PathBuf], read: &[PathBuf]) -> Vec<String> {
+    match asked.iter().any(|p| p.is_dir()) {
+        true => asked.iter().map(|p| input::source_name(p)).collect(),
+        false => read.iter().map(|p| input::source_name(p)).collect(),
+    }
 }
 
 /// The most items one line adds.
@@ -272,15 +363,27 @@ fn insert_input(
         .map_err(|e| input_error(path, e))?;
     let read = input.counter();
     let mut lines = Lines::new(input);
-    let mut parser = Parser::new(opts.format, opts.kind, opts.separator, opts.columns);
+    let hibp = opts.kind == FilterKind::Passwords
+        && matches!(opts.format, InputFormat::Auto | InputFormat::Hibp);
+    let mut parser = Parser::new(opts.format, opts.kind, opts.separator, opts.columns)
+        .range(input::range_prefix(path).filter(|_| hibp))
+        .min_count(opts.min_count);
+    let mut number = 0u64;
     while let Some(line) = lines.next_line().map_err(|e| input_error(path, e))? {
         tally.lines += 1;
+        number += 1;
         let entry = match line {
             Line::Text(text) => parser.parse(text),
             Line::TooLong => Entry::Malformed,
         };
-        if !builder.insert_entry(entry, opts.normalization) {
+        if entry == Entry::Rare {
+            tally.rare += 1;
+        } else if !builder.insert_entry(entry, opts.normalization) {
             tally.malformed += 1;
+            if tally.malformed_at.len() < MALFORMED_EXAMPLES {
+                let name = input::source_name(path);
+                tally.malformed_at.push(format!("{name}:{number}"));
+            }
         }
         if tally.lines % PROGRESS_EVERY == 0 {
             progress.update(tally.input_bytes + read.get(), builder.items());
@@ -311,10 +414,111 @@ mod tests {
         path
     }
 
+    /// Builds whatever the share of malformed lines: these tests are about
+    /// parsing; the refusals have their own.
     fn build_from(opts: &BuildOptions) -> (BuildSummary, Filter) {
-        let summary = build(opts, &mut Silent).unwrap();
+        let mut opts = opts.clone();
+        opts.max_malformed = 1.0;
+        let summary = build(&opts, &mut Silent).unwrap();
         let filter = Filter::load_kind(&opts.output, opts.kind).unwrap();
         (summary, filter)
+    }
+
+    #[test]
+    fn a_build_without_items_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write(dir.path(), "empty.txt", b"\n\n");
+        let output = dir.path().join("out.cgf");
+        let opts = BuildOptions::new(FilterKind::Passwords, vec![input], output.clone());
+        let error = build(&opts, &mut Silent).unwrap_err();
+        assert!(
+            matches!(error, BuildError::Empty { lines: 2, .. }),
+            "{error}"
+        );
+        assert!(!error.is_usage());
+        assert!(!output.exists());
+    }
+
+    #[test]
+    fn too_many_malformed_lines_are_refused_with_their_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut corpus = String::new();
+        for i in 0..20 {
+            match i % 4 {
+                1 => corpus.push_str("no separator\n"),
+                _ => corpus.push_str(&format!("user{i}@example.com:pw{i}\n")),
+            }
+        }
+        let input = write(dir.path(), "combo.txt", corpus.as_bytes());
+        let output = dir.path().join("out.cgf");
+        let mut opts = BuildOptions::new(FilterKind::Pairs, vec![input], output.clone());
+        let error = build(&opts, &mut Silent).unwrap_err();
+        let BuildError::TooMalformed {
+            malformed, lines, ..
+        } = &error
+        else {
+            panic!("{error}");
+        };
+        assert_eq!((*malformed, *lines), (5, 20));
+        let message = error.to_string();
+        assert!(
+            message.contains("combo.txt:2, combo.txt:6, combo.txt:10"),
+            "{message}"
+        );
+        assert!(!output.exists());
+
+        opts.max_malformed = 0.25;
+        let summary = build(&opts, &mut Silent).unwrap();
+        assert_eq!(summary.malformed_at.len(), MALFORMED_EXAMPLES);
+    }
+
+    #[test]
+    fn the_output_path_is_checked_before_any_input_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing_input = dir.path().join("not-there.txt");
+        for output in [
+            dir.path().join("no/such/dir/out.cgf"),
+            dir.path().to_owned(),
+        ] {
+            let opts =
+                BuildOptions::new(FilterKind::Passwords, vec![missing_input.clone()], output);
+            let error = build(&opts, &mut Silent).unwrap_err();
+            assert!(matches!(error, BuildError::OutputPath { .. }), "{error}");
+        }
+    }
+
+    #[test]
+    fn hibp_range_directories_load_with_their_prefix_and_min_count() {
+        use sha1::{Digest, Sha1};
+        let dir = tempfile::tempdir().unwrap();
+        let ranges = dir.path().join("ranges");
+        std::fs::create_dir(&ranges).unwrap();
+        let hex = |password: &str, count: u64| {
+            let digest = Sha1::digest(password.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+            let path = ranges.join(&hex[..5]);
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            writeln!(file, "{}:{count}", &hex[5..]).unwrap();
+        };
+        hex("password", 9_000_000);
+        hex("letmein", 250);
+        hex("rarely-seen-7", 1);
+        let output = dir.path().join("out.cgf");
+        let mut opts = BuildOptions::new(FilterKind::Passwords, vec![ranges], output.clone());
+        opts.min_count = 2;
+        let (summary, filter) = build_from(&opts);
+        assert_eq!(
+            (summary.header.items, summary.rare, summary.malformed),
+            (2, 1, 0)
+        );
+        assert_eq!(summary.header.sources, vec!["ranges".to_owned()]);
+        let leaked = |p: &str| filter.contains_password(p.as_bytes());
+        assert!(leaked("password") && leaked("letmein"));
+        assert!(!leaked("rarely-seen-7"));
     }
 
     #[test]

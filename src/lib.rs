@@ -32,6 +32,7 @@
 //! device trust              device        a successful login gets the device cookie
 //! respond                   respond       our own responses: 400, 403, 408, 413, 415, 429, 502, 504
 //! record                    metrics       typed collectors, bounded labels
+//! access log                logging       one line per request (target credgate::access)
 //! ```
 //!
 //! `Proxy::try_handle` is that list as code. [`admin`] serves

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use credgate::commands::{self, EXIT_USAGE};
 use credgate::filter_build::{
-    BuildOptions, Columns, Encoding, InputFormat, Separator, DEFAULT_FP_RATE,
+    BuildOptions, Columns, Encoding, InputFormat, Separator, DEFAULT_FP_RATE, DEFAULT_MAX_MALFORMED,
 };
 use credgate::healthcheck;
 use credgate::leaked::FilterKind;
@@ -31,6 +31,7 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Serve {
+        /// The configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -46,18 +47,23 @@ enum Command {
     /// Run only the demo shop (plain HTTP), e.g. as the upstream of a load test.
     #[command(hide = true)]
     DemoShop {
+        /// The shop's plain-HTTP listener.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
     /// Validate a configuration file and its certificate, like `nginx -t`.
     CheckConfig {
+        /// The configuration file (TOML) to check.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Compile breach corpora into a leaked-credential filter file.
     BuildFilter(BuildFilterArgs),
     /// Print a filter file's header and verify its checksums.
-    FilterInfo { file: PathBuf },
+    FilterInfo {
+        /// The filter file (`build-filter --output`).
+        file: PathBuf,
+    },
     /// Probe a running credgate's admin listener: exit 0 when `/healthz`
     /// answers 200 within 2 s, 1 otherwise (a container HEALTHCHECK).
     Healthcheck {
@@ -68,6 +74,7 @@ enum Command {
     /// Check one pair, or one password, against a filter: exit 0 clean, 1
     /// leaked. The password is read from stdin, never from the command line.
     Check {
+        /// The filter file to check against.
         #[arg(long)]
         filter: PathBuf,
         /// The username, for a pairs filter (normalised as the filter says).
@@ -78,15 +85,26 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BuildFilterArgs {
+    /// What the filter holds: username and password pairs, or passwords.
     #[arg(long, value_enum)]
     kind: FilterKind,
-    /// Corpus files, read in order; `-` is stdin, `*.gz` is decompressed.
+    /// Corpus files, read in order; `-` is stdin, `*.gz` is decompressed, a
+    /// directory is its files by name (e.g. Have I Been Pwned range files).
     #[arg(long = "input", value_name = "FILE", required = true, num_args = 1..)]
     inputs: Vec<PathBuf>,
+    /// The filter file to write; checked before the build starts.
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
+    /// The inputs' line format; auto: combo for pairs, hibp or plain for
+    /// passwords (a file named by 5 hex digits is a hibp range file).
     #[arg(long, value_enum, default_value_t)]
     format: InputFormat,
+    /// Keep only hibp passwords seen at least N times.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    min_count: u64,
+    /// Fail when more than this share (0 to 1) of the lines is malformed.
+    #[arg(long, value_name = "SHARE", default_value_t = DEFAULT_MAX_MALFORMED)]
+    max_malformed: f64,
     /// A combo list's separator: ----, |, :, ; or tab (default: detected per
     /// file from its first line).
     #[arg(long, value_name = "SEP")]
@@ -123,6 +141,8 @@ impl From<BuildFilterArgs> for BuildOptions {
             format: args.format,
             fp_rate: args.fp_rate,
             expected_items: args.expected_items,
+            min_count: args.min_count,
+            max_malformed: args.max_malformed,
             normalization: Normalizer::new(args.username_normalization, args.default_region),
             separator: args.separator,
             columns: args.columns,
@@ -151,5 +171,28 @@ fn main() -> ExitCode {
         Command::FilterInfo { file } => commands::filter_info(&file),
         Command::Check { filter, username } => commands::check(&filter, username.as_deref()),
         Command::Healthcheck { url } => commands::probe(&url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// `--help` explains every argument of every subcommand.
+    #[test]
+    fn every_argument_has_help() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{} {}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

@@ -7,10 +7,11 @@
 mod families;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{IntCounter, IntGauge, Registry};
 
+use crate::leaked::store::Serving;
 use crate::leaked::FilterKind;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::LimitKind;
@@ -89,6 +90,7 @@ pub enum RefusalReason {
     BodyNotAllowed,
     LoginMethod,
     CredentialInQuery,
+    LoginUpgrade,
     RepeatedHeader,
     BodyTooLarge,
     BodyTimeout,
@@ -112,12 +114,13 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 23] = [
+    pub const ALL: [RefusalReason; 24] = [
         Self::AmbiguousHost,
         Self::PathControl,
         Self::BodyNotAllowed,
         Self::LoginMethod,
         Self::CredentialInQuery,
+        Self::LoginUpgrade,
         Self::RepeatedHeader,
         Self::BodyTooLarge,
         Self::BodyTimeout,
@@ -145,6 +148,7 @@ impl RefusalReason {
             Self::BodyNotAllowed => "body_not_allowed",
             Self::LoginMethod => "login_method",
             Self::CredentialInQuery => "credential_in_query",
+            Self::LoginUpgrade => "login_upgrade",
             Self::RepeatedHeader => "repeated_header",
             Self::BodyTooLarge => "body_too_large",
             Self::BodyTimeout => "body_timeout",
@@ -310,9 +314,22 @@ impl Metrics {
         self.inner.connections.tls_reloads[usize::from(!ok)].inc();
     }
 
-    /// A filter now serving: its size and when it was loaded.
-    pub fn record_filter_loaded(&self, kind: FilterKind, items: u64, at: SystemTime) {
-        self.inner.filters.loaded(kind, items, at);
+    /// A filter now serving: its size, when it was loaded and built.
+    pub fn record_filter_loaded(&self, serving: &Serving) {
+        self.inner.filters.loaded(serving);
+    }
+
+    /// The configured age past which a filter is stale, for the alert.
+    pub fn record_filter_max_age(&self, kind: FilterKind, age: Duration) {
+        self.inner.filters.max_age(kind, age);
+    }
+
+    /// The serving certificate's expiry (`None`: not readable from it).
+    pub fn record_tls_certificate(&self, not_after: Option<SystemTime>) {
+        let seconds = not_after
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.inner.connections.cert_not_after.set(seconds);
     }
 
     pub fn record_filter_reload(&self, kind: FilterKind, ok: bool) {
@@ -393,5 +410,35 @@ mod tests {
         assert!(text.contains("credgate_open_connections 1"));
         drop(guard);
         assert_eq!(m.inner.connections.open.get(), 0);
+    }
+
+    #[test]
+    fn certificate_build_and_filter_ages_show_up_in_the_text_format() {
+        let registry = Registry::new();
+        let m = Metrics::new(&registry, &Routes::default()).unwrap();
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        m.record_tls_certificate(Some(at(1_900_000_000)));
+        m.record_filter_loaded(&Serving {
+            kind: FilterKind::Pairs,
+            items: 7,
+            loaded_at: at(1_800_000_000),
+            built_at: at(1_700_000_000),
+        });
+        m.record_filter_max_age(FilterKind::Pairs, Duration::from_secs(691_200));
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let version = env!("CARGO_PKG_VERSION");
+        for line in [
+            "credgate_tls_cert_not_after_seconds 1900000000".to_owned(),
+            format!("credgate_build_info{{version=\"{version}\"}} 1"),
+            "credgate_filter_built_timestamp_seconds{filter=\"pairs\"} 1700000000".to_owned(),
+            "credgate_filter_loaded_timestamp_seconds{filter=\"pairs\"} 1800000000".to_owned(),
+            "credgate_filter_max_age_seconds{filter=\"pairs\"} 691200".to_owned(),
+        ] {
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -14,6 +14,8 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::attack::AttackMode;
+mod access;
+
 use crate::authority;
 use crate::body::{ProxyBody, Unread};
 use crate::client_ip::{ClientIp, TrustedProxies};
@@ -22,7 +24,7 @@ use crate::credentials::{self, LoginBody};
 use crate::device::DeviceUser;
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
-use crate::logging;
+use crate::logging::{self, access::AccessLog};
 use crate::metrics::{Metrics, RequestDecision};
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::AttemptKeys;
@@ -69,6 +71,7 @@ pub struct Stages {
     pub login: LoginPolicy,
     pub risk: Risk,
     pub metrics: Metrics,
+    pub access: AccessLog,
 }
 
 /// The shared handles of the pipeline. Cloning is shallow.
@@ -87,6 +90,10 @@ struct Record<'a> {
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
     risk: Option<Level>,
+    /// Known once a login's credentials have been checked.
+    verdict: Option<Verdict>,
+    /// How long the shop took, when asked.
+    upstream: Option<Duration>,
 }
 
 /// A checked login attempt on its way to the shop: what to learn from the
@@ -119,20 +126,27 @@ impl Proxy {
     /// Never fails: every error becomes a response, logged and counted once.
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: Conn,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let version = req.version();
-        // Only build the log line's fields when someone will read them.
-        let described = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (req.method().clone(), req.uri().path().to_owned()));
+        let peer_trusted = self.inner.trusted.contains(conn.peer.ip());
+        let request_id = access::request_id(&mut req, &self.inner.access, peer_trusted);
+        // Only keep the log line's fields when someone will read them.
+        let seen = self
+            .inner
+            .access
+            .enabled()
+            .then(|| access::Seen::take(&req));
         let mut record = Record {
             client: None,
             fingerprint: None,
             login: None,
             decision: RequestDecision::Allow,
             risk: None,
+            verdict: None,
+            upstream: None,
         };
         let req = req.map(|body| Unread::new(body, version));
         let response = match self.try_handle(req, conn, &mut record).await {
@@ -149,18 +163,19 @@ impl Proxy {
         let elapsed = started.elapsed();
         let metrics = &self.inner.metrics;
         metrics.record_request(record.login, record.decision, elapsed);
-        if let Some((method, path)) = described {
-            tracing::debug!(
-                client = %record.client.map_or(conn.peer.ip(), |c| c.0),
-                %method,
-                path,
-                status = response.status().as_u16(),
-                route = record.login.map_or("passthrough", |r| r.name.as_str()),
-                decision = record.decision.as_str(),
-                risk = record.risk.map_or("-", Level::as_str),
-                micros = elapsed.as_micros() as u64,
-                "request"
-            );
+        if let Some(seen) = seen {
+            let found = access::Found {
+                client: record.client,
+                peer: conn.peer,
+                login: record.login,
+                decision: record.decision.as_str(),
+                verdict: record.verdict,
+                risk: record.risk,
+                upstream: record.upstream,
+                total: elapsed,
+                request_id: &request_id,
+            };
+            seen.write(&self.inner.access, found, &response);
         }
         Ok(response)
     }
@@ -198,6 +213,7 @@ impl Proxy {
             .forward(req, host, self.hop(conn))
             .await?;
         self.inner.metrics.record_upstream(elapsed);
+        record.upstream = Some(elapsed);
         if let (Some(attempt), Some(route)) = (attempt, record.login) {
             let outcome = route.failure.classify(&response);
             self.settle_risk(attempt, outcome, response.headers_mut());
@@ -249,6 +265,7 @@ impl Proxy {
         );
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
+        record.verdict = Some(verdict);
         record.decision = RequestDecision::from(decision);
         let attempt = Attempt {
             route: route.index,

@@ -122,14 +122,14 @@ impl Reloader {
         self.metrics
             .record_filter_reload(reloaded.kind, reloaded.result.is_ok());
         if let Ok(serving) = &reloaded.result {
-            self.metrics
-                .record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
+            self.metrics.record_filter_loaded(serving);
         }
     }
 
     fn reload_certificate(&self) -> Status {
         let result = self.certs.reload();
         self.metrics.record_tls_reload(result.is_ok());
+        self.metrics.record_tls_certificate(self.certs.not_after());
         match result {
             Ok(()) => {
                 tracing::info!("TLS certificate reloaded");

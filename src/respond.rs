@@ -79,6 +79,7 @@ impl RequestError {
                 RouteRefusal::BodyNotAllowed { .. } => R::BodyNotAllowed,
                 RouteRefusal::NotALoginMethod { .. } => R::LoginMethod,
                 RouteRefusal::CredentialInQuery { .. } => R::CredentialInQuery,
+                RouteRefusal::UpgradeOnLogin => R::LoginUpgrade,
             },
             Self::Body(e) => match e {
                 BodyError::TooLarge { .. } => R::BodyTooLarge,
@@ -129,7 +130,8 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
         RequestError::Route(
             e @ (RouteRefusal::ControlInPath
             | RouteRefusal::BodyNotAllowed { .. }
-            | RouteRefusal::CredentialInQuery { .. }),
+            | RouteRefusal::CredentialInQuery { .. }
+            | RouteRefusal::UpgradeOnLogin),
         ) => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
         RequestError::Body(e) => match e {
             BodyError::TooLarge { .. } => {

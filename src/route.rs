@@ -82,6 +82,8 @@ pub enum RouteRefusal {
     NotALoginMethod { method: Method, allow: HeaderValue },
     #[error("the {field} field name appears in the query string")]
     CredentialInQuery { field: Field },
+    #[error("a login path is never upgraded to another protocol")]
+    UpgradeOnLogin,
 }
 
 /// Methods that many shops serve without reading a body.
@@ -166,6 +168,9 @@ impl Routes {
         let raw = req.uri().path();
         if has_control(raw) || has_control(&normalize(raw)) {
             return Err(RouteRefusal::ControlInPath);
+        }
+        if self.login_path(req).is_some() && req.headers().contains_key(http::header::UPGRADE) {
+            return Err(RouteRefusal::UpgradeOnLogin);
         }
         if let Route::Login(_) = route {
             // Its body is inspected, and forwarded with a fresh length.

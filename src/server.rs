@@ -8,15 +8,16 @@
 
 mod hello;
 mod idle;
+mod tunnel;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use prometheus::Registry;
@@ -35,6 +36,7 @@ use crate::config::{self, Config};
 use crate::device::DeviceKeys;
 use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
+use crate::logging::access::AccessLog;
 use crate::metrics::Metrics;
 use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
 use crate::rate_limit::Budget;
@@ -43,10 +45,11 @@ use crate::respond::BlockPage;
 use crate::risk::{self, Risk, RiskMemory};
 use crate::route::Routes;
 use crate::state::State;
-use crate::tls::{self, CertStore};
-use crate::upstream::Upstream;
+use crate::tls::{self, validity, CertStore};
+use crate::upstream::{upgrade_of, Upstream};
 use crate::verdict::Policy;
 use idle::{Activity, ActivityIo};
+use tunnel::Tunnel;
 
 // Bounds the admin listener on its own: a scrape storm must not be able to
 // take proxy connection slots, nor the other way round.
@@ -163,8 +166,10 @@ impl Parts {
         let leaked =
             LeakedFilters::load(&config.leaked).context("[leaked]: cannot load the filters")?;
         for serving in leaked.serving() {
-            metrics.record_filter_loaded(serving.kind, serving.items, serving.loaded_at);
+            metrics.record_filter_loaded(&serving);
+            metrics.record_filter_max_age(serving.kind, config.leaked.max_filter_age.0);
         }
+        metrics.record_tls_certificate(certs.not_after());
         let upstream = Upstream::new(&config.upstream, provider)
             .context("[upstream]")?
             .strip_client_headers(s.strip_client_headers.iter().map(|h| h.0.clone()));
@@ -183,6 +188,7 @@ impl Parts {
             login: login_policy(config)?,
             risk: risk_stage(config, &attack)?,
             metrics: metrics.clone(),
+            access: AccessLog::new(&config.log),
         });
         let reloader = Reloader::new(certs, leaked, metrics.clone());
         let admin = Admin::new(AdminParts {
@@ -257,8 +263,17 @@ impl Server {
 
     /// Loads everything `config` names (certificate, filters, token, block
     /// page) without binding anything: `credgate check-config`.
-    pub fn check(config: &Config) -> anyhow::Result<()> {
-        Parts::build(config).map(drop)
+    /// Builds every part as `serve` would, and returns warnings: a
+    /// certificate that expired or expires soon.
+    pub fn check(config: &Config) -> anyhow::Result<Vec<String>> {
+        Parts::build(config)?;
+        let s = &config.server;
+        let certs = CertStore::load(&s.tls_cert, &s.tls_key, tls::provider())?;
+        let now = std::time::SystemTime::now();
+        let warning = certs
+            .not_after()
+            .and_then(|at| validity::expiry_warning(at, now));
+        Ok(warning.into_iter().collect())
     }
 
     pub fn addrs(&self) -> Addrs {
@@ -531,18 +546,32 @@ impl Acceptor {
         let activity = Activity::new();
         let io = TokioIo::new(ActivityIo::new(io, activity.clone()));
         let app = self.app.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
+        // Set when the shop switched protocols: both ends, to join once
+        // hyper lets go of the connection.
+        let tunnel: Arc<Mutex<Option<Tunnel>>> = Arc::default();
+        let upgraded = tunnel.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
+            let upgraded = upgraded.clone();
             async move {
                 match app {
                     App::Proxy { proxy, scheme } => {
-                        proxy.handle(req, Conn { peer, scheme, ja4 }).await
+                        let client =
+                            upgrade_of(req.headers()).map(|_| hyper::upgrade::on(&mut req));
+                        let mut response = proxy.handle(req, Conn { peer, scheme, ja4 }).await?;
+                        if let Some(client) = client {
+                            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                                let shop = hyper::upgrade::on(&mut response);
+                                *upgraded.lock().expect("never poisoned") = Some((client, shop));
+                            }
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
                     }
                     App::Admin(admin) => Ok(admin.handle(req).await),
                 }
             }
         });
-        let conn = self.limits.http.serve_connection(io, service);
+        let conn = self.limits.http.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         let mut draining = false;
         let mut idle_warned = false;
@@ -551,6 +580,11 @@ impl Acceptor {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    let upgraded = tunnel.lock().expect("never poisoned").take();
+                    if let Some(upgraded) = upgraded {
+                        let idle = self.limits.idle_timeout;
+                        tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
                     }
                     return;
                 }

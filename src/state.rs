@@ -308,7 +308,7 @@ impl State {
         if let Backend::Redis(redis) = &self.inner.backend {
             self.shared(redis.ban(target, duration), |_| ()).await;
         }
-        tracing::info!(%target, seconds = duration.as_secs(), "banned by an operator");
+        tracing::info!(banned = %target, seconds = duration.as_secs(), "banned by an operator");
     }
 
     /// Lifts a ban; returns true if there was one on exactly `target`.
@@ -318,7 +318,7 @@ impl State {
             lifted |= self.shared(redis.unban(target), |_| false).await;
         }
         if lifted {
-            tracing::info!(%target, "unbanned by an operator");
+            tracing::info!(unbanned = %target, "unbanned by an operator");
         }
         lifted
     }

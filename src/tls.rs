@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
@@ -17,6 +18,8 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub mod validity;
 
 /// The crypto provider of the whole process.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -87,6 +90,12 @@ impl CertStore {
             provider,
             current: ArcSwap::from_pointee(key),
         })
+    }
+
+    /// When the serving certificate expires; `None` if its DER does not say.
+    pub fn not_after(&self) -> Option<SystemTime> {
+        let key = self.current.load();
+        validity::not_after(key.cert.first()?.as_ref())
     }
 
     /// Re-reads both files. On error the current certificate stays in use.

@@ -160,6 +160,11 @@ impl Upstream {
         hop: Hop,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
         *req.uri_mut() = self.target(std::mem::take(req.uri_mut()));
+        // An HTTP/1.1 upgrade (WebSocket) is the one hop-by-hop request the
+        // shop must see; HTTP/2 has no `Upgrade`.
+        let upgrade = (req.version() == Version::HTTP_11)
+            .then(|| upgrade_of(req.headers()))
+            .flatten();
         if req.version() == Version::HTTP_2 {
             join_cookies(req.headers_mut());
         }
@@ -168,6 +173,9 @@ impl Upstream {
             strip_client_headers(req.headers_mut(), &self.strip);
         }
         prepare_headers(req.headers_mut(), host, hop);
+        if let Some(protocol) = upgrade {
+            keep_upgrade(req.headers_mut(), protocol);
+        }
         let started = Instant::now();
         let response = tokio::time::timeout(self.request_timeout, self.client.request(req))
             .await
@@ -180,7 +188,13 @@ impl Upstream {
             })?;
         let elapsed = started.elapsed();
         let (mut parts, body) = response.into_parts();
+        let switched = (parts.status == http::StatusCode::SWITCHING_PROTOCOLS)
+            .then(|| upgrade_of(&parts.headers))
+            .flatten();
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = switched {
+            keep_upgrade(&mut parts.headers, protocol);
+        }
         Ok((Response::from_parts(parts, body), elapsed))
     }
 
@@ -267,6 +281,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
+}
+
+/// The protocol a message asks to switch to: its `Upgrade` value, when
+/// `Connection` names `upgrade`.
+pub fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asked = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asked
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Puts back the two headers of an upgrade, and no other hop-by-hop one.
+fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -641,6 +641,15 @@ async fn the_admin_api_cannot_hurt_the_process() {
     let (status, listed) = get(&bans.replace("/admin/bans", "/healthz")).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert!(!proxy.logs().contains("panicked"), "{}", proxy.logs());
+    // The ban line has one `target` key, the event's: a JSON object with two
+    // is read differently by every log shipper.
+    let logs = proxy.logs();
+    let ban = logs
+        .lines()
+        .find(|l| l.contains("banned by an operator"))
+        .unwrap_or_else(|| panic!("no ban line in {logs}"));
+    assert_eq!(ban.matches("\"target\"").count(), 1, "{ban}");
+    assert!(ban.contains("\"banned\":\"203.0.113.8/32\""), "{ban}");
     drop(proxy);
 
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();

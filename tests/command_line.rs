@@ -164,3 +164,73 @@ fn only_one_crypto_provider_is_in_the_dependency_tree() {
     }
     assert!(lock.contains("name = \"ring\""));
 }
+
+#[test]
+fn build_filter_refuses_garbage_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("empty.txt"), "\n").unwrap();
+    let junk: String = (0..10)
+        .map(|i| match i % 2 {
+            0 => format!("user{i}@example.com:pw{i}\n"),
+            _ => "junk\n".to_owned(),
+        })
+        .collect();
+    std::fs::write(path("junk.txt"), junk).unwrap();
+    let cases = [
+        (
+            "passwords",
+            path("empty.txt"),
+            path("a.cgf"),
+            "hold no item",
+        ),
+        (
+            "pairs",
+            path("junk.txt"),
+            path("b.cgf"),
+            "junk.txt:2, junk.txt:4",
+        ),
+        (
+            "passwords",
+            path("empty.txt"),
+            path("no/dir/c.cgf"),
+            "cannot write the filter here",
+        ),
+    ];
+    for (kind, input, output, says) in cases {
+        let args = [
+            "build-filter",
+            "--kind",
+            kind,
+            "--input",
+            &input,
+            "--output",
+            &output,
+        ];
+        let (status, _, stderr) = run(&args);
+        assert_eq!(status.code(), Some(1), "{kind} {input}: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!std::path::Path::new(&output).exists());
+    }
+}
+
+#[test]
+fn check_config_warns_about_an_expired_certificate() {
+    let cert = TestCert::generate();
+    let fresh = check(&config_toml(&cert, closed_port().addr, "", ""));
+    assert!(!fresh.2.contains("warning"), "{}", fresh.2);
+
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let expired = params.self_signed(&key).unwrap();
+    std::fs::write(cert.cert_path(), expired.pem()).unwrap();
+    std::fs::write(cert.key_path(), key.serialize_pem()).unwrap();
+    let (ok, _, output) = check(&config_toml(&cert, closed_port().addr, "", ""));
+    assert!(ok, "a warning, not an error: {output}");
+    assert!(
+        output.contains("warning:") && output.contains("expired on 2021-01-01"),
+        "{output}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access_log;
 mod admin;
 mod attack;
 mod bypass;
@@ -20,3 +21,4 @@ mod passthrough;
 mod protection;
 mod risk;
 mod shared_state;
+mod upgrade;

@@ -229,3 +229,10 @@ pub fn attack_hold() -> HumanDuration {
 pub fn untrusted_budget() -> Option<Limit> {
     Some(limit(20, 1, 40))
 }
+
+pub fn passthrough_sample() -> f64 {
+    1.0
+}
+pub fn max_filter_age() -> HumanDuration {
+    secs(8 * 86400)
+}

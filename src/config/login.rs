@@ -69,6 +69,14 @@ pub struct Leaked {
     /// the watch off (SIGHUP and `POST /admin/reload` still reload).
     #[serde(default = "defaults::watch_interval")]
     pub watch_interval: HumanDuration,
+    /// A running proxy refuses to swap in a filter of 0 items (a build gone
+    /// wrong would silently turn the check off) unless this is true.
+    #[serde(default)]
+    pub allow_empty_reload: bool,
+    /// A filter built longer ago than this is stale: exported as
+    /// `credgate_filter_max_age_seconds` for the `CredgateFilterStale` alert.
+    #[serde(default = "defaults::max_filter_age")]
+    pub max_filter_age: HumanDuration,
     #[serde(default = "defaults::on_leaked_pair")]
     pub on_leaked_pair: Action,
     #[serde(default = "defaults::on_leaked_password")]
@@ -188,6 +196,8 @@ impl Default for Leaked {
             username_normalization: None,
             default_region: None,
             watch_interval: defaults::watch_interval(),
+            allow_empty_reload: false,
+            max_filter_age: defaults::max_filter_age(),
             on_leaked_pair: defaults::on_leaked_pair(),
             on_leaked_password: defaults::on_leaked_password(),
             annotate_header: defaults::annotate_header(),

@@ -104,7 +104,9 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(route(req, &state).await) }
             });
-            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            let _ = http
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -122,8 +124,36 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<ShopBody> {
         (Method::POST, "/upload") => upload(req, state).await,
         (Method::GET, "/download") => download(&req),
         (Method::GET, "/slow") => slow(&req).await,
+        (Method::GET, "/ws") => echo_upgrade(req),
         _ => full(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// `GET /ws` with `Upgrade`: switches protocols and echoes every byte back
+/// until the client closes, what a WebSocket echo endpoint does with frames.
+fn echo_upgrade(mut req: Request<Incoming>) -> Response<ShopBody> {
+    let Some(protocol) = req.headers().get(http::header::UPGRADE).cloned() else {
+        return full(
+            StatusCode::UPGRADE_REQUIRED,
+            "text/plain",
+            "upgrade required\n",
+        );
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let (mut read, mut write) = tokio::io::split(TokioIo::new(upgraded));
+        let _ = tokio::io::copy(&mut read, &mut write).await;
+    });
+    let mut response = full(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
+    let headers = response.headers_mut();
+    headers.remove(CONTENT_TYPE);
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("upgrade"),
+    );
+    headers.insert(http::header::UPGRADE, protocol);
+    response
 }
 
 async fn login(req: Request<Incoming>) -> Response<ShopBody> {

@@ -165,7 +165,7 @@ impl FilterBuilder {
             Entry::Digest(digest) => {
                 self.insert_password_digest(&digest);
             }
-            Entry::Blank => {}
+            Entry::Blank | Entry::Rare => {}
             Entry::Malformed => return false,
         }
         true

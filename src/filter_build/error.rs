@@ -32,6 +32,35 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--max-malformed must lie between 0 and 1, not {share}")]
+    MaxMalformed { share: f64 },
+    #[error("{}: cannot write the filter here", path.display())]
+    OutputPath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the inputs hold no item ({lines} lines, {malformed} malformed{})",
+        at_lines(at)
+    )]
+    Empty {
+        lines: u64,
+        malformed: u64,
+        at: String,
+    },
+    #[error(
+        "{malformed} of {lines} lines are malformed, more than the {:.0}% allowed \
+         (--max-malformed; wrong --format?){}",
+        max_share * 100.0,
+        at_lines(at)
+    )]
+    TooMalformed {
+        malformed: u64,
+        lines: u64,
+        max_share: f64,
+        at: String,
+    },
     #[error("cannot get random bytes for the filter's hash keys")]
     Seed(#[source] std::io::Error),
     #[error(transparent)]
@@ -48,8 +77,22 @@ impl BuildError {
             | Self::FormatForKind { .. }
             | Self::ComboOptions { .. }
             | Self::StdinNeedsExpectedItems
-            | Self::TooLarge { .. } => true,
-            Self::Input { .. } | Self::Seed(_) | Self::Output(_) => false,
+            | Self::TooLarge { .. }
+            | Self::MaxMalformed { .. } => true,
+            Self::Input { .. }
+            | Self::OutputPath { .. }
+            | Self::Empty { .. }
+            | Self::TooMalformed { .. }
+            | Self::Seed(_)
+            | Self::Output(_) => false,
         }
+    }
+}
+
+/// `; first at a:1, a:7` for an error message, or nothing.
+fn at_lines(at: &str) -> String {
+    match at.is_empty() {
+        true => String::new(),
+        false => format!("; first at {at}"),
     }
 }

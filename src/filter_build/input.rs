@@ -24,7 +24,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use zeroize::Zeroizing;
@@ -84,6 +84,8 @@ pub enum Entry<'a> {
     },
     Password(&'a [u8]),
     Digest([u8; 20]),
+    /// A hibp line seen fewer times than `--min-count`: well formed, left out.
+    Rare,
     Blank,
     Malformed,
 }
@@ -96,6 +98,7 @@ impl fmt::Debug for Entry<'_> {
             Entry::Pair { usernames, .. } => write!(f, "Pair({usernames:?}, <redacted>)"),
             Entry::Password(_) => f.write_str("Password(<redacted>)"),
             Entry::Digest(_) => f.write_str("Digest(<redacted>)"),
+            Entry::Rare => f.write_str("Rare"),
             Entry::Blank => f.write_str("Blank"),
             Entry::Malformed => f.write_str("Malformed"),
         }
@@ -109,6 +112,11 @@ pub struct Parser {
     kind: FilterKind,
     separator: Option<Separator>,
     columns: Columns,
+    /// A Have I Been Pwned range file's prefix (its file name): its lines
+    /// hold the other 35 hex digits.
+    range: Option<[u8; 5]>,
+    /// hibp lines with a smaller count are left out.
+    min_count: u64,
 }
 
 impl Parser {
@@ -125,12 +133,29 @@ impl Parser {
             kind,
             separator,
             columns,
+            range: None,
+            min_count: 0,
         }
+    }
+
+    /// Reads the input as a Have I Been Pwned range file of `prefix`.
+    pub fn range(mut self, prefix: Option<[u8; 5]>) -> Self {
+        self.range = prefix;
+        self
+    }
+
+    /// Leaves out hibp lines counted fewer than `min` times.
+    pub fn min_count(mut self, min: u64) -> Self {
+        self.min_count = min;
+        self
     }
 
     pub fn parse<'a>(&mut self, line: &'a [u8]) -> Entry<'a> {
         if line.is_empty() {
             return Entry::Blank;
+        }
+        if let Some(prefix) = self.range {
+            return self.parse_range(prefix, line);
         }
         if self.format == InputFormat::Auto {
             self.format = match self.kind {
@@ -142,7 +167,34 @@ impl Parser {
         match self.format {
             InputFormat::Combo => self.parse_combo(line),
             InputFormat::Plain => Entry::Password(line),
-            InputFormat::Hibp | InputFormat::Auto => parse_hibp(line),
+            InputFormat::Hibp | InputFormat::Auto => self.counted(parse_hibp(line), line),
+        }
+    }
+
+    /// A range file's `SUFFIX:count` line, the prefix put back in front.
+    fn parse_range<'a>(&self, prefix: [u8; 5], line: &'a [u8]) -> Entry<'a> {
+        if line.len() < 35 || line.len() > 40 + 20 {
+            return Entry::Malformed;
+        }
+        let mut full = [0u8; 65];
+        full[..5].copy_from_slice(&prefix);
+        full[5..5 + line.len()].copy_from_slice(line);
+        let full = &full[..5 + line.len()];
+        match parse_hibp(full) {
+            Entry::Digest(digest) => self.counted(Entry::Digest(digest), full),
+            _ => Entry::Malformed,
+        }
+    }
+
+    /// `entry`, or [`Entry::Rare`] when its line's count is below the minimum.
+    fn counted<'a>(&self, entry: Entry<'a>, line: &[u8]) -> Entry<'a> {
+        if self.min_count <= 1 || !matches!(entry, Entry::Digest(_)) {
+            return entry;
+        }
+        let count = line.get(41..).and_then(|c| std::str::from_utf8(c).ok());
+        match count.and_then(|c| c.parse::<u64>().ok()) {
+            Some(n) if n < self.min_count => Entry::Rare,
+            _ => entry,
         }
     }
 
@@ -252,6 +304,37 @@ impl Read for Input {
 
 pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
+}
+
+/// The prefix of a Have I Been Pwned range file: a name (without
+/// extension) of exactly 5 hex digits, as the downloader writes them.
+pub fn range_prefix(path: &Path) -> Option<[u8; 5]> {
+    let stem = path.file_name()?.to_str()?;
+    let stem = stem.split('.').next()?;
+    let bytes: [u8; 5] = stem.as_bytes().try_into().ok()?;
+    bytes
+        .iter()
+        .all(u8::is_ascii_hexdigit)
+        .then(|| bytes.map(|b| b.to_ascii_uppercase()))
+}
+
+/// The inputs with every directory replaced by its files, by name: a
+/// directory of range files is one input to the operator.
+pub fn expand(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::with_capacity(inputs.len());
+    for path in inputs {
+        if is_stdin(path) || !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut listed = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        listed.retain(|p| p.is_file());
+        listed.sort();
+        files.extend(listed);
+    }
+    Ok(files)
 }
 
 /// The name a filter records for an input: the file name without its

@@ -778,6 +778,9 @@ mod tests {
         .unwrap();
         passwords.insert_password(b"password");
         let checksum = |b: FilterBuilder| b.finish(vec![]).header().body_checksum;
+        // The body depends on the bit count too: these are the values since
+        // filters are sized for at least 1024 items (2b5557a), which changed
+        // the size of this 100-item filter, not the hashing.
         assert_eq!(
             (checksum(pairs), checksum(passwords)),
             (0x4cdc0ea1, 0xb95c5def)

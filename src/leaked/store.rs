@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -38,6 +38,12 @@ pub enum LoadError {
         /// The configured rule, or what applies when the key is unset.
         config: String,
     },
+    #[error(
+        "{}: the filter holds no item; a reload keeps the old one \
+         (set [leaked] allow_empty_reload = true to serve it)",
+        path.display()
+    )]
+    Empty { path: PathBuf },
 }
 
 /// The configured filters. Cloning is shallow.
@@ -54,6 +60,8 @@ struct Inner {
     /// Whether `[leaked] username_normalization` is set, for the message
     /// that refuses a filter built with another rule.
     configured: bool,
+    /// `[leaked] allow_empty_reload`.
+    allow_empty: bool,
 }
 
 /// One filter file and the filter loaded from it.
@@ -82,6 +90,8 @@ pub struct Serving {
     pub kind: FilterKind,
     pub items: u64,
     pub loaded_at: SystemTime,
+    /// When `build-filter` wrote the file: its age survives restarts.
+    pub built_at: SystemTime,
 }
 
 /// What one filter's reload did.
@@ -152,6 +162,7 @@ impl LeakedFilters {
                 passwords,
                 normalization,
                 configured,
+                allow_empty: config.allow_empty_reload,
             }),
         })
     }
@@ -241,7 +252,14 @@ impl LeakedFilters {
         }
         *seen = now;
         let inner = &self.inner;
-        let result = load(&slot.path, kind, inner.normalization, inner.configured).map(|loaded| {
+        let result = load(&slot.path, kind, inner.normalization, inner.configured);
+        let result = result.and_then(|loaded| match loaded.filter.header().items {
+            0 if !inner.allow_empty => Err(LoadError::Empty {
+                path: slot.path.clone(),
+            }),
+            _ => Ok(loaded),
+        });
+        let result = result.map(|loaded| {
             let serving = loaded.serving(kind);
             slot.current.store(Arc::new(loaded));
             serving
@@ -308,6 +326,7 @@ impl Loaded {
             kind,
             items: self.filter.header().items,
             loaded_at: self.loaded_at,
+            built_at: UNIX_EPOCH + Duration::from_secs(self.filter.header().built_at),
         }
     }
 }
@@ -328,4 +347,49 @@ impl FileStamp {
 
 fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter_build::FilterBuilder;
+
+    fn save(path: &Path, passwords: &[&str]) {
+        let mut builder =
+            FilterBuilder::new(FilterKind::Passwords, Normalizer::default(), 1000, 1e-5).unwrap();
+        for p in passwords {
+            builder.insert_password(p.as_bytes());
+        }
+        builder.finish(vec![]).save(path).unwrap();
+    }
+
+    #[test]
+    fn a_reload_refuses_an_empty_filter_unless_told_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwords.cgf");
+        save(&path, &["hunter2"]);
+        for allow in [false, true] {
+            save(&path, &["hunter2"]);
+            let config = config::Leaked {
+                passwords_filter: Some(path.clone()),
+                allow_empty_reload: allow,
+                ..config::Leaked::default()
+            };
+            let filters = LeakedFilters::load(&config).unwrap();
+            save(&path, &[]);
+            let reloaded = filters.reload();
+            let items = filters.serving()[0].items;
+            match allow {
+                false => {
+                    let error = reloaded[0].result.as_ref().unwrap_err();
+                    assert!(matches!(error, LoadError::Empty { .. }), "{error}");
+                    assert_eq!(items, 1, "the old filter keeps serving");
+                }
+                true => {
+                    assert!(reloaded[0].result.is_ok());
+                    assert_eq!(items, 0);
+                }
+            }
+        }
+    }
 }

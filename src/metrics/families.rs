@@ -1,15 +1,16 @@
 //! The collectors, one struct per family, each created and registered in one
 //! place. Label values come from the enums' `as_str()`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::Collector;
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
 
 use super::{RefusalReason, RequestDecision, RouteKind};
+use crate::leaked::store::Serving;
 use crate::leaked::FilterKind;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::LimitKind;
@@ -243,6 +244,7 @@ pub(super) struct Connections {
     pub open: IntGauge,
     pub tls_handshake_errors: IntCounter,
     pub tls_reloads: [IntCounter; 2],
+    pub cert_not_after: Gauge,
     /// A count only: a fingerprint is never a label.
     pub fingerprints_seen: IntGauge,
 }
@@ -257,7 +259,27 @@ impl Connections {
                 &["result"],
             )?,
         )?;
+        let build_info = register(
+            registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "credgate_build_info",
+                    "Always 1; the running version as a label.",
+                ),
+                &["version"],
+            )?,
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         Ok(Self {
+            cert_not_after: register(
+                registry,
+                Gauge::new(
+                    "credgate_tls_cert_not_after_seconds",
+                    "When the serving certificate expires (Unix time).",
+                )?,
+            )?,
             tls_handshake_errors: register(
                 registry,
                 IntCounter::new(
@@ -291,6 +313,8 @@ impl Connections {
 pub(super) struct Filters {
     items: IntGaugeVec,
     loaded_at: GaugeVec,
+    built_at: GaugeVec,
+    max_age: GaugeVec,
     reloads: IntCounterVec,
 }
 
@@ -314,6 +338,26 @@ impl Filters {
                     &["filter"],
                 )?,
             )?,
+            built_at: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "credgate_filter_built_timestamp_seconds",
+                        "When build-filter wrote the serving filter (Unix time).",
+                    ),
+                    &["filter"],
+                )?,
+            )?,
+            max_age: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "credgate_filter_max_age_seconds",
+                        "The configured age past which a filter is stale ([leaked] max_filter_age).",
+                    ),
+                    &["filter"],
+                )?,
+            )?,
             reloads: register(
                 registry,
                 counters(
@@ -325,17 +369,24 @@ impl Filters {
         })
     }
 
-    pub fn loaded(&self, kind: FilterKind, items: u64, at: SystemTime) {
+    pub fn loaded(&self, serving: &Serving) {
+        let kind = serving.kind;
         let filter = [kind.as_str()];
-        let items = i64::try_from(items).unwrap_or(i64::MAX);
+        let items = i64::try_from(serving.items).unwrap_or(i64::MAX);
         self.items.with_label_values(&filter).set(items);
-        let at = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        self.loaded_at.with_label_values(&filter).set(at);
+        let unix = |at: SystemTime| {
+            at.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        (self.loaded_at.with_label_values(&filter)).set(unix(serving.loaded_at));
+        (self.built_at.with_label_values(&filter)).set(unix(serving.built_at));
         for result in RESULTS {
             self.reloads.with_label_values(&[kind.as_str(), result]);
         }
+    }
+
+    pub fn max_age(&self, kind: FilterKind, age: Duration) {
+        (self.max_age.with_label_values(&[kind.as_str()])).set(age.as_secs_f64());
     }
 
     pub fn reloaded(&self, kind: FilterKind, ok: bool) {
