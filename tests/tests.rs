@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod bypass;
+mod cluster_state;
 mod command_line;
 mod filters;
 mod fingerprints;
