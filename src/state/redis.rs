@@ -305,14 +305,24 @@ impl Redis {
         if cached.read.is_some_and(|at| at.elapsed() < LENGTHS_FOR) {
             return Ok(cached);
         }
-        let nets: Vec<String> = self
+        let read = self
             .query(
                 redis::cmd("ZRANGE")
                     .arg(self.keys.index("net"))
                     .arg(0)
                     .arg(-1),
             )
-            .await?;
+            .await;
+        // The index's slot may be the one whose primary is down: the
+        // lengths already known keep serving every other slot meanwhile.
+        let nets: Vec<String> = match (read, cached.read) {
+            (Ok(nets), _) => nets,
+            (Err(_), Some(_)) => {
+                self.lock_lengths().read = Some(Instant::now());
+                return Ok(cached);
+            }
+            (Err(error), None) => return Err(error),
+        };
         let mut fresh = NetLengths {
             read: Some(Instant::now()),
             ..NetLengths::default()
