@@ -234,3 +234,28 @@ async fn the_wrong_kind_of_redis_is_an_error_at_start() {
         assert!(error.contains(hint), "{error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_slot_moved_during_resharding_keeps_the_limit_at_its_total() {
+    let cluster = RedisCluster::start();
+    let r = on_cluster(
+        &cluster,
+        "shop",
+        "[limits]\nip = { rate = \"1/min\", burst = 6 }",
+    )
+    .await;
+    let from = "192.0.2.40";
+    for on in [&r.a, &r.b] {
+        assert_eq!(r.login(on, from, RIGHT).await, StatusCode::OK);
+    }
+    // Half-way: the keys are on the target, the source answers ASK.
+    let moving = cluster.begin_move(&format!("shop:{{ip:{from}}}:limit"));
+    for on in [&r.a, &r.b] {
+        assert_eq!(r.login(on, from, RIGHT).await, StatusCode::OK);
+    }
+    // Done: the old owner answers MOVED, and the clients follow.
+    cluster.finish_move(moving);
+    // Exactly the total: a request answered by the local fallback would
+    // have had a fresh budget of its own.
+    assert_eq!(r.passed_until_refused(from, 10).await, 2);
+}

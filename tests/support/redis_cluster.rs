@@ -124,3 +124,61 @@ impl RedisCluster {
         keys
     }
 }
+
+/// A slot on its way from one primary to another (`MIGRATING` on the
+/// source, `IMPORTING` on the target, its keys already moved): the source
+/// answers `ASK` for them.
+pub struct SlotMove {
+    slot: u64,
+    to: usize,
+}
+
+impl RedisCluster {
+    /// Starts moving the slot of `key` to another primary and moves its
+    /// keys, as resharding does.
+    pub fn begin_move(&self, key: &str) -> SlotMove {
+        let from = self.primary_of(key);
+        let to = (0..self.nodes.len())
+            .find(|&i| i != from && self.is_primary(i))
+            .expect("another primary");
+        let slot = self.nodes[from].command(&format!("CLUSTER KEYSLOT {key}"));
+        let slot: u64 = slot.trim().trim_start_matches(':').parse().unwrap();
+        let (from_id, to_id) = (self.id(from), self.id(to));
+        let ok = |reply: String| assert!(reply.starts_with("+OK"), "{reply}");
+        ok(self.nodes[to].command(&format!("CLUSTER SETSLOT {slot} IMPORTING {from_id}")));
+        ok(self.nodes[from].command(&format!("CLUSTER SETSLOT {slot} MIGRATING {to_id}")));
+        let keys = self.nodes[from].command(&format!("CLUSTER GETKEYSINSLOT {slot} 1000"));
+        let keys: Vec<&str> = keys
+            .lines()
+            .filter(|l| !l.starts_with(['*', '$']))
+            .collect();
+        if !keys.is_empty() {
+            let port = self.nodes[to].port;
+            let reply = self.nodes[from].command(&format!(
+                "MIGRATE 127.0.0.1 {port} \"\" 0 5000 KEYS {}",
+                keys.join(" ")
+            ));
+            assert!(reply.starts_with("+OK"), "MIGRATE: {reply}");
+        }
+        SlotMove { slot, to }
+    }
+
+    /// Hands the slot to the target: the source then answers `MOVED`.
+    pub fn finish_move(&self, slot_move: SlotMove) {
+        let SlotMove { slot, to } = slot_move;
+        let to_id = self.id(to);
+        for i in (0..self.nodes.len()).filter(|&i| self.is_primary(i)) {
+            let reply = self.nodes[i].command(&format!("CLUSTER SETSLOT {slot} NODE {to_id}"));
+            assert!(reply.starts_with("+OK"), "{reply}");
+        }
+    }
+
+    fn is_primary(&self, i: usize) -> bool {
+        self.nodes[i].is_running() && self.nodes[i].command("ROLE").contains("master")
+    }
+
+    fn id(&self, i: usize) -> String {
+        let reply = self.nodes[i].command("CLUSTER MYID");
+        reply.lines().nth(1).expect("an id").trim().to_owned()
+    }
+}
