@@ -26,6 +26,11 @@ impl RedisCluster {
             let mut node = RedisServer::reserve();
             let config = dir.path().join(format!("nodes-{}.conf", node.port));
             node.args = vec![
+                // A replica writes the RDB of its full sync into `dir`.
+                "--dir".into(),
+                dir.path().to_string_lossy().into_owned(),
+                "--dbfilename".into(),
+                format!("dump-{}.rdb", node.port),
                 "--cluster-enabled".into(),
                 "yes".into(),
                 "--cluster-config-file".into(),
