@@ -34,7 +34,7 @@ async fn on_a_cluster_limits_are_shared_at_exactly_the_configured_total() {
     let cluster = RedisCluster::start();
     let r = on_cluster(
         &cluster,
-        "shop",
+        "shop:",
         "[limits]\nip = { rate = \"1/min\", burst = 6 }\n\
          username = { rate = \"1/min\", burst = 4 }",
     )
@@ -80,7 +80,7 @@ async fn on_a_cluster_limits_are_shared_at_exactly_the_configured_total() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_ban_and_a_network_ban_through_one_replica_apply_on_the_other_and_lift() {
     let cluster = RedisCluster::start();
-    let r = on_cluster(&cluster, "shop", "").await;
+    let r = on_cluster(&cluster, "shop:", "").await;
     let bans = r.a.admin_url("/admin/bans");
     let one = r#"{"target": "203.0.113.9", "duration": "1h"}"#;
     assert_eq!(
@@ -133,8 +133,8 @@ async fn on_a_cluster_a_ban_and_a_network_ban_through_one_replica_apply_on_the_o
 async fn two_key_prefixes_on_one_cluster_do_not_see_each_other() {
     let cluster = RedisCluster::start();
     let limits = "[limits]\nip = { rate = \"1/min\", burst = 3 }";
-    let staging = on_cluster(&cluster, "staging", limits).await;
-    let production = on_cluster(&cluster, "production", limits).await;
+    let staging = on_cluster(&cluster, "staging:", limits).await;
+    let production = on_cluster(&cluster, "production:", limits).await;
     assert_eq!(staging.passed_until_refused("192.0.2.20", 10).await, 3);
     assert_eq!(production.passed_until_refused("192.0.2.20", 10).await, 3);
     let bans = staging.a.admin_url("/admin/bans");
@@ -158,7 +158,7 @@ async fn two_key_prefixes_on_one_cluster_do_not_see_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_cluster_a_killed_primary_is_replaced_and_the_replicas_go_on() {
     let mut cluster = RedisCluster::start();
-    let r = on_cluster(&cluster, "shop", "").await;
+    let r = on_cluster(&cluster, "shop:", "").await;
     let bans = r.a.admin_url("/admin/bans");
     let one = r#"{"target": "203.0.113.77", "duration": "1h"}"#;
     assert_eq!(
@@ -240,7 +240,7 @@ async fn on_a_cluster_a_slot_moved_during_resharding_keeps_the_limit_at_its_tota
     let cluster = RedisCluster::start();
     let r = on_cluster(
         &cluster,
-        "shop",
+        "shop:",
         "[limits]\nip = { rate = \"1/min\", burst = 6 }",
     )
     .await;

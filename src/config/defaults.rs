@@ -141,7 +141,7 @@ pub fn ban_memory() -> HumanDuration {
     secs(86400)
 }
 pub fn key_prefix() -> String {
-    "credgate".into()
+    "credgate:".into()
 }
 
 pub fn redis_timeout() -> HumanDuration {

@@ -123,8 +123,9 @@ pub struct State {
     /// other nodes from them.
     #[serde(default)]
     pub redis_urls: Vec<String>,
-    /// Starts every key, so that several shops (or staging and production)
-    /// share one Redis or cluster without seeing each other's state.
+    /// Starts every key, as written (`"shop1:"`), so that several shops (or
+    /// staging and production) share one Redis or cluster without seeing
+    /// each other's state.
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
     /// How long one Redis command may take before it counts as a failure.
@@ -395,13 +396,13 @@ mod tests {
         let e = state_error("key_prefix = \"{shop}\"");
         assert!(e.contains("state.key_prefix"), "{e}");
         let cluster: State = toml::from_str(
-            "backend = \"redis-cluster\"\nkey_prefix = \"staging\"\n\
+            "backend = \"redis-cluster\"\nkey_prefix = \"staging:\"\n\
              redis_urls = [\"redis://a:7000\", \"rediss://b:7001\"]",
         )
         .unwrap();
         assert_eq!(cluster.backend, Backend::RedisCluster);
         assert!(cluster.validate().is_ok());
-        assert_eq!(state.key_prefix, "credgate");
+        assert_eq!(state.key_prefix, "credgate:");
         let e = state_error("on_backend_error = \"panic\"");
         assert!(e.contains("panic"), "{e}");
     }

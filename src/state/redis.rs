@@ -6,7 +6,7 @@
 //! `NOSCRIPT`), so one question is one round trip and atomic. Time is Redis'
 //! clock (`TIME`), never a replica's, so replicas with skewed clocks agree.
 //!
-//! Keys start with `key_prefix` (default `credgate`, below `P:`) and carry
+//! Keys start with `key_prefix` (default `credgate:`, below `P:`) and carry
 //! one hash tag each, so that every script touches one hash slot and the
 //! same layout serves a single Redis and a Redis Cluster:
 //!

@@ -11,14 +11,14 @@ use ipnet::IpNet;
 /// The key names under one prefix.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
-    /// `key_prefix` and a colon.
+    /// `key_prefix`, as configured (`credgate:` by default).
     prefix: String,
 }
 
 impl Keys {
     pub fn new(key_prefix: &str) -> Self {
         Self {
-            prefix: format!("{key_prefix}:"),
+            prefix: key_prefix.to_owned(),
         }
     }
 

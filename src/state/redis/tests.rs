@@ -36,7 +36,7 @@ fn a_tally_rebuilds_the_buckets_and_the_64_bit_sketch_from_signed_halves() {
 
 #[test]
 fn keys_carry_the_prefix_and_one_hash_tag_per_thing_counted() {
-    let keys = Keys::new("shop-a");
+    let keys = Keys::new("shop-a:");
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
     assert_eq!(keys.suspicion(ip), "shop-a:{ip:192.0.2.7}:suspicion");
     assert_eq!(keys.ban(IpNet::from(ip)), "shop-a:{ip:192.0.2.7}:ban");
