@@ -15,9 +15,9 @@ use crate::support::redis::RedisServer;
 use crate::support::redis_cluster::RedisCluster;
 use crate::support::*;
 
-/// The `[state]` table for `cluster` under `prefix`.
-fn state(cluster: &RedisCluster, prefix: &str) -> String {
-    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+/// The `[state]` table for a cluster with these seeds, under `prefix`.
+fn state(seeds: &[String], prefix: &str) -> String {
+    let urls: Vec<String> = seeds.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
         "backend = \"redis-cluster\"\nredis_urls = [{}]\nkey_prefix = \"{prefix}\"\n\
          redis_timeout = \"250ms\"",
@@ -26,7 +26,7 @@ fn state(cluster: &RedisCluster, prefix: &str) -> String {
 }
 
 async fn on_cluster(cluster: &RedisCluster, prefix: &str, tables: &str) -> Replicas {
-    replicas_with(&state(cluster, prefix), tables).await
+    replicas_with(&state(&cluster.urls(), prefix), tables).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +202,15 @@ async fn on_a_cluster_a_killed_primary_is_replaced_and_the_replicas_go_on() {
     );
     assert_eq!(
         r.login(&r.a, "203.0.113.78", RIGHT).await,
+        StatusCode::FORBIDDEN
+    );
+    // A replica started now, the dead node its first seed, connects
+    // through the others.
+    let mut seeds = cluster.urls();
+    seeds.swap(0, victim);
+    let late = replicas_with(&state(&seeds, "shop:"), "").await;
+    assert_eq!(
+        late.login(&late.a, "203.0.113.77", RIGHT).await,
         StatusCode::FORBIDDEN
     );
 }

@@ -20,8 +20,9 @@ pub(super) enum Topology {
     Cluster {
         /// Boxed: the cluster client is large, and built once.
         client: Box<ClusterClient>,
-        /// A plain client on the first seed, to ask it what it is.
-        seed: redis::Client,
+        /// Plain clients on the seeds, to ask the first that answers what
+        /// it is.
+        seeds: Vec<redis::Client>,
     },
 }
 
@@ -57,7 +58,6 @@ impl Topology {
     }
 
     pub fn cluster(urls: &[String], timeout: Duration) -> Result<Self, RedisError> {
-        let seed = urls.first().map(String::as_str).unwrap_or_default();
         let client = ClusterClient::builder(urls.iter().map(String::as_str))
             .connection_timeout((timeout * 20).max(Duration::from_secs(1)))
             .response_timeout(timeout)
@@ -67,7 +67,10 @@ impl Topology {
             .build()?;
         Ok(Self::Cluster {
             client: Box::new(client),
-            seed: redis::Client::open(seed)?,
+            seeds: urls
+                .iter()
+                .map(|u| redis::Client::open(u.as_str()))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -95,9 +98,8 @@ impl Topology {
                 }
                 Ok(Connection::Single(manager))
             }
-            Self::Cluster { client, seed } => {
-                let mut probe = seed.get_multiplexed_async_connection().await?;
-                if !cluster_enabled(&mut probe).await? {
+            Self::Cluster { client, seeds } => {
+                if !any_cluster_enabled(seeds).await? {
                     return Err(Mismatch {
                         configured: "redis-cluster",
                         found: "a standalone Redis (use backend = \"redis\")",
@@ -108,6 +110,24 @@ impl Topology {
             }
         }
     }
+}
+
+/// Asks the seeds in order; the first that answers says whether it is a
+/// cluster node (a dead seed must not keep a replica from starting).
+async fn any_cluster_enabled(seeds: &[redis::Client]) -> Result<bool, RedisError> {
+    let mut last = None;
+    for seed in seeds {
+        let answer = async {
+            let mut probe = seed.get_multiplexed_async_connection().await?;
+            cluster_enabled(&mut probe).await
+        };
+        match answer.await {
+            Ok(enabled) => return Ok(enabled),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| RedisError::from((redis::ErrorKind::InvalidClientConfig, "no seed"))))
 }
 
 /// Returns true if and only if the server says `cluster_enabled:1`.
