@@ -138,7 +138,7 @@ fn bench_redis(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let redis = redis_server::RedisServer::start();
     let config = format!("backend = \"redis\"\nredis_url = \"{}\"", redis.url());
     let state = local_or_redis(1_000_000, &config);
-    rt.block_on(state.connect());
+    rt.block_on(state.connect()).expect("a standalone redis");
     let used = || {
         let info = redis.command("INFO memory");
         info.lines()

@@ -238,8 +238,9 @@ impl Server {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let parts = Parts::build(config)?;
         // A shared backend that is down does not stop the start: the
-        // replica serves under `on_backend_error` and keeps trying.
-        parts.state.connect().await;
+        // replica serves under `on_backend_error` and keeps trying. One of
+        // the wrong kind (cluster or not) does.
+        parts.state.connect().await?;
         let s = &config.server;
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,

@@ -37,7 +37,7 @@ use crate::reputation::{Ban, Observation};
 
 use self::health::Health;
 use self::local::Local;
-use self::redis::{BackendError, Redis, Screened};
+use self::redis::{BackendError, Mismatch, Redis, Screened};
 
 /// Why a client is refused before its request is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -103,16 +103,16 @@ impl State {
     /// failures: the fallback answers them, so no caller ever sees one.
     pub fn new(config: &Config, backend_errors: IntCounter) -> Self {
         let s = &config.suspicion;
-        let backend = match (config.state.backend, &config.state.redis_url) {
-            (config::Backend::Redis, Some(url)) => match Redis::new(config, url) {
+        let backend = match config.state.backend {
+            config::Backend::Redis | config::Backend::RedisCluster => match Redis::new(config) {
                 Ok(redis) => Backend::Redis(Box::new(redis)),
                 Err(error) => {
-                    // The URL was checked with the config; this is a bug.
-                    tracing::error!(%error, "state.redis_url refused; using local state");
+                    // The URLs were checked with the config; this is a bug.
+                    tracing::error!(%error, "state redis URLs refused; using local state");
                     Backend::Local
                 }
             },
-            _ => Backend::Local,
+            config::Backend::Local => Backend::Local,
         };
         Self {
             inner: Arc::new(Shared {
@@ -129,19 +129,23 @@ impl State {
         }
     }
 
-    /// Connects the shared backend, if there is one. A failure is not fatal:
-    /// the replica serves under `on_backend_error` and [`State::maintain`]
-    /// tries again.
-    pub async fn connect(&self) {
+    /// Connects the shared backend, if there is one. A server that is down
+    /// is not fatal: the replica serves under `on_backend_error` and
+    /// [`State::maintain`] tries again. A server of the wrong kind (a
+    /// cluster node for `backend = "redis"`, or the other way round) is: no
+    /// retry would fix the configuration.
+    pub async fn connect(&self) -> Result<(), Mismatch> {
         if let Backend::Redis(redis) = &self.inner.backend {
             match redis.connect().await {
                 Ok(()) => {
                     tracing::info!("state: connected to redis");
                     self.inner.health.recovered();
                 }
+                Err(BackendError::Mismatch(mismatch)) => return Err(mismatch),
                 Err(error) => self.inner.health.failed(&error, self.inner.on_error),
             }
         }
+        Ok(())
     }
 
     /// Returns true if and only if the shared backend is failing right now.
@@ -330,7 +334,9 @@ impl State {
         let (mut active, clients) = self.inner.local.maintain();
         if let Backend::Redis(redis) = &self.inner.backend {
             if !redis.is_connected() {
-                self.connect().await;
+                if let Err(error) = self.connect().await {
+                    tracing::error!(%error, "state: wrong kind of redis");
+                }
             }
             let shared = async { Ok(Some(redis.bans(false).await?.1)) };
             if let Some(shared) = self.shared(shared, |_| None).await {

@@ -11,29 +11,36 @@ use crate::support::client::{self, admin, full, Answer};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 
-const TOKEN: &str = ADMIN_TOKEN;
-const WRONG: &str = "not-the-password";
-const RIGHT: &str = "wonderland-42";
+pub const TOKEN: &str = ADMIN_TOKEN;
+pub const WRONG: &str = "not-the-password";
+pub const RIGHT: &str = "wonderland-42";
 
 /// Two replicas of one config sharing `redis`, trusting 127.0.0.1's
 /// `X-Forwarded-For`.
-struct Replicas {
-    cert: TestCert,
+pub struct Replicas {
+    pub cert: TestCert,
     _shop: credgate::demo::Shop,
-    a: RunningProxy,
-    b: RunningProxy,
+    pub a: RunningProxy,
+    pub b: RunningProxy,
     client: TestClient,
 }
 
 async fn replicas(redis: &RedisServer, state: &str, tables: &str) -> Replicas {
+    let state = format!(
+        "backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout = \"250ms\"\n{state}",
+        redis.url()
+    );
+    replicas_with(&state, tables).await
+}
+
+/// Two replicas of one config whose `[state]` table is `state`.
+pub async fn replicas_with(state: &str, tables: &str) -> Replicas {
     let cert = TestCert::generate();
     let shop = start_shop().await;
     let server = trusting_server_with_admin(&cert);
     let toml = format!(
-        "{}\n[[login]]\npath = \"/login\"\n[state]\nbackend = \"redis\"\n\
-         redis_url = \"{}\"\nredis_timeout = \"250ms\"\n{state}\n{tables}\n",
+        "{}\n[[login]]\npath = \"/login\"\n[state]\n{state}\n{tables}\n",
         config_toml(&cert, shop.addr(), &server, ""),
-        redis.url()
     );
     let a = start_proxy(&toml).await;
     let b = start_proxy(&toml).await;
@@ -48,7 +55,7 @@ async fn replicas(redis: &RedisServer, state: &str, tables: &str) -> Replicas {
 }
 
 impl Replicas {
-    async fn login(&self, on: &RunningProxy, from: &str, password: &str) -> StatusCode {
+    pub async fn login(&self, on: &RunningProxy, from: &str, password: &str) -> StatusCode {
         self.login_answer(on, from, password).await.status
     }
 
@@ -57,7 +64,7 @@ impl Replicas {
         self.client.send(request).await
     }
 
-    async fn login_as(
+    pub async fn login_as(
         &self,
         on: &RunningProxy,
         from: &str,
@@ -71,7 +78,7 @@ impl Replicas {
     /// Failed logins from `from`, alternating replicas, until one is
     /// refused; returns how many passed. (Limits are charged by failures: a
     /// login that succeeds gives its cell back.)
-    async fn passed_until_refused(&self, from: &str, limit: usize) -> usize {
+    pub async fn passed_until_refused(&self, from: &str, limit: usize) -> usize {
         for i in 0..limit {
             let on = if i % 2 == 0 { &self.a } else { &self.b };
             if self.login(on, from, WRONG).await != StatusCode::UNAUTHORIZED {

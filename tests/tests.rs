@@ -7,6 +7,7 @@ mod access_log;
 mod admin;
 mod attack;
 mod bypass;
+mod cluster_state;
 mod command_line;
 mod filters;
 mod fingerprints;

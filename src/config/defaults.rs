@@ -149,6 +149,10 @@ pub fn ban_ladder() -> Vec<HumanDuration> {
 pub fn ban_memory() -> HumanDuration {
     secs(86400)
 }
+pub fn key_prefix() -> String {
+    "credgate:".into()
+}
+
 pub fn redis_timeout() -> HumanDuration {
     HumanDuration(Duration::from_millis(50))
 }

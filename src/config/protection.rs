@@ -173,6 +173,16 @@ pub struct State {
     /// required with `backend = "redis"`.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster (`redis://` or `rediss://`, no `/db`);
+    /// required with `backend = "redis-cluster"`. The client learns the
+    /// other nodes from them.
+    #[serde(default)]
+    pub redis_urls: Vec<String>,
+    /// Starts every key, as written (`"shop1:"`), so that several shops (or
+    /// staging and production) share one Redis or cluster without seeing
+    /// each other's state.
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
     /// How long one Redis command may take before it counts as a failure.
     #[serde(default = "defaults::redis_timeout")]
     pub redis_timeout: HumanDuration,
@@ -191,8 +201,12 @@ pub enum Backend {
     /// In this process.
     #[default]
     Local,
-    /// In Redis, shared by every replica.
+    /// In one Redis (a primary, optionally with replicas), shared by every
+    /// replica.
     Redis,
+    /// In a Redis Cluster: every script touches the keys of one hash slot.
+    #[serde(rename = "redis-cluster")]
+    RedisCluster,
 }
 
 impl OnBackendError {
@@ -295,19 +309,40 @@ impl State {
         if self.redis_timeout.0.is_zero() {
             return invalid("redis_timeout", "must be greater than zero");
         }
+        if self.key_prefix.is_empty()
+            || self
+                .key_prefix
+                .chars()
+                .any(|c| matches!(c, '{' | '}') || c.is_whitespace())
+        {
+            return invalid("key_prefix", "must be non-empty, without braces or spaces");
+        }
+        if self.backend == Backend::RedisCluster && self.redis_urls.is_empty() {
+            return invalid(
+                "redis_urls",
+                "needs at least one seed node with backend = \"redis-cluster\"",
+            );
+        }
+        if let Some(url) = &self.redis_url {
+            check_url(url).map_err(|reason| invalid("redis_url", reason).unwrap_err())?;
+        }
+        for url in &self.redis_urls {
+            check_url(url).map_err(|reason| invalid("redis_urls", reason).unwrap_err())?;
+        }
         match (&self.backend, &self.redis_url) {
             (Backend::Redis, None) => invalid("redis_url", "is required with backend = \"redis\""),
-            (_, Some(url)) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
-                invalid("redis_url", "must start with redis:// or rediss://")
-            }
-            (_, Some(url))
-                if redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_err() =>
-            {
-                invalid("redis_url", "is not a valid Redis URL")
-            }
             _ => Ok(()),
         }
     }
+}
+
+fn check_url(url: &str) -> Result<(), &'static str> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("must start with redis:// or rediss://");
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(drop)
+        .map_err(|_| "is not a valid Redis URL")
 }
 
 impl Limits {
@@ -354,6 +389,8 @@ impl Default for State {
         Self {
             backend: Backend::default(),
             redis_url: None,
+            redis_urls: Vec::new(),
+            key_prefix: defaults::key_prefix(),
             redis_timeout: defaults::redis_timeout(),
             on_backend_error: OnBackendError::default(),
             max_tracked_clients: defaults::max_tracked_clients(),
@@ -407,6 +444,20 @@ mod tests {
         assert!(e.contains("state.redis_timeout"), "{e}");
         let e = state_error("redis_pool = 4");
         assert!(e.contains("redis_pool"), "{e}");
+        let e = state_error("backend = \"redis-cluster\"");
+        assert!(e.contains("state.redis_urls"), "{e}");
+        let e = state_error("redis_urls = [\"http://a\"]");
+        assert!(e.contains("state.redis_urls"), "{e}");
+        let e = state_error("key_prefix = \"{shop}\"");
+        assert!(e.contains("state.key_prefix"), "{e}");
+        let cluster: State = toml::from_str(
+            "backend = \"redis-cluster\"\nkey_prefix = \"staging:\"\n\
+             redis_urls = [\"redis://a:7000\", \"rediss://b:7001\"]",
+        )
+        .unwrap();
+        assert_eq!(cluster.backend, Backend::RedisCluster);
+        assert!(cluster.validate().is_ok());
+        assert_eq!(state.key_prefix, "credgate:");
         let e = state_error("on_backend_error = \"panic\"");
         assert!(e.contains("panic"), "{e}");
     }

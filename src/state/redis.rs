@@ -6,36 +6,44 @@
 //! `NOSCRIPT`), so one question is one round trip and atomic. Time is Redis'
 //! clock (`TIME`), never a replica's, so replicas with skewed clocks agree.
 //!
-//! Keys (prefix `credgate:`) carry a hash tag per thing they count:
+//! Keys start with `key_prefix` (default `credgate:`, below `P:`) and carry
+//! one hash tag each, so that every script touches one hash slot and the
+//! same layout serves a single Redis and a Redis Cluster:
 //!
 //! | key | type | what | TTL |
 //! |---|---|---|---|
-//! | `{ip:ADDR}:limit` | string | GCRA TAT of the per-address limit | until a full burst is back |
-//! | `{ip:ADDR}:all` | string | the same for `limits.all` | same |
-//! | `{ip:ADDR}:suspicion` | hash | two window buckets, the username sketch, ladder place | 2 windows, or ban + `ban_memory` |
-//! | `{net:NET}:limit` | string | per-subnet GCRA | same as limits |
-//! | `{user:HASH}:limit` | string | per-username GCRA (a keyed hash, never the name) | same |
-//! | `{global}:limit` | string | the global GCRA | same |
-//! | `{bans}:ip`, `{bans}:net`, `{bans}:reason` | zset, zset, hash | bans in force, by end time; reasons | purged when they end |
-//! | `{hashkey}` | string | the shared key of the username hash | none |
-//! | `{attack}:ROUTE:detected` | string | some replica detects an attack on the route | a few ticks, refreshed while on |
-//! | `{attack}:ROUTE:forced` | string | `on` or `off`, forced by an operator | none: until set back to auto |
+//! | `P:{ip:ADDR}:limit` | string | GCRA TAT of the per-address limit | until a full burst is back |
+//! | `P:{ip:ADDR}:all` | string | the same for `limits.all` | same |
+//! | `P:{ip:ADDR}:suspicion` | hash | two window buckets, the username sketch, ladder place | 2 windows, or ban + `ban_memory` |
+//! | `P:{ip:ADDR}:ban` | hash | the ban on the address: `until`, `reason` | ends with the ban |
+//! | `P:{net:NET}:limit` | string | per-subnet GCRA | same as limits |
+//! | `P:{net:NET}:ban` | hash | an operator's ban on a network | ends with the ban |
+//! | `P:{user:HASH}:limit` | string | per-username GCRA (a keyed hash, never the name) | same |
+//! | `P:{global}:limit` | string | the global GCRA | same |
+//! | `P:{bans}:ip`, `P:{bans}:net`, `P:{bans}:reason` | zset, zset, hash | the index `GET /admin/bans` lists | purged when they end |
+//! | `P:{hashkey}` | string | the shared key of the username hash | none |
+//! | `P:{attack}:ROUTE:detected` | string | some replica detects an attack on the route | a few ticks, refreshed while on |
+//! | `P:{attack}:ROUTE:forced` | string | `on` or `off`, forced by an operator | none: until set back to auto |
 //!
-//! One attempt's limits (address, subnet, username, global) are checked in
-//! one script, which needs them on one node: this backend talks to a single
-//! Redis (a primary, with replicas or Sentinel for failover), not Redis
-//! Cluster. The tags keep each client's keys together should a Cluster
-//! variant split the script per slot (address keys, subnet, username and
-//! global would then be four calls, in parallel, and no longer atomic as a
-//! whole).
+//! The ban keys decide; the index only lists. A ban writes its key and
+//! then the index (an operator's ban: the index first), an unban removes
+//! both; a failure between the two leaves at worst a listed ban that has
+//! ended or an automatic ban unlisted until it ends.
+//!
+//! On a single Redis one attempt's limits are one script, atomic as a
+//! whole, and screening reads the network ban index in the same script.
+//! On a cluster (`backend = "redis-cluster"`) the limits are one script
+//! per key, narrowest first, and a refusal gives back the cells the earlier
+//! limits took; network bans are found by looking up the client's network
+//! at each prefix length in use (a replica re-reads the lengths once a
+//! second), never by scanning another slot.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use ipnet::IpNet;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
 use crate::attack::{Mode, SharedMode};
@@ -43,8 +51,14 @@ use crate::config::{self, Limit};
 use crate::rate_limit::{subnet_of, AttemptKeys, LimitKind, Throttled};
 use crate::reputation::{Ban, BanReason, Observation, Rules};
 
+use self::connection::{ConnectError, Connection, Topology};
+use self::keys::{is_address, member, Keys};
 use self::reply::{parse_reason, Clock, Tally};
 
+pub use self::connection::Mismatch;
+
+mod connection;
+mod keys;
 mod reply;
 
 /// Why the shared backend did not answer.
@@ -58,6 +72,8 @@ pub enum BackendError {
     Redis(#[from] redis::RedisError),
     #[error("unexpected reply from redis: {0}")]
     Reply(&'static str),
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
 }
 
 /// What screening a client found.
@@ -70,12 +86,13 @@ pub enum Screened {
 
 /// The Redis backend. Cheap to share behind the state's `Arc`.
 pub struct Redis {
-    client: redis::Client,
-    /// `None` until the first connection succeeds; the manager then
-    /// reconnects on its own.
-    connection: ArcSwapOption<ConnectionManager>,
+    topology: Topology,
+    /// `None` until the first connection succeeds; it then reconnects on
+    /// its own.
+    connection: ArcSwapOption<Connection>,
     timeout: Duration,
     scripts: Scripts,
+    keys: Keys,
     /// The login limits in the order they are checked.
     limits: Vec<(LimitKind, Limit)>,
     prefixes: (u8, u8),
@@ -83,6 +100,17 @@ pub struct Redis {
     rules: Rules,
     /// The username hash key every replica shares, once read from Redis.
     username_key: OnceLock<Vec<u8>>,
+    /// Cluster only: the prefix lengths of the network bans in force, and
+    /// when they were read. A std `Mutex`: held for a copy, never across
+    /// an await.
+    net_lengths: Mutex<NetLengths>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct NetLengths {
+    read: Option<Instant>,
+    v4: Vec<u8>,
+    v6: Vec<u8>,
 }
 
 struct Scripts {
@@ -91,6 +119,7 @@ struct Scripts {
     screen: Script,
     observe: Script,
     ban: Script,
+    index: Script,
     unban: Script,
     bans: Script,
 }
@@ -105,11 +134,8 @@ impl std::fmt::Debug for Redis {
 }
 
 const GCRA: &str = include_str!("redis/gcra.lua");
-const PREFIX: &str = "credgate:";
-const BANS_IP: &str = "credgate:{bans}:ip";
-const BANS_NET: &str = "credgate:{bans}:net";
-const BAN_REASONS: &str = "credgate:{bans}:reason";
-const HASH_KEY: &str = "credgate:{hashkey}";
+/// How stale a cluster replica's list of network ban lengths may be.
+const LENGTHS_FOR: Duration = Duration::from_secs(1);
 /// How long a replica's word that it detects an attack lasts unless it
 /// repeats it (it does every second while it does): a replica that stops
 /// or dies stops speaking for the others within this.
@@ -118,8 +144,15 @@ const ATTACK_DETECTED_TTL: Duration = Duration::from_secs(5);
 // === impl Redis ===
 
 impl Redis {
-    /// Checks the URL; connects later ([`Redis::connect`]).
-    pub fn new(config: &config::Config, url: &str) -> Result<Self, BackendError> {
+    /// Checks the URLs; connects later ([`Redis::connect`]).
+    pub fn new(config: &config::Config) -> Result<Self, BackendError> {
+        let state = &config.state;
+        let topology = match state.backend {
+            config::Backend::RedisCluster => {
+                Topology::cluster(&state.redis_urls, state.redis_timeout.0)?
+            }
+            _ => Topology::single(state.redis_url.as_deref().unwrap_or_default())?,
+        };
         let limits = &config.limits;
         let ordered = [
             (LimitKind::Ip, limits.ip),
@@ -137,10 +170,11 @@ impl Redis {
             .subnet
             .map_or((24, 64), |s| (s.ipv4_prefix, s.ipv6_prefix));
         Ok(Self {
-            client: redis::Client::open(url)?,
+            topology,
             connection: ArcSwapOption::empty(),
-            timeout: config.state.redis_timeout.0,
+            timeout: state.redis_timeout.0,
             scripts: Scripts::new(),
+            keys: Keys::new(&state.key_prefix),
             limits: ordered
                 .into_iter()
                 .filter_map(|(kind, limit)| limit.map(|l| (kind, l)))
@@ -149,43 +183,42 @@ impl Redis {
             all: limits.all,
             rules: Rules::new(&config.suspicion),
             username_key: OnceLock::new(),
+            net_lengths: Mutex::new(NetLengths::default()),
         })
     }
 
-    /// Returns true if and only if a connection was ever made (the manager
-    /// then reconnects by itself).
+    /// Returns true if and only if a connection was ever made (it then
+    /// reconnects by itself).
     pub fn is_connected(&self) -> bool {
         self.connection.load().is_some()
     }
 
-    /// Connects, and reads (or sets) the shared username hash key.
+    /// Connects, checks the topology, and reads (or sets) the shared
+    /// username hash key.
     pub async fn connect(&self) -> Result<(), BackendError> {
         // Connecting may take longer than one command: a TLS handshake.
         let patience = (self.timeout * 20).max(Duration::from_secs(1));
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(patience)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1)
-            .set_max_delay(1000);
-        let manager = tokio::time::timeout(
-            patience,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        .map_err(|_| BackendError::Timeout(patience))??;
-        let mut connection = manager.clone();
+        let mut connection =
+            tokio::time::timeout(patience, self.topology.connect(patience, self.timeout))
+                .await
+                .map_err(|_| BackendError::Timeout(patience))?
+                .map_err(|e| match e {
+                    ConnectError::Mismatch(m) => BackendError::Mismatch(m),
+                    ConnectError::Redis(r) => BackendError::Redis(r),
+                })?;
+        let hash_key = self.keys.hash_key();
         let () = redis::cmd("SET")
-            .arg(HASH_KEY)
+            .arg(&hash_key)
             .arg(fresh_key())
             .arg("NX")
             .query_async(&mut connection)
             .await?;
         let key: String = redis::cmd("GET")
-            .arg(HASH_KEY)
+            .arg(&hash_key)
             .query_async(&mut connection)
             .await?;
         let _ = self.username_key.set(key.into_bytes());
-        self.connection.store(Some(manager.into()));
+        self.connection.store(Some(connection.into()));
         Ok(())
     }
 
@@ -201,16 +234,15 @@ impl Redis {
 
     /// Bans on `ip` (when `bans`) and the all-traffic limit.
     pub async fn screen(&self, ip: IpAddr, bans: bool) -> Result<Screened, BackendError> {
+        let cluster = self.is_cluster()?;
         let (interval, burst) = self.all.map_or((0, 0), |l| gcra(&l));
         let mut call = self.scripts.screen.prepare_invoke();
-        call.key(BANS_IP)
-            .key(BANS_NET)
-            .key(BAN_REASONS)
-            .key(format!("{PREFIX}{{ip:{ip}}}:all"))
-            .arg(ip.to_string())
-            .arg(u8::from(bans))
-            .arg(interval)
-            .arg(burst);
+        call.key(self.keys.ban(IpNet::from(ip)))
+            .key(self.keys.ip(ip, "all"));
+        if !cluster {
+            call.key(self.keys.index("net"));
+        }
+        call.arg(u8::from(bans)).arg(interval).arg(burst);
         let (now, until, reason, nets, wait): (u64, u64, String, Vec<String>, u64) =
             self.invoke(&call).await?;
         let clock = Clock::at(now);
@@ -230,6 +262,14 @@ impl Redis {
                 }));
             }
         }
+        if cluster && bans {
+            if let Some(until) = self.network_ban(ip, now).await? {
+                return Ok(Screened::Banned(Ban {
+                    until: clock.instant(until),
+                    reason: BanReason::Manual,
+                }));
+            }
+        }
         Ok(match wait {
             0 => Screened::Clear,
             us => Screened::Throttled(Throttled {
@@ -239,13 +279,116 @@ impl Redis {
         })
     }
 
-    /// The login limits for one attempt, in one round trip.
+    /// Cluster only: the end of a network ban on `ip`, looked up at each
+    /// prefix length in use, one key (and slot) per length.
+    async fn network_ban(&self, ip: IpAddr, now: u64) -> Result<Option<u64>, BackendError> {
+        let lengths = self.net_lengths().await?;
+        let lengths = match ip {
+            IpAddr::V4(_) => lengths.v4,
+            IpAddr::V6(_) => lengths.v6,
+        };
+        for length in lengths {
+            let Ok(net) = IpNet::new(ip, length) else {
+                continue;
+            };
+            let until: Option<u64> = self
+                .query(
+                    redis::cmd("HGET")
+                        .arg(self.keys.ban(net.trunc()))
+                        .arg("until"),
+                )
+                .await?;
+            if let Some(until) = until.filter(|u| *u > now) {
+                return Ok(Some(until));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The prefix lengths of network bans, re-read from the index when
+    /// older than [`LENGTHS_FOR`].
+    async fn net_lengths(&self) -> Result<NetLengths, BackendError> {
+        let cached = self.lock_lengths().clone();
+        if cached.read.is_some_and(|at| at.elapsed() < LENGTHS_FOR) {
+            return Ok(cached);
+        }
+        let read = self
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.index("net"))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await;
+        // The index's slot may be the one whose primary is down: the
+        // lengths already known keep serving every other slot meanwhile.
+        let nets: Vec<String> = match (read, cached.read) {
+            (Ok(nets), _) => nets,
+            (Err(_), Some(_)) => {
+                self.lock_lengths().read = Some(Instant::now());
+                return Ok(cached);
+            }
+            (Err(error), None) => return Err(error),
+        };
+        let mut fresh = NetLengths {
+            read: Some(Instant::now()),
+            ..NetLengths::default()
+        };
+        for net in nets.iter().filter_map(|n| n.parse::<IpNet>().ok()) {
+            let list = match net {
+                IpNet::V4(_) => &mut fresh.v4,
+                IpNet::V6(_) => &mut fresh.v6,
+            };
+            if !list.contains(&net.prefix_len()) {
+                list.push(net.prefix_len());
+            }
+        }
+        // Longest first: the narrowest ban answers.
+        fresh.v4.sort_unstable_by(|a, b| b.cmp(a));
+        fresh.v6.sort_unstable_by(|a, b| b.cmp(a));
+        *self.lock_lengths() = fresh.clone();
+        Ok(fresh)
+    }
+
+    fn lock_lengths(&self) -> std::sync::MutexGuard<'_, NetLengths> {
+        self.net_lengths
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The login limits for one attempt: one round trip on a single Redis,
+    /// one per limit on a cluster.
     pub async fn admit(&self, keys: &AttemptKeys) -> Result<Result<(), Throttled>, BackendError> {
         if self.limits.is_empty() {
             return Ok(Ok(()));
         }
+        if !self.is_cluster()? {
+            return self.admit_together(keys, &self.limits).await;
+        }
+        for (i, limit) in self.limits.iter().enumerate() {
+            let refused = self
+                .admit_together(keys, std::slice::from_ref(limit))
+                .await?;
+            if let Err(throttled) = refused {
+                // The attempt is refused: the narrower limits that took a
+                // cell give it back.
+                for taken in &self.limits[..i] {
+                    self.refund_one(keys, taken).await?;
+                }
+                return Ok(Err(throttled));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// `limits` in one script (their keys must share a node).
+    async fn admit_together(
+        &self,
+        keys: &AttemptKeys,
+        limits: &[(LimitKind, Limit)],
+    ) -> Result<Result<(), Throttled>, BackendError> {
         let mut call = self.scripts.limits.prepare_invoke();
-        for (kind, limit) in &self.limits {
+        for (kind, limit) in limits {
             let (interval, burst) = gcra(limit);
             call.key(self.limit_key(*kind, keys))
                 .arg(interval)
@@ -255,11 +398,7 @@ impl Redis {
         Ok(match index.checked_sub(1) {
             None => Ok(()),
             Some(i) => Err(Throttled {
-                limit: self
-                    .limits
-                    .get(i)
-                    .ok_or(BackendError::Reply("limit index"))?
-                    .0,
+                limit: limits.get(i).ok_or(BackendError::Reply("limit index"))?.0,
                 retry_after: Duration::from_micros(wait),
             }),
         })
@@ -268,19 +407,36 @@ impl Redis {
     /// Gives back the per-client cells of an attempt that succeeded (the
     /// global limit is charged by attempts).
     pub async fn refund(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
-        let mut call = self.scripts.refund.prepare_invoke();
-        let per_client = self
+        let per_client: Vec<_> = self
             .limits
             .iter()
-            .filter(|(kind, _)| *kind != LimitKind::Global);
-        let mut any = false;
+            .filter(|(kind, _)| *kind != LimitKind::Global)
+            .collect();
+        if per_client.is_empty() {
+            return Ok(());
+        }
+        if self.is_cluster()? {
+            for limit in per_client {
+                self.refund_one(keys, limit).await?;
+            }
+            return Ok(());
+        }
+        let mut call = self.scripts.refund.prepare_invoke();
         for (kind, limit) in per_client {
             call.key(self.limit_key(*kind, keys)).arg(gcra(limit).0);
-            any = true;
         }
-        if any {
-            let _: i64 = self.invoke(&call).await?;
-        }
+        let _: i64 = self.invoke(&call).await?;
+        Ok(())
+    }
+
+    async fn refund_one(
+        &self,
+        keys: &AttemptKeys,
+        (kind, limit): &(LimitKind, Limit),
+    ) -> Result<(), BackendError> {
+        let mut call = self.scripts.refund.prepare_invoke();
+        call.key(self.limit_key(*kind, keys)).arg(gcra(limit).0);
+        let _: i64 = self.invoke(&call).await?;
         Ok(())
     }
 
@@ -293,7 +449,7 @@ impl Redis {
     ) -> Result<Option<Ban>, BackendError> {
         let window = self.rules.window();
         let mut call = self.scripts.observe.prepare_invoke();
-        call.key(suspicion_key(ip))
+        call.key(self.keys.suspicion(ip))
             .arg(millis(window))
             .arg(u8::from(observation.failed == Some(true)))
             .arg(match observation.leaked_pair {
@@ -314,53 +470,88 @@ impl Redis {
         let since_last = (tally.banned_until > 0)
             .then(|| Duration::from_millis(tally.now.saturating_sub(tally.banned_until)));
         let (duration, level) = self.rules.next_ban(tally.bans, since_last);
+        let target = IpNet::from(ip);
         let mut call = self.scripts.ban.prepare_invoke();
-        call.key(BANS_IP)
-            .key(BAN_REASONS)
-            .key(suspicion_key(ip))
-            .arg(ip.to_string())
+        call.key(self.keys.ban(target))
+            .key(self.keys.suspicion(ip))
             .arg(millis(duration))
             .arg(reason.as_str())
             .arg(level)
             .arg(millis(self.rules.memory()))
             .arg(millis(window));
         let (now, until): (u64, u64) = self.invoke(&call).await?;
-        Ok((until > 0).then(|| Ban {
+        if until == 0 {
+            return Ok(None);
+        }
+        self.index_add(target, until, Duration::ZERO, reason)
+            .await?;
+        Ok(Some(Ban {
             until: Clock::at(now).instant(until),
             reason,
         }))
     }
 
-    /// An operator's ban of an address or a network.
+    /// An operator's ban of an address or a network: listed first, so that
+    /// a failure half-way never leaves a ban in force that nobody sees.
     pub async fn ban(&self, target: IpNet, duration: Duration) -> Result<(), BackendError> {
+        self.index_add(target, 0, duration, BanReason::Manual)
+            .await?;
         let mut call = self.scripts.ban.prepare_invoke();
-        call.key(ban_table(target))
-            .key(BAN_REASONS)
-            .arg(member(target))
+        call.key(self.keys.ban(target))
             .arg(millis(duration))
             .arg(BanReason::Manual.as_str());
         let _: (u64, u64) = self.invoke(&call).await?;
+        if !is_address(target) {
+            // This replica sees its own network ban at once.
+            self.lock_lengths().read = None;
+        }
+        Ok(())
+    }
+
+    /// Lists a ban in the index (`until` 0: now + `duration`).
+    async fn index_add(
+        &self,
+        target: IpNet,
+        until: u64,
+        duration: Duration,
+        reason: BanReason,
+    ) -> Result<(), BackendError> {
+        let mut call = self.scripts.index.prepare_invoke();
+        call.key(self.keys.index_of(target))
+            .key(self.keys.index("reason"))
+            .arg("add")
+            .arg(member(target))
+            .arg(until)
+            .arg(millis(duration))
+            .arg(reason.as_str());
+        let _: u64 = self.invoke(&call).await?;
         Ok(())
     }
 
     /// Lifts the ban on exactly `target`; returns true if there was one.
     pub async fn unban(&self, target: IpNet) -> Result<bool, BackendError> {
         let mut call = self.scripts.unban.prepare_invoke();
-        call.key(ban_table(target)).key(BAN_REASONS);
+        call.key(self.keys.ban(target));
         if is_address(target) {
-            call.key(suspicion_key(target.addr()));
+            call.key(self.keys.suspicion(target.addr()));
         }
-        call.arg(member(target));
         let removed: u64 = self.invoke(&call).await?;
-        Ok(removed > 0)
+        let mut call = self.scripts.index.prepare_invoke();
+        call.key(self.keys.index_of(target))
+            .key(self.keys.index("reason"))
+            .arg("remove")
+            .arg(member(target));
+        let listed: u64 = self.invoke(&call).await?;
+        Ok(removed + listed > 0)
     }
 
-    /// Drops ended bans; returns those in force (with `list`) and how many.
+    /// Drops ended bans from the index; returns those in force (with
+    /// `list`) and how many.
     pub async fn bans(&self, list: bool) -> Result<(Vec<(IpNet, Ban)>, usize), BackendError> {
         let mut call = self.scripts.bans.prepare_invoke();
-        call.key(BANS_IP)
-            .key(BANS_NET)
-            .key(BAN_REASONS)
+        call.key(self.keys.index("ip"))
+            .key(self.keys.index("net"))
+            .key(self.keys.index("reason"))
             .arg(if list { "list" } else { "count" });
         let (now, count, flat): (u64, usize, Vec<String>) = self.invoke(&call).await?;
         let clock = Clock::at(now);
@@ -397,7 +588,7 @@ impl Redis {
         let mut pipe = redis::pipe();
         for (route, _) in routes.iter().filter(|(_, detected)| *detected) {
             pipe.cmd("SET")
-                .arg(attack_key(route, "detected"))
+                .arg(self.keys.attack(route, "detected"))
                 .arg(1)
                 .arg("PX")
                 .arg(millis(ATTACK_DETECTED_TTL))
@@ -405,10 +596,10 @@ impl Redis {
         }
         let read = pipe.cmd("MGET");
         for (route, _) in routes {
-            read.arg(attack_key(route, "detected"))
-                .arg(attack_key(route, "forced"));
+            read.arg(self.keys.attack(route, "detected"))
+                .arg(self.keys.attack(route, "forced"));
         }
-        let (values,): (Vec<Option<String>>,) = self.query(&pipe).await?;
+        let (values,): (Vec<Option<String>>,) = self.query_pipe(&pipe).await?;
         if values.len() != 2 * routes.len() {
             return Err(BackendError::Reply("attack mode keys"));
         }
@@ -429,33 +620,45 @@ impl Redis {
     pub async fn force_attack(&self, routes: &[&str], mode: Mode) -> Result<(), BackendError> {
         let mut pipe = redis::pipe();
         for route in routes {
-            let key = attack_key(route, "forced");
+            let key = self.keys.attack(route, "forced");
             match mode {
                 Mode::Auto => pipe.cmd("DEL").arg(key).ignore(),
                 Mode::On | Mode::Off => pipe.cmd("SET").arg(key).arg(mode.as_str()).ignore(),
             };
         }
-        let () = self.query(&pipe).await?;
+        let () = self.query_pipe(&pipe).await?;
         Ok(())
     }
 
     fn limit_key(&self, kind: LimitKind, keys: &AttemptKeys) -> String {
         match kind {
-            LimitKind::Ip => format!("{PREFIX}{{ip:{}}}:limit", keys.client.0),
+            LimitKind::Ip => self.keys.ip(keys.client.0, "limit"),
             LimitKind::Subnet => {
                 let net = subnet_of(keys.client.0, self.prefixes.0, self.prefixes.1);
-                format!("{PREFIX}{{net:{net}}}:limit")
+                self.keys.net_limit(net)
             }
-            LimitKind::Username => format!("{PREFIX}{{user:{:016x}}}:limit", keys.username.0),
-            LimitKind::Global | LimitKind::All => format!("{PREFIX}{{global}}:limit"),
+            LimitKind::Username => self.keys.user_limit(keys.username.0),
+            LimitKind::Global | LimitKind::All => self.keys.global_limit(),
         }
     }
 
+    fn connection(&self) -> Result<Connection, BackendError> {
+        let connection = self.connection.load();
+        Ok(Connection::clone(
+            connection.as_deref().ok_or(BackendError::NotConnected)?,
+        ))
+    }
+
+    fn is_cluster(&self) -> Result<bool, BackendError> {
+        Ok(self.connection()?.is_cluster())
+    }
+
     /// Runs a pipeline within the command timeout.
-    async fn query<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, BackendError> {
-        let connection = self.connection.load_full();
-        let mut connection =
-            ConnectionManager::clone(connection.as_deref().ok_or(BackendError::NotConnected)?);
+    async fn query_pipe<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, BackendError> {
+        let mut connection = self.connection()?;
         tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
             .await
             .map_err(|_| BackendError::Timeout(self.timeout))?
@@ -467,10 +670,17 @@ impl Redis {
         &self,
         call: &ScriptInvocation<'_>,
     ) -> Result<T, BackendError> {
-        let connection = self.connection.load_full();
-        let mut connection =
-            ConnectionManager::clone(connection.as_deref().ok_or(BackendError::NotConnected)?);
+        let mut connection = self.connection()?;
         tokio::time::timeout(self.timeout, call.invoke_async(&mut connection))
+            .await
+            .map_err(|_| BackendError::Timeout(self.timeout))?
+            .map_err(BackendError::from)
+    }
+
+    /// Runs one command within the command timeout.
+    async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, BackendError> {
+        let mut connection = self.connection()?;
+        tokio::time::timeout(self.timeout, command.query_async(&mut connection))
             .await
             .map_err(|_| BackendError::Timeout(self.timeout))?
             .map_err(BackendError::from)
@@ -488,6 +698,7 @@ impl Scripts {
             screen: with_gcra(include_str!("redis/screen.lua")),
             observe: with_gcra(include_str!("redis/observe.lua")),
             ban: with_gcra(include_str!("redis/ban.lua")),
+            index: with_gcra(include_str!("redis/index.lua")),
             unban: Script::new(include_str!("redis/unban.lua")),
             bans: with_gcra(include_str!("redis/bans.lua")),
         }
@@ -501,36 +712,6 @@ fn gcra(limit: &Limit) -> (u64, u32) {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn suspicion_key(ip: IpAddr) -> String {
-    format!("{PREFIX}{{ip:{ip}}}:suspicion")
-}
-
-/// One hash slot for every route's attack keys, so that one `MGET` reads
-/// them all.
-fn attack_key(route: &str, what: &str) -> String {
-    format!("{PREFIX}{{attack}}:{route}:{what}")
-}
-
-fn is_address(target: IpNet) -> bool {
-    target.prefix_len() == target.max_prefix_len()
-}
-
-fn ban_table(target: IpNet) -> &'static str {
-    match is_address(target) {
-        true => BANS_IP,
-        false => BANS_NET,
-    }
-}
-
-/// Addresses are stored bare (as the screen script looks them up),
-/// networks as CIDR.
-fn member(target: IpNet) -> String {
-    match is_address(target) {
-        true => target.addr().to_string(),
-        false => target.trunc().to_string(),
-    }
 }
 
 /// A random key for the username hash, used if no replica set one before.

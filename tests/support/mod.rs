@@ -8,6 +8,7 @@ pub mod binary;
 pub mod client;
 pub mod customers;
 pub mod redis;
+pub mod redis_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -24,6 +24,8 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Certificate and key: TLS only, on `port`.
     tls: Option<(PathBuf, PathBuf)>,
+    /// More `redis-server` arguments (a cluster node's).
+    pub args: Vec<String>,
 }
 
 impl RedisServer {
@@ -49,6 +51,7 @@ impl RedisServer {
             _reservation: reservation,
             child: None,
             tls: None,
+            args: Vec::new(),
         }
     }
 
@@ -70,6 +73,11 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Returns true if and only if the server was started and not killed.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Starts it again, empty, on the same port.
@@ -97,6 +105,7 @@ impl RedisServer {
         };
         let child = command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

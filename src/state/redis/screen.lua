@@ -1,28 +1,31 @@
--- Bans on a client and the all-traffic limit, in one round trip.
--- KEYS[1] address bans (zset: address -> until_ms), KEYS[2] network bans,
--- KEYS[3] ban reasons (hash), KEYS[4] the client's all-traffic GCRA key.
--- ARGV[1] the address, ARGV[2] 1: check bans, ARGV[3] interval_us (0: no
--- limit), ARGV[4] burst.
+-- The ban on a client and its all-traffic limit, in one round trip.
+-- KEYS[1] the client's ban (hash: until, reason), KEYS[2] its all-traffic
+-- GCRA key, and on a single Redis KEYS[3], the network ban index (zset:
+-- network -> until_ms; on a cluster the caller looks up network bans).
+-- ARGV[1] 1: check bans, ARGV[2] interval_us (0: no limit), ARGV[3] burst.
 -- Returns {now_ms, ban_until_ms (0: none), reason, {net, until_ms, ...},
 -- retry_after_us (0: admitted)}.
 local now = clock_us()
 local now_ms = math.floor(now / 1000)
 local until_ms, reason, nets = 0, '', {}
-if ARGV[2] == '1' then
-  local score = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+if ARGV[1] == '1' then
+  local ban = redis.call('HMGET', KEYS[1], 'until', 'reason')
+  local score = tonumber(ban[1])
   if score and score > now_ms then
     until_ms = score
-    reason = redis.call('HGET', KEYS[3], ARGV[1]) or 'manual'
+    reason = ban[2] or 'manual'
   end
-  nets = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. int(now_ms), '+inf', 'WITHSCORES')
+  if KEYS[3] then
+    nets = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. int(now_ms), '+inf', 'WITHSCORES')
+  end
 end
 local wait = 0
-local interval = tonumber(ARGV[3])
+local interval = tonumber(ARGV[2])
 if interval > 0 then
   local tat
-  tat, wait = gcra_check(KEYS[4], now, interval, tonumber(ARGV[4]))
+  tat, wait = gcra_check(KEYS[2], now, interval, tonumber(ARGV[3]))
   if tat then
-    gcra_store(KEYS[4], now, tat)
+    gcra_store(KEYS[2], now, tat)
   end
 end
 return {now_ms, until_ms, reason, nets, wait}

@@ -35,14 +35,22 @@ fn a_tally_rebuilds_the_buckets_and_the_64_bit_sketch_from_signed_halves() {
 }
 
 #[test]
-fn keys_carry_one_hash_tag_per_thing_counted() {
+fn keys_carry_the_prefix_and_one_hash_tag_per_thing_counted() {
+    let keys = Keys::new("shop-a:");
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
-    assert_eq!(suspicion_key(ip), "credgate:{ip:192.0.2.7}:suspicion");
-    let net: IpNet = "2001:db8::/48".parse().unwrap();
-    assert_eq!(
-        (ban_table(net), member(net)),
-        (BANS_NET, "2001:db8::/48".into())
-    );
+    assert_eq!(keys.suspicion(ip), "shop-a:{ip:192.0.2.7}:suspicion");
+    assert_eq!(keys.ban(IpNet::from(ip)), "shop-a:{ip:192.0.2.7}:ban");
+    let net: IpNet = "2001:db8::1/48".parse().unwrap();
+    assert_eq!(keys.ban(net), "shop-a:{net:2001:db8::/48}:ban");
+    assert_eq!(keys.index_of(net), "shop-a:{bans}:net");
+    assert_eq!(member(net), "2001:db8::/48");
     let one = IpNet::from(ip);
-    assert_eq!((ban_table(one), member(one)), (BANS_IP, "192.0.2.7".into()));
+    assert_eq!(
+        (keys.index_of(one), member(one)),
+        ("shop-a:{bans}:ip".into(), "192.0.2.7".into())
+    );
+    assert_eq!(
+        keys.user_limit(0xab),
+        "shop-a:{user:00000000000000ab}:limit"
+    );
 }

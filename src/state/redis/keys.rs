@@ -1,0 +1,91 @@
+//! Key names. Every key starts with the configured `key_prefix` and carries
+//! one hash tag, so that each script touches the keys of one hash slot: a
+//! client's keys share `{ip:ADDR}`, a network's `{net:NET}`, a username's
+//! `{user:HASH}`; the global limit, the ban index and the username hash key
+//! have a slot each.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// The key names under one prefix.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    /// `key_prefix`, as configured (`credgate:` by default).
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(key_prefix: &str) -> Self {
+        Self {
+            prefix: key_prefix.to_owned(),
+        }
+    }
+
+    /// The GCRA key of a per-address limit (`limit` or `all`).
+    pub fn ip(&self, ip: IpAddr, what: &str) -> String {
+        format!("{}{{ip:{ip}}}:{what}", self.prefix)
+    }
+
+    pub fn suspicion(&self, ip: IpAddr) -> String {
+        self.ip(ip, "suspicion")
+    }
+
+    pub fn net_limit(&self, net: IpNet) -> String {
+        format!("{}{{net:{net}}}:limit", self.prefix)
+    }
+
+    pub fn user_limit(&self, hash: u64) -> String {
+        format!("{}{{user:{hash:016x}}}:limit", self.prefix)
+    }
+
+    pub fn global_limit(&self) -> String {
+        format!("{}{{global}}:limit", self.prefix)
+    }
+
+    /// One hash slot for every route's attack keys, so that one `MGET` reads
+    /// them all.
+    pub fn attack(&self, route: &str, what: &str) -> String {
+        format!("{}{{attack}}:{route}:{what}", self.prefix)
+    }
+
+    /// The ban on exactly `target` (a hash: `until`, `reason`), in the slot
+    /// of the address or the network.
+    pub fn ban(&self, target: IpNet) -> String {
+        match is_address(target) {
+            true => self.ip(target.addr(), "ban"),
+            false => format!("{}{{net:{}}}:ban", self.prefix, target.trunc()),
+        }
+    }
+
+    /// The ban index the admin API lists: address bans, network bans
+    /// (zsets: member → until), and their reasons.
+    pub fn index(&self, what: &str) -> String {
+        format!("{}{{bans}}:{what}", self.prefix)
+    }
+
+    /// The index table `target` belongs in.
+    pub fn index_of(&self, target: IpNet) -> String {
+        self.index(match is_address(target) {
+            true => "ip",
+            false => "net",
+        })
+    }
+
+    pub fn hash_key(&self) -> String {
+        format!("{}{{hashkey}}", self.prefix)
+    }
+}
+
+/// Returns true if and only if `target` is one address.
+pub(super) fn is_address(target: IpNet) -> bool {
+    target.prefix_len() == target.max_prefix_len()
+}
+
+/// Addresses are listed bare, networks as CIDR.
+pub(super) fn member(target: IpNet) -> String {
+    match is_address(target) {
+        true => target.addr().to_string(),
+        false => target.trunc().to_string(),
+    }
+}
