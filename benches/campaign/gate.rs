@@ -84,6 +84,10 @@ pub fn build_filter(dir: &Path, kind: &str, name: &str, lines: &[String]) -> any
             kind,
             "--format",
             format,
+            // The rule a config that names none applies (`email`):
+            // build-filter's own default is `auto`.
+            "--username-normalization",
+            "email",
             "--input",
         ])
         .arg(&input)
