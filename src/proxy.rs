@@ -84,6 +84,8 @@ pub struct Proxy {
 /// and recorded once at the end.
 #[derive(Debug)]
 struct Record<'a> {
+    /// Whether the TCP peer is a trusted proxy: decided once per request.
+    peer_trusted: bool,
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
     fingerprint: Option<Ja4>,
@@ -140,6 +142,7 @@ impl Proxy {
             .enabled()
             .then(|| access::Seen::take(&req));
         let mut record = Record {
+            peer_trusted,
             client: None,
             fingerprint: None,
             login: None,
@@ -190,7 +193,7 @@ impl Proxy {
         let host = authority::resolve(&req)?;
         let client = self.inner.trusted.resolve(conn.peer.ip(), req.headers());
         record.client = Some(client);
-        let peer_trusted = self.inner.trusted.contains(conn.peer.ip());
+        let peer_trusted = record.peer_trusted;
         record.fingerprint =
             (self.inner.fingerprint).resolve(conn.ja4, peer_trusted, req.headers_mut());
         // No client may forge a verdict: the header is ours alone.
@@ -210,7 +213,7 @@ impl Proxy {
         let (mut response, elapsed) = self
             .inner
             .upstream
-            .forward(req, host, self.hop(conn))
+            .forward(req, host, hop(conn, peer_trusted))
             .await?;
         self.inner.metrics.record_upstream(elapsed);
         record.upstream = Some(elapsed);
@@ -395,14 +398,6 @@ impl Proxy {
         }
     }
 
-    fn hop(&self, conn: Conn) -> Hop {
-        Hop {
-            peer: conn.peer.ip(),
-            peer_trusted: self.inner.trusted.contains(conn.peer.ip()),
-            scheme: conn.scheme,
-        }
-    }
-
     fn report(&self, error: &RequestError, conn: Conn) {
         if let RequestError::Refused(Refusal::Throttled(t)) = error {
             self.inner.metrics.record_rate_limited(t.limit);
@@ -436,4 +431,14 @@ fn inspected_request(mut parts: Parts, body: LoginBody) -> Request<ProxyBody> {
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
     Request::from_parts(parts, Either::Right(Full::new(body.bytes)))
+}
+
+/// The hop the shop is told about; whether the peer is trusted was decided
+/// once, when the client address was resolved.
+fn hop(conn: Conn, peer_trusted: bool) -> Hop {
+    Hop {
+        peer: conn.peer.ip(),
+        peer_trusted,
+        scheme: conn.scheme,
+    }
 }
