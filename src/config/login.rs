@@ -5,45 +5,120 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::preset::Preset;
 use super::{defaults, Config, ConfigError, HeaderName, HumanDuration, MethodName, Size};
 use crate::username::{Normalizer, Region, UsernameNormalization};
 
-/// `[[login]]`: one protected login endpoint.
+/// `[[login]]`: one protected login endpoint, its `preset` (if any) applied.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "LoginTable")]
 pub struct Login {
+    /// The platform whose values filled the keys the table leaves out.
+    pub preset: Option<Preset>,
     /// The `route` label of metrics; derived from `path` when absent.
-    #[serde(default)]
     pub name: Option<String>,
     pub path: String,
-    #[serde(default = "defaults::login_methods")]
     pub methods: Vec<MethodName>,
-    #[serde(default)]
     pub format: BodyFormat,
-    #[serde(default = "defaults::username_field")]
     pub username_field: String,
-    #[serde(default = "defaults::password_field")]
     pub password_field: String,
-    #[serde(default = "defaults::max_body")]
     pub max_body: Size,
     /// Whether `/Login` is a different path from `/login`. Off by default:
     /// many shops' routers ignore case, and a miss is a bypass.
-    #[serde(default)]
     pub case_sensitive: bool,
     /// Whether `/login.json`, `/login.xml` (`path` followed by `.` and an
     /// extension) are this route too, as Rails' `(.:format)` and Spring's
     /// suffix matching route them. On by default.
-    #[serde(default = "defaults::match_suffix")]
     pub match_suffix: bool,
     /// How the shop says "wrong password": these statuses...
-    #[serde(default = "defaults::failure_status")]
     pub failure_status: Vec<u16>,
-    /// ... or a redirect whose `Location` starts with this ...
-    #[serde(default)]
+    /// ... or a redirect whose `Location` (or its path, when absolute)
+    /// starts with this ...
     pub failure_redirect: Option<String>,
     /// ... or this header in the response.
-    #[serde(default)]
     pub failure_header: Option<HeaderName>,
+}
+
+/// A `[[login]]` table as written: every key the operator may leave to the
+/// preset or to the default is optional here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginTable {
+    preset: Option<Preset>,
+    name: Option<String>,
+    path: Option<String>,
+    methods: Option<Vec<MethodName>>,
+    format: Option<BodyFormat>,
+    username_field: Option<String>,
+    password_field: Option<String>,
+    max_body: Option<Size>,
+    #[serde(default)]
+    case_sensitive: bool,
+    #[serde(default = "defaults::match_suffix")]
+    match_suffix: bool,
+    failure_status: Option<Vec<u16>>,
+    failure_redirect: Option<String>,
+    failure_header: Option<HeaderName>,
+}
+
+impl TryFrom<LoginTable> for Login {
+    type Error = String;
+
+    /// Explicit keys first, then the preset's, then the defaults.
+    fn try_from(t: LoginTable) -> Result<Self, String> {
+        let preset = t.preset.map(Preset::login);
+        let path = match (t.path, t.preset) {
+            (Some(path), _) => path,
+            (None, Some(p)) => preset
+                .and_then(|l| l.path)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!(
+                        "missing field `path`: the {} preset has no fixed path \
+                         (Keycloak's names the realm: /realms/NAME/login-actions/authenticate)",
+                        p.as_str()
+                    )
+                })?,
+            (None, None) => return Err("missing field `path`".into()),
+        };
+        let format = match preset {
+            Some(l) if l.json => BodyFormat::Json,
+            Some(_) => BodyFormat::Form,
+            None => BodyFormat::default(),
+        };
+        let field = |set: Option<String>, from_preset: Option<&str>, default: fn() -> String| {
+            set.or(from_preset.map(str::to_owned))
+                .unwrap_or_else(default)
+        };
+        Ok(Self {
+            preset: t.preset,
+            name: t.name,
+            path,
+            methods: t.methods.unwrap_or_else(defaults::login_methods),
+            format: t.format.unwrap_or(format),
+            username_field: field(
+                t.username_field,
+                preset.map(|l| l.username_field),
+                defaults::username_field,
+            ),
+            password_field: field(
+                t.password_field,
+                preset.map(|l| l.password_field),
+                defaults::password_field,
+            ),
+            max_body: t.max_body.unwrap_or_else(defaults::max_body),
+            case_sensitive: t.case_sensitive,
+            match_suffix: t.match_suffix,
+            failure_status: t
+                .failure_status
+                .or(preset.map(|l| l.failure_status.to_vec()))
+                .unwrap_or_else(defaults::failure_status),
+            failure_redirect: t
+                .failure_redirect
+                .or(preset.and_then(|l| l.failure_redirect).map(str::to_owned)),
+            failure_header: t.failure_header,
+        })
+    }
 }
 
 /// `[leaked]`: what to do with credentials known from breaches.
