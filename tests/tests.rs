@@ -19,6 +19,7 @@ mod lifecycle;
 mod login;
 mod ops;
 mod passthrough;
+mod presets;
 mod protection;
 mod risk;
 mod shared_state;

@@ -52,6 +52,17 @@ const fn form_again(
 }
 
 impl Preset {
+    pub const ALL: [Preset; 8] = [
+        Self::Wordpress,
+        Self::Woocommerce,
+        Self::Magento2,
+        Self::Shopware6,
+        Self::Shopware6StoreApi,
+        Self::Prestashop,
+        Self::Django,
+        Self::Keycloak,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Wordpress => "wordpress",
