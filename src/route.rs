@@ -56,6 +56,8 @@ pub struct LoginRoute {
     pub max_body: usize,
     /// How the shop says the login failed.
     pub failure: FailureSigns,
+    /// A form body without this field is no login attempt.
+    pub attempt_field: Option<String>,
 }
 
 /// Why the `[[login]]` tables do not make a set of routes.
@@ -242,6 +244,7 @@ impl LoginRoute {
             password_field: config.password_field.clone(),
             max_body: usize::try_from(config.max_body.0).unwrap_or(usize::MAX),
             failure: FailureSigns::new(config),
+            attempt_field: config.attempt_field.clone(),
         }
     }
 

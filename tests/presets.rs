@@ -103,6 +103,23 @@ username = "off"
     assert_eq!(answer.body, platform.failure.body, "{name}");
     assert_eq!(upstream.requests(), 2, "{name}");
 
+    // The platform's other forms on the same path are no login attempts:
+    // they reach it unchecked and uncounted.
+    if let Some((target, body)) = platform.other_form {
+        let request = Request::post(format!("https://127.0.0.1:{}{target}", proxy.proxy.port()))
+            .header("content-type", platform.content_type)
+            .body(full(body))
+            .unwrap();
+        let answer = client.send(request).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            platform.failure.status,
+            "{name}: {}",
+            answer.body
+        );
+        assert_eq!(upstream.requests(), 3, "{name}");
+    }
+
     // ... and are told apart.
     let metrics = scrape(proxy.admin).await;
     let outcome = |outcome: &str| {

@@ -13,6 +13,7 @@ mod filters;
 mod fingerprints;
 mod hardening;
 mod identifiers;
+mod image;
 mod layering;
 mod leaked;
 mod lifecycle;

@@ -37,6 +37,9 @@ pub struct Login {
     pub failure_redirect: Option<String>,
     /// ... or this header in the response.
     pub failure_header: Option<HeaderName>,
+    /// Only a form body carrying this field is a login attempt; the others
+    /// (the platform's other forms on the same path) pass unchecked.
+    pub attempt_field: Option<String>,
 }
 
 /// A `[[login]]` table as written: every key the operator may leave to the
@@ -59,6 +62,7 @@ struct LoginTable {
     failure_status: Option<Vec<u16>>,
     failure_redirect: Option<String>,
     failure_header: Option<HeaderName>,
+    attempt_field: Option<String>,
 }
 
 impl TryFrom<LoginTable> for Login {
@@ -117,6 +121,9 @@ impl TryFrom<LoginTable> for Login {
                 .failure_redirect
                 .or(preset.and_then(|l| l.failure_redirect).map(str::to_owned)),
             failure_header: t.failure_header,
+            attempt_field: t
+                .attempt_field
+                .or(preset.and_then(|l| l.attempt_field).map(str::to_owned)),
         })
     }
 }
@@ -234,6 +241,17 @@ impl Config {
                     return Err(invalid(
                         field,
                         "a JSON pointer needs format = \"json\"".into(),
+                    ));
+                }
+            }
+            if let Some(field) = &login.attempt_field {
+                if field.is_empty() {
+                    return Err(invalid("attempt_field", "must not be empty".into()));
+                }
+                if login.format == BodyFormat::Json {
+                    return Err(invalid(
+                        "attempt_field",
+                        "applies to form bodies; this route is format = \"json\"".into(),
                     ));
                 }
             }

@@ -31,6 +31,8 @@ pub struct PresetLogin {
     pub password_field: &'static str,
     pub failure_status: &'static [u16],
     pub failure_redirect: Option<&'static str>,
+    /// The form field without which the platform logs no one in.
+    pub attempt_field: Option<&'static str>,
 }
 
 /// A form platform that answers a wrong password by rendering its login
@@ -40,6 +42,7 @@ const fn form_again(
     path: Option<&'static str>,
     user: &'static str,
     pass: &'static str,
+    attempt_field: Option<&'static str>,
 ) -> PresetLogin {
     PresetLogin {
         path,
@@ -48,6 +51,7 @@ const fn form_again(
         password_field: pass,
         failure_status: &[200],
         failure_redirect: None,
+        attempt_field,
     }
 }
 
@@ -80,12 +84,18 @@ impl Preset {
         match self {
             // wp-login.php: wp_signon() failing falls through to
             // login_header() and the form again; success is
-            // wp_safe_redirect() with the wordpress_logged_in_ cookie.
-            Self::Wordpress => form_again(Some("/wp-login.php"), "log", "pwd"),
+            // wp_safe_redirect() with the wordpress_logged_in_ cookie. Its
+            // other actions (lost password, register, a protected post's
+            // password) post there too, without `pwd`.
+            Self::Wordpress => form_again(Some("/wp-login.php"), "log", "pwd", Some("pwd")),
             // WC_Form_Handler::process_login on the My Account page: a
             // failure adds a notice and the page renders (200); a success
             // redirects.
-            Self::Woocommerce => form_again(Some("/my-account"), "username", "password"),
+            // It logs in only a body with `login` (the button); the
+            // registration form posts to the same page.
+            Self::Woocommerce => {
+                form_again(Some("/my-account"), "username", "password", Some("login"))
+            }
             // LoginPost redirects either way: a failure back to the login
             // page (AccountRedirect: customer/account/login), a success to
             // the dashboard or the referer.
@@ -96,10 +106,11 @@ impl Preset {
                 password_field: "login[password]",
                 failure_status: &[],
                 failure_redirect: Some("/customer/account/login"),
+                attempt_field: None,
             },
             // AuthController::login: a failure is forwarded to the login
             // page (200); a success is createActionResponse(), a redirect.
-            Self::Shopware6 => form_again(Some("/account/login"), "username", "password"),
+            Self::Shopware6 => form_again(Some("/account/login"), "username", "password", None),
             // LoginRoute: 401 CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS, or 200
             // with the new context token.
             Self::Shopware6StoreApi => PresetLogin {
@@ -109,16 +120,21 @@ impl Preset {
                 password_field: "/password",
                 failure_status: &[401],
                 failure_redirect: None,
+                attempt_field: None,
             },
             // AuthController with submitLogin: a failed CustomerLoginForm
             // renders the page with its errors; a success redirects.
-            Self::Prestashop => form_again(Some("/login"), "email", "password"),
+            // No attempt field: Tools::isSubmit('submitLogin') reads the
+            // query string too.
+            Self::Prestashop => form_again(Some("/login"), "email", "password", None),
             // LoginView: form_invalid() renders the form (200), form_valid()
             // redirects.
-            Self::Django => form_again(Some("/accounts/login"), "username", "password"),
+            Self::Django => form_again(Some("/accounts/login"), "username", "password", None),
             // login-actions/authenticate: a failure challenge renders the
             // login page (200), a success redirects to the client.
-            Self::Keycloak => form_again(None, "username", "password"),
+            // The flow's later steps (a one-time code, WebAuthn) post to
+            // the same path without `password`.
+            Self::Keycloak => form_again(None, "username", "password", Some("password")),
         }
     }
 }

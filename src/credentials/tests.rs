@@ -234,3 +234,31 @@ fn names_a_shop_would_fold_together_are_refused() {
         assert_eq!(json_result(text), want, "{text}");
     }
 }
+
+#[test]
+fn without_its_attempt_field_a_form_is_no_login_attempt() {
+    let tables = "[[login]]\npreset = \"woocommerce\"";
+    let woocommerce = Routes::new(&config::for_tests(tables).login)
+        .unwrap()
+        .logins()[0]
+        .clone();
+    let attempt = |text: &[u8]| is_attempt(&body(BodyFormat::Form, text), &woocommerce);
+    // WooCommerce's registration form, on the login's page.
+    assert!(!attempt(b"email=a%40b.example&register=Register"));
+    assert!(!attempt(b"username=a&password=b&loginx=1"));
+    assert!(attempt(b"username=a&password=b&login=Log+in"));
+    // Whatever PHP reads as `$_POST['login']`, or might: an array, a
+    // leading space, another spelling, an encoded name.
+    assert!(attempt(b"username=a&password=b&login%5B%5D=1"));
+    assert!(attempt(b"username=a&password=b&+login=1"));
+    assert!(attempt(b"username=a&password=b&LOGIN=1"));
+    assert!(attempt(b"username=a&password=b&%6Cogin=1"));
+    // Bodies the strict parser refuses stay attempts, so they are refused.
+    assert!(attempt(b"username=a;password=b;login=1"));
+    assert!(attempt(b"username=%u0061&password=b"));
+    // A route without an attempt field takes every body as an attempt.
+    assert!(is_attempt(
+        &body(BodyFormat::Form, b"email=a"),
+        &route("form", "username", "password")
+    ));
+}

@@ -39,6 +39,9 @@ pub struct Platform {
     pub json: bool,
     pub success: Recorded,
     pub failure: Recorded,
+    /// Another of the platform's forms that posts to the login's path and
+    /// logs no one in: (path and query, body).
+    pub other_form: Option<(&'static str, &'static str)>,
 }
 
 /// A recorded answer.
@@ -96,6 +99,11 @@ pub const WORDPRESS: Platform = Platform {
         headers: &[("content-type", "text/html; charset=UTF-8")],
         body: WP_FAILED,
     },
+    // wp-login.php?action=lostpassword
+    other_form: Some((
+        "/wp-login.php?action=lostpassword",
+        "user_login=customer%40example.com&redirect_to=&wp-submit=Get+New+Password",
+    )),
 };
 
 /// WooCommerce's My Account login form (templates/myaccount/form-login.php).
@@ -123,6 +131,13 @@ pub const WOOCOMMERCE: Platform = Platform {
                <strong>Error:</strong> The password you entered for this username is incorrect.</li></ul>\
                <form class=\"woocommerce-form woocommerce-form-login login\" method=\"post\"></form></div>",
     },
+    // The registration form beside the login form (generated username and
+    // password: the WooCommerce defaults).
+    other_form: Some((
+        "/my-account/",
+        "email=new%40example.com&woocommerce-register-nonce=9a8b7c6d5e\
+         &_wp_http_referer=%2Fmy-account%2F&register=Register",
+    )),
 };
 
 /// Magento 2's customer login (Customer/view/frontend/templates/form/login.phtml
@@ -151,6 +166,7 @@ pub const MAGENTO2: Platform = Platform {
         ],
         body: "",
     },
+    other_form: None,
 };
 
 /// Shopware 6's storefront login (Storefront/Controller/AuthController.php).
@@ -175,6 +191,7 @@ pub const SHOPWARE6: Platform = Platform {
                Could not find an account that matches the given credentials.</div></div>\
                <form class=\"login-form\" action=\"/account/login\" method=\"post\"></form>",
     },
+    other_form: None,
 };
 
 /// Shopware 6's Store API (Checkout/Customer/SalesChannel/LoginRoute.php).
@@ -202,6 +219,7 @@ pub const SHOPWARE6_STORE_API: Platform = Platform {
         headers: &[("content-type", "application/json")],
         body: r#"{"errors":[{"status":"401","code":"CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS","title":"Unauthorized","detail":"Invalid username and\/or password."}]}"#,
     },
+    other_form: None,
 };
 
 /// PrestaShop 1.7/8's login (controllers/front/AuthController.php with
@@ -228,6 +246,7 @@ pub const PRESTASHOP: Platform = Platform {
         body: "<section class=\"login-form\"><div class=\"help-block\"><ul><li class=\"alert alert-danger\">\
                Authentication failed.</li></ul></div><form id=\"login-form\" action=\"https://shop.example/login?back=my-account\" method=\"post\"></form></section>",
     },
+    other_form: None,
 };
 
 /// Django's LoginView (django/contrib/auth/views.py).
@@ -253,6 +272,7 @@ pub const DJANGO: Platform = Platform {
         body: "<form method=\"post\"><ul class=\"errorlist nonfield\"><li>Please enter a correct username and password. \
                Note that both fields may be case-sensitive.</li></ul></form>",
     },
+    other_form: None,
 };
 
 /// Keycloak's username/password form (login.ftl posting to
@@ -280,6 +300,11 @@ pub const KEYCLOAK: Platform = Platform {
         body: "<div class=\"alert-error pf-c-alert pf-m-inline pf-m-danger\"><span class=\"pf-c-alert__title kc-feedback-text\">\
                Invalid username or password.</span></div><form id=\"kc-form-login\" method=\"post\"></form>",
     },
+    // The next step of a flow with a one-time code (login-otp.ftl).
+    other_form: Some((
+        "/realms/shop/login-actions/authenticate?session_code=pX7r2A&execution=9c1f3b2d&client_id=shop-web&tab_id=fZ8yQ2",
+        "otp=123456&login=Sign+In",
+    )),
 };
 
 pub const ALL: [&Platform; 8] = [
