@@ -1,26 +1,26 @@
 # syntax=docker/dockerfile:1
-# Build: `cargo build --release --locked`, twice (tests/image.rs keeps the
-# two and the stand-in targets in step with Cargo.toml).
+# The dependencies are compiled in a layer of their own, which only a change
+# to Cargo.toml, Cargo.lock or the set of source files rebuilds: the build
+# stage compiles them against this skeleton of the tree, every `.rs` file an
+# empty `main` (cargo refuses a manifest whose targets are missing). BuildKit
+# keys a COPY by content, so a skeleton equal to the last one is a cache hit.
+# This is what cargo-chef does, in two commands and without a tool to install.
+FROM rust:1.95-bookworm AS skeleton
+WORKDIR /src
+COPY . .
+RUN find . -name '*.rs' -exec sh -c 'for f; do echo "fn main() { }" > "$f"; done' sh {} + \
+ && find . -type f ! -name '*.rs' ! -name Cargo.toml ! -name Cargo.lock -delete
+
+# Build: `cargo build --release --locked`, the dependencies first
+# (tests/image.rs checks the skeleton against Cargo.toml).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-
-# The dependencies first, in a layer of their own that only a change to
-# Cargo.toml or Cargo.lock rebuilds: the real manifest over empty targets
-# (cargo refuses a manifest whose declared targets are missing). Written out
-# rather than cargo-chef: one tool fewer in the build, and the manifest has
-# only these targets.
-COPY Cargo.toml Cargo.lock ./
+COPY --from=skeleton /src ./
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    mkdir -p src benches tests \
- && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
- && echo 'fn main() {}' > benches/filter.rs \
- && echo 'fn main() {}' > benches/fingerprint.rs \
- && touch tests/tests.rs \
- && cargo build --release --locked \
- && rm -rf src benches tests target/release/.fingerprint/credgate-*
+    cargo build --release --locked \
+ && rm -rf target/release/.fingerprint/credgate-*
 
-# Then credgate itself; its fingerprints are gone, so the copied sources are
+# Then credgate itself; its fingerprints are gone, so the real sources are
 # compiled whatever their timestamps.
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
