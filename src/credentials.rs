@@ -322,6 +322,12 @@ fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError
                 NameMatch::Other => {}
             }
         }
+        let alias = |a: &String| fieldname::compare(&name, field_name(a)) != NameMatch::Other;
+        if route.username_aliases.iter().any(alias) {
+            return Err(CredentialsError::CaseVariant {
+                field: Field::Username,
+            });
+        }
     }
     let username = username.ok_or(CredentialsError::Missing {
         field: Field::Username,

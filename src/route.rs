@@ -58,6 +58,8 @@ pub struct LoginRoute {
     pub failure: FailureSigns,
     /// A form body without this field is no login attempt.
     pub attempt_field: Option<String>,
+    /// Other names the shop reads the username from: refused.
+    pub username_aliases: Vec<String>,
 }
 
 /// Why the `[[login]]` tables do not make a set of routes.
@@ -245,6 +247,7 @@ impl LoginRoute {
             max_body: usize::try_from(config.max_body.0).unwrap_or(usize::MAX),
             failure: FailureSigns::new(config),
             attempt_field: config.attempt_field.clone(),
+            username_aliases: config.username_aliases.clone(),
         }
     }
 

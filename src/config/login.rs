@@ -40,6 +40,9 @@ pub struct Login {
     /// Only a form body carrying this field is a login attempt; the others
     /// (the platform's other forms on the same path) pass unchecked.
     pub attempt_field: Option<String>,
+    /// Names (JSON pointers) the shop reads the username from instead of
+    /// `username_field`: a body carrying one is refused as ambiguous.
+    pub username_aliases: Vec<String>,
 }
 
 /// A `[[login]]` table as written: every key the operator may leave to the
@@ -63,6 +66,7 @@ struct LoginTable {
     failure_redirect: Option<String>,
     failure_header: Option<HeaderName>,
     attempt_field: Option<String>,
+    username_aliases: Option<Vec<String>>,
 }
 
 impl TryFrom<LoginTable> for Login {
@@ -124,6 +128,10 @@ impl TryFrom<LoginTable> for Login {
             attempt_field: t
                 .attempt_field
                 .or(preset.and_then(|l| l.attempt_field).map(str::to_owned)),
+            username_aliases: t.username_aliases.unwrap_or_else(|| {
+                let aliases = preset.map_or(&[][..], |l| l.username_aliases);
+                aliases.iter().map(|a| (*a).to_owned()).collect()
+            }),
         })
     }
 }
@@ -230,10 +238,17 @@ impl Config {
             if login.methods.is_empty() {
                 return Err(invalid("methods", "must name at least one method".into()));
             }
+            let aliases = login
+                .username_aliases
+                .iter()
+                .map(|a| ("username_aliases", a));
             for (field, value) in [
                 ("username_field", &login.username_field),
                 ("password_field", &login.password_field),
-            ] {
+            ]
+            .into_iter()
+            .chain(aliases)
+            {
                 if value.trim_matches('/').is_empty() {
                     return Err(invalid(field, "must not be empty".into()));
                 }

@@ -33,6 +33,8 @@ pub struct PresetLogin {
     pub failure_redirect: Option<&'static str>,
     /// The form field without which the platform logs no one in.
     pub attempt_field: Option<&'static str>,
+    /// Names the platform reads the username from before `username_field`.
+    pub username_aliases: &'static [&'static str],
 }
 
 /// A form platform that answers a wrong password by rendering its login
@@ -52,6 +54,7 @@ const fn form_again(
         failure_status: &[200],
         failure_redirect: None,
         attempt_field,
+        username_aliases: &[],
     }
 }
 
@@ -107,10 +110,16 @@ impl Preset {
                 failure_status: &[],
                 failure_redirect: Some("/customer/account/login"),
                 attempt_field: None,
+                username_aliases: &[],
             },
             // AuthController::login: a failure is forwarded to the login
             // page (200); a success is createActionResponse(), a redirect.
-            Self::Shopware6 => form_again(Some("/account/login"), "username", "password", None),
+            // LoginRoute reads `email` before `username`: a body with both
+            // would show credgate one user and Shopware another.
+            Self::Shopware6 => PresetLogin {
+                username_aliases: &["email"],
+                ..form_again(Some("/account/login"), "username", "password", None)
+            },
             // LoginRoute: 401 CHECKOUT__CUSTOMER_AUTH_BAD_CREDENTIALS, or 200
             // with the new context token.
             Self::Shopware6StoreApi => PresetLogin {
@@ -121,6 +130,7 @@ impl Preset {
                 failure_status: &[401],
                 failure_redirect: None,
                 attempt_field: None,
+                username_aliases: &["/email"],
             },
             // AuthController with submitLogin: a failed CustomerLoginForm
             // renders the page with its errors; a success redirects.

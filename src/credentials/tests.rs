@@ -262,3 +262,39 @@ fn without_its_attempt_field_a_form_is_no_login_attempt() {
         &route("form", "username", "password")
     ));
 }
+
+#[test]
+fn a_username_the_shop_would_read_under_another_name_is_refused() {
+    let route_of = |preset: &str| {
+        Routes::new(&config::for_tests(&format!("[[login]]\npreset = \"{preset}\"")).login)
+            .unwrap()
+            .logins()[0]
+            .clone()
+    };
+    let variant = Err(CredentialsError::CaseVariant {
+        field: Field::Username,
+    });
+    // Shopware reads `email` before `username`.
+    let form = route_of("shopware6");
+    let extract_form = |text: &[u8]| extract(&body(BodyFormat::Form, text), &form).map(|_| ());
+    assert_eq!(extract_form(b"username=a%40b.example&password=pw"), Ok(()));
+    assert_eq!(
+        extract_form(b"username=a%40b.example&email=c%40d.example&password=pw"),
+        variant
+    );
+    assert_eq!(extract_form(b"username=a&EMAIL=c&password=pw"), variant);
+    let api = route_of("shopware6_store_api");
+    let extract_json =
+        |text: &str| extract(&body(BodyFormat::Json, text.as_bytes()), &api).map(|_| ());
+    assert_eq!(extract_json(r#"{"username":"a","password":"pw"}"#), Ok(()));
+    assert_eq!(
+        extract_json(r#"{"username":"a","email":"c","password":"pw"}"#),
+        variant
+    );
+    assert_eq!(
+        extract_json(r#"{"username":"a","email":["c"],"password":"pw"}"#),
+        variant
+    );
+    // Alone, the alias is no username either.
+    assert_eq!(extract_json(r#"{"email":"c","password":"pw"}"#), variant);
+}
