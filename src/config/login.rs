@@ -30,6 +30,9 @@ pub struct Login {
     /// extension) are this route too, as Rails' `(.:format)` and Spring's
     /// suffix matching route them. On by default.
     pub match_suffix: bool,
+    /// Whether every path below `path` is this route too: Magento reads
+    /// `/loginPost/referer/...` as parameters of `/loginPost`. Off by default.
+    pub match_subpaths: bool,
     /// How the shop says "wrong password": these statuses...
     pub failure_status: Vec<u16>,
     /// ... or a redirect whose `Location` (or its path, when absolute)
@@ -62,6 +65,7 @@ struct LoginTable {
     case_sensitive: bool,
     #[serde(default = "defaults::match_suffix")]
     match_suffix: bool,
+    match_subpaths: Option<bool>,
     failure_status: Option<Vec<u16>>,
     failure_redirect: Option<String>,
     failure_header: Option<HeaderName>,
@@ -117,6 +121,9 @@ impl TryFrom<LoginTable> for Login {
             max_body: t.max_body.unwrap_or_else(defaults::max_body),
             case_sensitive: t.case_sensitive,
             match_suffix: t.match_suffix,
+            match_subpaths: t
+                .match_subpaths
+                .unwrap_or(preset.is_some_and(|l| l.match_subpaths)),
             failure_status: t
                 .failure_status
                 .or(preset.map(|l| l.failure_status.to_vec()))

@@ -35,6 +35,8 @@ pub struct PresetLogin {
     pub attempt_field: Option<&'static str>,
     /// Names the platform reads the username from before `username_field`.
     pub username_aliases: &'static [&'static str],
+    /// Whether the paths below `path` reach the same login.
+    pub match_subpaths: bool,
 }
 
 /// A form platform that answers a wrong password by rendering its login
@@ -55,6 +57,7 @@ const fn form_again(
         failure_redirect: None,
         attempt_field,
         username_aliases: &[],
+        match_subpaths: false,
     }
 }
 
@@ -111,6 +114,10 @@ impl Preset {
                 failure_redirect: Some("/customer/account/login"),
                 attempt_field: None,
                 username_aliases: &[],
+                // Its router reads the segments after the action as
+                // parameters: the form posts to
+                // loginPost/referer/BASE64/ when the login page had one.
+                match_subpaths: true,
             },
             // AuthController::login: a failure is forwarded to the login
             // page (200); a success is createActionResponse(), a redirect.
@@ -131,6 +138,7 @@ impl Preset {
                 failure_redirect: None,
                 attempt_field: None,
                 username_aliases: &["/email"],
+                match_subpaths: false,
             },
             // AuthController with submitLogin: a failed CustomerLoginForm
             // renders the page with its errors; a success redirects.

@@ -145,7 +145,9 @@ pub const WOOCOMMERCE: Platform = Platform {
 pub const MAGENTO2: Platform = Platform {
     preset: "magento2",
     extra: "",
-    target: "/customer/account/loginPost/",
+    // The form's action when the login page was opened with a referer
+    // (Customer\Model\Url::getLoginPostUrl()).
+    target: "/customer/account/loginPost/referer/aHR0cHM6Ly9zaG9wLmV4YW1wbGUvY2hlY2tvdXQv/",
     content_type: FORM,
     headers: &[("cookie", "PHPSESSID=k3j2h1g0f9; form_key=Xk2cJ8tqH1yZ0aB3")],
     body: "form_key=Xk2cJ8tqH1yZ0aB3&login%5Busername%5D={user}&login%5Bpassword%5D={password}&send=",
