@@ -9,7 +9,7 @@ use credgate::leaked::FilterKind;
 
 use crate::support::binary::Process;
 use crate::support::client::full;
-use crate::support::platforms::{self, Platform};
+use crate::support::platforms::{self, Platform, ScriptedUpstream};
 use crate::support::*;
 
 const LEAKED: (&str, &str) = ("leaked@example.com", "p@ss word&1=2");
@@ -38,7 +38,9 @@ fn login(
         .unwrap()
 }
 
-async fn check(platform: &'static Platform) {
+/// credgate (the binary) with `platform`'s preset in front of its scripted
+/// upstream, and a breach holding [`LEAKED`].
+async fn start(platform: &'static Platform) -> (TestCert, ScriptedUpstream, Process) {
     let cert = TestCert::generate();
     let upstream = platforms::start_upstream(platform).await;
     let pairs = build_filter(
@@ -69,6 +71,11 @@ username = "off"
     let config = cert.dir.path().join("credgate.toml");
     std::fs::write(&config, config_with(&cert, upstream.addr, &tables)).unwrap();
     let proxy = Process::serve(&config);
+    (cert, upstream, proxy)
+}
+
+async fn check(platform: &'static Platform) {
+    let (cert, upstream, proxy) = start(platform).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     let name = platform.preset;
 
@@ -180,6 +187,43 @@ async fn django() {
 #[tokio::test]
 async fn keycloak() {
     check(&platforms::KEYCLOAK).await;
+}
+
+/// Shopware reads `email` before `username`: a body with both is refused,
+/// or the leaked pair in `email` would pass as the clean `username`.
+#[tokio::test]
+async fn a_shopware_login_naming_its_user_twice_is_refused() {
+    for platform in [&platforms::SHOPWARE6, &platforms::SHOPWARE6_STORE_API] {
+        let (cert, upstream, proxy) = start(platform).await;
+        let client = TestClient::new(&cert.der, Version::Http1);
+        let body = match platform.json {
+            true => format!(
+                r#"{{"username":"{}","email":"{}","password":"{}"}}"#,
+                CLEAN.0, LEAKED.0, LEAKED.1
+            ),
+            false => form_urlencoded::Serializer::new(String::new())
+                .append_pair("username", CLEAN.0)
+                .append_pair("email", LEAKED.0)
+                .append_pair("password", LEAKED.1)
+                .finish(),
+        };
+        let request = Request::post(format!(
+            "https://127.0.0.1:{}{}",
+            proxy.proxy.port(),
+            platform.target
+        ))
+        .header("content-type", platform.content_type)
+        .body(full(body))
+        .unwrap();
+        let answer = client.send(request).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            platform.preset
+        );
+        assert_eq!(upstream.requests(), 0, "{}", platform.preset);
+    }
 }
 
 /// Every recorded platform has its test above, and every preset a platform.
