@@ -22,11 +22,13 @@ use serde::{Deserialize, Deserializer};
 mod attack;
 mod defaults;
 mod login;
+mod preset;
 mod protection;
 mod risk;
 
 pub use attack::Attack;
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
+pub use preset::Preset;
 
 pub use risk::{Risk, RiskAction};
 

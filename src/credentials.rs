@@ -244,6 +244,35 @@ fn resolve_format(parts: &Parts, route: BodyFormat) -> Option<BodyFormat> {
 
 // === extraction ===
 
+/// Whether a login body is a login attempt at all: on a route with an
+/// `attempt_field`, a form body without it is one of the platform's other
+/// forms on the same path, which logs no one in. Doubt makes an attempt
+/// (then extraction refuses what it finds ambiguous): a name that is only a
+/// variant of the field, PHP's `field[...]` (which sets `$_POST['field']`),
+/// and a body the strict form parser refuses anyway.
+pub fn is_attempt(body: &LoginBody, route: &LoginRoute) -> bool {
+    let Some(field) = &route.attempt_field else {
+        return true;
+    };
+    if body.format == BodyFormat::Json || body.bytes.contains(&b';') || has_percent_u(&body.bytes) {
+        return true;
+    }
+    body.bytes
+        .split(|b| *b == b'&')
+        .filter_map(|pair| pair.split(|b| *b == b'=').next())
+        .any(|raw| {
+            let name = decode_name(raw);
+            let name = name.trim_ascii_start();
+            let base = name.split(|b| *b == b'[').next().unwrap_or_default();
+            fieldname::compare(base, field) != NameMatch::Other
+        })
+}
+
+fn has_percent_u(body: &[u8]) -> bool {
+    body.windows(2)
+        .any(|w| w[0] == b'%' && w[1].eq_ignore_ascii_case(&b'u'))
+}
+
 /// Takes the credentials out of a login body read by [`read_body`].
 pub fn extract(body: &LoginBody, route: &LoginRoute) -> Result<Credentials, CredentialsError> {
     let credentials = match body.format {
@@ -269,10 +298,7 @@ fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError
     if body.contains(&b';') {
         return Err(CredentialsError::Semicolon);
     }
-    if body
-        .windows(2)
-        .any(|w| w[0] == b'%' && w[1].eq_ignore_ascii_case(&b'u'))
-    {
+    if has_percent_u(body) {
         return Err(CredentialsError::PercentU);
     }
     let username_field = field_name(&route.username_field);
@@ -295,6 +321,12 @@ fn form(body: &[u8], route: &LoginRoute) -> Result<Credentials, CredentialsError
                 NameMatch::Variant => return Err(CredentialsError::CaseVariant { field: which }),
                 NameMatch::Other => {}
             }
+        }
+        let alias = |a: &String| fieldname::compare(&name, field_name(a)) != NameMatch::Other;
+        if route.username_aliases.iter().any(alias) {
+            return Err(CredentialsError::CaseVariant {
+                field: Field::Username,
+            });
         }
     }
     let username = username.ok_or(CredentialsError::Missing {

@@ -3,7 +3,7 @@
 //! `failure_header`).
 
 use http::header::LOCATION;
-use http::{HeaderName, Response, StatusCode};
+use http::{HeaderName, Response, StatusCode, Uri};
 
 use crate::config;
 
@@ -67,7 +67,7 @@ impl FailureSigns {
                 && headers
                     .get(LOCATION)
                     .and_then(|l| l.to_str().ok())
-                    .is_some_and(|l| l.starts_with(prefix))
+                    .is_some_and(|l| redirects_to(l, prefix))
         });
         let failed_header = self
             .header
@@ -81,6 +81,19 @@ impl FailureSigns {
             LoginOutcome::Unknown
         }
     }
+}
+
+/// Whether a `Location` starts with `prefix`, or, absolute, its path does:
+/// Magento and others redirect to `https://shop.example/customer/account/login/`
+/// where the operator (or a preset) knows only the path.
+fn redirects_to(location: &str, prefix: &str) -> bool {
+    location.starts_with(prefix)
+        || location.parse::<Uri>().ok().is_some_and(|uri| {
+            uri.scheme().is_some()
+                && uri
+                    .path_and_query()
+                    .is_some_and(|p| p.as_str().starts_with(prefix))
+        })
 }
 
 #[cfg(test)]
@@ -121,6 +134,21 @@ mod tests {
             (
                 &redirect,
                 response(302, &[("location", "/account")]),
+                Success,
+            ),
+            (
+                &redirect,
+                response(302, &[("location", "https://shop.example/login?error=1")]),
+                Failure,
+            ),
+            (
+                &redirect,
+                response(302, &[("location", "https://shop.example/account")]),
+                Success,
+            ),
+            (
+                &redirect,
+                response(302, &[("location", "/account?next=https://x/login?error")]),
                 Success,
             ),
             (&header, response(200, &[("x-login-failed", "1")]), Failure),

@@ -239,6 +239,9 @@ impl Proxy {
         let login = &self.inner.login;
         let (mut parts, body) = req.into_parts();
         let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
+        if !credentials::is_attempt(&body, route) {
+            return Ok((inspected_request(parts, body), None));
+        }
         let credentials = match credentials::extract(&body, route) {
             Ok(credentials) => credentials,
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {

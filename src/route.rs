@@ -46,6 +46,7 @@ pub struct LoginRoute {
     path: String,
     case_sensitive: bool,
     match_suffix: bool,
+    match_subpaths: bool,
     methods: Vec<Method>,
     /// `methods` as an `Allow` header, for the 405 of other methods.
     allow: HeaderValue,
@@ -56,6 +57,10 @@ pub struct LoginRoute {
     pub max_body: usize,
     /// How the shop says the login failed.
     pub failure: FailureSigns,
+    /// A form body without this field is no login attempt.
+    pub attempt_field: Option<String>,
+    /// Other names the shop reads the username from: refused.
+    pub username_aliases: Vec<String>,
 }
 
 /// Why the `[[login]]` tables do not make a set of routes.
@@ -235,6 +240,7 @@ impl LoginRoute {
             path: normalize(&config.path).into_owned(),
             case_sensitive: config.case_sensitive,
             match_suffix: config.match_suffix,
+            match_subpaths: config.match_subpaths,
             methods: config.methods.iter().map(|m| m.0.clone()).collect(),
             allow: allow_header(&config.methods),
             format: config.format,
@@ -242,6 +248,8 @@ impl LoginRoute {
             password_field: config.password_field.clone(),
             max_body: usize::try_from(config.max_body.0).unwrap_or(usize::MAX),
             failure: FailureSigns::new(config),
+            attempt_field: config.attempt_field.clone(),
+            username_aliases: config.username_aliases.clone(),
         }
     }
 
@@ -261,13 +269,16 @@ impl LoginRoute {
 
     /// Returns true if and only if the normalised path is this route's,
     /// allowing what routers strip or route alike: trailing dots and spaces
-    /// (`/login.`, `/login%20`), and with `match_suffix` a format suffix
-    /// (`/login.json`).
+    /// (`/login.`, `/login%20`), with `match_suffix` a format suffix
+    /// (`/login.json`), and with `match_subpaths` any path below it.
     fn matches_path(&self, normalized: &str) -> bool {
         let trimmed = normalized.trim_end_matches([' ', '.']);
         let Some(rest) = self.strip_path(trimmed) else {
             return false;
         };
+        if self.match_subpaths && rest.starts_with('/') {
+            return true;
+        }
         match rest.strip_prefix('.') {
             None => rest.is_empty(),
             Some(suffix) => self.match_suffix && !suffix.contains('/'),
@@ -471,6 +482,25 @@ mod tests {
             route_name(&strict, "POST", "/login.").as_deref(),
             Some("login")
         );
+    }
+
+    #[test]
+    fn with_match_subpaths_the_paths_below_are_the_route() {
+        let tables = "[[login]]\npreset = \"magento2\"";
+        let r = Routes::new(&config::for_tests(tables).login).unwrap();
+        for uri in [
+            "/customer/account/loginPost",
+            "/customer/account/loginpost/",
+            "/customer/account/loginPost/referer/aHR0cHM6Ly9zaG9w/",
+            "/customer/account/x/../loginPost//referer/a",
+        ] {
+            let name = route_name(&r, "POST", uri);
+            assert_eq!(name.as_deref(), Some("customer_account_loginpost"), "{uri}");
+        }
+        assert_eq!(route_name(&r, "POST", "/customer/account/loginPostx"), None);
+        assert_eq!(route_name(&r, "POST", "/customer/account/login"), None);
+        let r = routes(false);
+        assert_eq!(route_name(&r, "POST", "/login/x"), None);
     }
 
     #[test]

@@ -5,45 +5,142 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::preset::Preset;
 use super::{defaults, Config, ConfigError, HeaderName, HumanDuration, MethodName, Size};
 use crate::username::{Normalizer, Region, UsernameNormalization};
 
-/// `[[login]]`: one protected login endpoint.
+/// `[[login]]`: one protected login endpoint, its `preset` (if any) applied.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "LoginTable")]
 pub struct Login {
+    /// The platform whose values filled the keys the table leaves out.
+    pub preset: Option<Preset>,
     /// The `route` label of metrics; derived from `path` when absent.
-    #[serde(default)]
     pub name: Option<String>,
     pub path: String,
-    #[serde(default = "defaults::login_methods")]
     pub methods: Vec<MethodName>,
-    #[serde(default)]
     pub format: BodyFormat,
-    #[serde(default = "defaults::username_field")]
     pub username_field: String,
-    #[serde(default = "defaults::password_field")]
     pub password_field: String,
-    #[serde(default = "defaults::max_body")]
     pub max_body: Size,
     /// Whether `/Login` is a different path from `/login`. Off by default:
     /// many shops' routers ignore case, and a miss is a bypass.
-    #[serde(default)]
     pub case_sensitive: bool,
     /// Whether `/login.json`, `/login.xml` (`path` followed by `.` and an
     /// extension) are this route too, as Rails' `(.:format)` and Spring's
     /// suffix matching route them. On by default.
-    #[serde(default = "defaults::match_suffix")]
     pub match_suffix: bool,
+    /// Whether every path below `path` is this route too: Magento reads
+    /// `/loginPost/referer/...` as parameters of `/loginPost`. Off by default.
+    pub match_subpaths: bool,
     /// How the shop says "wrong password": these statuses...
-    #[serde(default = "defaults::failure_status")]
     pub failure_status: Vec<u16>,
-    /// ... or a redirect whose `Location` starts with this ...
-    #[serde(default)]
+    /// ... or a redirect whose `Location` (or its path, when absolute)
+    /// starts with this ...
     pub failure_redirect: Option<String>,
     /// ... or this header in the response.
-    #[serde(default)]
     pub failure_header: Option<HeaderName>,
+    /// Only a form body carrying this field is a login attempt; the others
+    /// (the platform's other forms on the same path) pass unchecked.
+    pub attempt_field: Option<String>,
+    /// Names (JSON pointers) the shop reads the username from instead of
+    /// `username_field`: a body carrying one is refused as ambiguous.
+    pub username_aliases: Vec<String>,
+}
+
+/// A `[[login]]` table as written: every key the operator may leave to the
+/// preset or to the default is optional here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginTable {
+    preset: Option<Preset>,
+    name: Option<String>,
+    path: Option<String>,
+    methods: Option<Vec<MethodName>>,
+    format: Option<BodyFormat>,
+    username_field: Option<String>,
+    password_field: Option<String>,
+    max_body: Option<Size>,
+    #[serde(default)]
+    case_sensitive: bool,
+    #[serde(default = "defaults::match_suffix")]
+    match_suffix: bool,
+    match_subpaths: Option<bool>,
+    failure_status: Option<Vec<u16>>,
+    failure_redirect: Option<String>,
+    failure_header: Option<HeaderName>,
+    attempt_field: Option<String>,
+    username_aliases: Option<Vec<String>>,
+}
+
+impl TryFrom<LoginTable> for Login {
+    type Error = String;
+
+    /// Explicit keys first, then the preset's, then the defaults.
+    fn try_from(t: LoginTable) -> Result<Self, String> {
+        let preset = t.preset.map(Preset::login);
+        let path = match (t.path, t.preset) {
+            (Some(path), _) => path,
+            (None, Some(p)) => preset
+                .and_then(|l| l.path)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!(
+                        "missing field `path`: the {} preset has no fixed path \
+                         (Keycloak's names the realm: /realms/NAME/login-actions/authenticate)",
+                        p.as_str()
+                    )
+                })?,
+            (None, None) => return Err("missing field `path`".into()),
+        };
+        let format = match preset {
+            Some(l) if l.json => BodyFormat::Json,
+            Some(_) => BodyFormat::Form,
+            None => BodyFormat::default(),
+        };
+        let field = |set: Option<String>, from_preset: Option<&str>, default: fn() -> String| {
+            set.or(from_preset.map(str::to_owned))
+                .unwrap_or_else(default)
+        };
+        Ok(Self {
+            preset: t.preset,
+            name: t.name,
+            path,
+            methods: t.methods.unwrap_or_else(defaults::login_methods),
+            format: t.format.unwrap_or(format),
+            username_field: field(
+                t.username_field,
+                preset.map(|l| l.username_field),
+                defaults::username_field,
+            ),
+            password_field: field(
+                t.password_field,
+                preset.map(|l| l.password_field),
+                defaults::password_field,
+            ),
+            max_body: t.max_body.unwrap_or_else(defaults::max_body),
+            case_sensitive: t.case_sensitive,
+            match_suffix: t.match_suffix,
+            match_subpaths: t
+                .match_subpaths
+                .unwrap_or(preset.is_some_and(|l| l.match_subpaths)),
+            failure_status: t
+                .failure_status
+                .or(preset.map(|l| l.failure_status.to_vec()))
+                .unwrap_or_else(defaults::failure_status),
+            failure_redirect: t
+                .failure_redirect
+                .or(preset.and_then(|l| l.failure_redirect).map(str::to_owned)),
+            failure_header: t.failure_header,
+            attempt_field: t
+                .attempt_field
+                .or(preset.and_then(|l| l.attempt_field).map(str::to_owned)),
+            username_aliases: t.username_aliases.unwrap_or_else(|| {
+                let aliases = preset.map_or(&[][..], |l| l.username_aliases);
+                aliases.iter().map(|a| (*a).to_owned()).collect()
+            }),
+        })
+    }
 }
 
 /// `[leaked]`: what to do with credentials known from breaches.
@@ -148,10 +245,17 @@ impl Config {
             if login.methods.is_empty() {
                 return Err(invalid("methods", "must name at least one method".into()));
             }
+            let aliases = login
+                .username_aliases
+                .iter()
+                .map(|a| ("username_aliases", a));
             for (field, value) in [
                 ("username_field", &login.username_field),
                 ("password_field", &login.password_field),
-            ] {
+            ]
+            .into_iter()
+            .chain(aliases)
+            {
                 if value.trim_matches('/').is_empty() {
                     return Err(invalid(field, "must not be empty".into()));
                 }
@@ -159,6 +263,17 @@ impl Config {
                     return Err(invalid(
                         field,
                         "a JSON pointer needs format = \"json\"".into(),
+                    ));
+                }
+            }
+            if let Some(field) = &login.attempt_field {
+                if field.is_empty() {
+                    return Err(invalid("attempt_field", "must not be empty".into()));
+                }
+                if login.format == BodyFormat::Json {
+                    return Err(invalid(
+                        "attempt_field",
+                        "applies to form bodies; this route is format = \"json\"".into(),
                     ));
                 }
             }

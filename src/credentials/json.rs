@@ -28,7 +28,19 @@ pub(super) fn extract(body: &[u8], route: &LoginRoute) -> Result<Credentials, Cr
     })?;
     let username = string_at(&document, &route.username_field, Field::Username);
     let password = string_at(&document, &route.password_field, Field::Password);
+    // A username alias present in any shape: the shop may read it instead.
+    let aliased = route.username_aliases.iter().any(|alias| {
+        !matches!(
+            string_at(&document, alias, Field::Username),
+            Err(CredentialsError::Missing { .. })
+        )
+    });
     scrub(&mut document);
+    if aliased {
+        return Err(CredentialsError::CaseVariant {
+            field: Field::Username,
+        });
+    }
     credentials(username?, password?)
 }
 

@@ -234,3 +234,67 @@ fn names_a_shop_would_fold_together_are_refused() {
         assert_eq!(json_result(text), want, "{text}");
     }
 }
+
+#[test]
+fn without_its_attempt_field_a_form_is_no_login_attempt() {
+    let tables = "[[login]]\npreset = \"woocommerce\"";
+    let woocommerce = Routes::new(&config::for_tests(tables).login)
+        .unwrap()
+        .logins()[0]
+        .clone();
+    let attempt = |text: &[u8]| is_attempt(&body(BodyFormat::Form, text), &woocommerce);
+    // WooCommerce's registration form, on the login's page.
+    assert!(!attempt(b"email=a%40b.example&register=Register"));
+    assert!(!attempt(b"username=a&password=b&loginx=1"));
+    assert!(attempt(b"username=a&password=b&login=Log+in"));
+    // Whatever PHP reads as `$_POST['login']`, or might: an array, a
+    // leading space, another spelling, an encoded name.
+    assert!(attempt(b"username=a&password=b&login%5B%5D=1"));
+    assert!(attempt(b"username=a&password=b&+login=1"));
+    assert!(attempt(b"username=a&password=b&LOGIN=1"));
+    assert!(attempt(b"username=a&password=b&%6Cogin=1"));
+    // Bodies the strict parser refuses stay attempts, so they are refused.
+    assert!(attempt(b"username=a;password=b;login=1"));
+    assert!(attempt(b"username=%u0061&password=b"));
+    // A route without an attempt field takes every body as an attempt.
+    assert!(is_attempt(
+        &body(BodyFormat::Form, b"email=a"),
+        &route("form", "username", "password")
+    ));
+}
+
+#[test]
+fn a_username_the_shop_would_read_under_another_name_is_refused() {
+    let route_of = |preset: &str| {
+        Routes::new(&config::for_tests(&format!("[[login]]\npreset = \"{preset}\"")).login)
+            .unwrap()
+            .logins()[0]
+            .clone()
+    };
+    let variant = Err(CredentialsError::CaseVariant {
+        field: Field::Username,
+    });
+    // Shopware reads `email` before `username`.
+    let form = route_of("shopware6");
+    let extract_form = |text: &[u8]| extract(&body(BodyFormat::Form, text), &form).map(|_| ());
+    assert_eq!(extract_form(b"username=a%40b.example&password=pw"), Ok(()));
+    assert_eq!(
+        extract_form(b"username=a%40b.example&email=c%40d.example&password=pw"),
+        variant
+    );
+    assert_eq!(extract_form(b"username=a&EMAIL=c&password=pw"), variant);
+    let api = route_of("shopware6_store_api");
+    let extract_json =
+        |text: &str| extract(&body(BodyFormat::Json, text.as_bytes()), &api).map(|_| ());
+    assert_eq!(extract_json(r#"{"username":"a","password":"pw"}"#), Ok(()));
+    assert_eq!(
+        extract_json(r#"{"username":"a","email":"c","password":"pw"}"#),
+        variant
+    );
+    assert_eq!(
+        extract_json(r#"{"username":"a","email":["c"],"password":"pw"}"#),
+        variant
+    );
+    // Alone, the alias is no username either.
+    assert_eq!(extract_json(r#"{"email":"c","password":"pw"}"#), variant);
+}

@@ -7,6 +7,7 @@
 pub mod binary;
 pub mod client;
 pub mod customers;
+pub mod platforms;
 pub mod redis;
 pub mod redis_cluster;
 
