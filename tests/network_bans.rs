@@ -215,6 +215,19 @@ async fn with_redis_escalation_and_64s_hold_across_replicas() {
     }
     assert_eq!(escalated, 1.0, "one replica escalated, once");
 
+    // A NAT whose customers log in, through either replica, is spared.
+    for last in 100..110 {
+        let on = if last % 2 == 0 { &r.a } else { &r.b };
+        let from = format!("198.51.102.{last}");
+        assert_eq!(r.login(on, &from, RIGHT).await, StatusCode::OK, "{from}");
+    }
+    for from in ["198.51.102.1", "198.51.102.2", "198.51.102.3"] {
+        r.login(&r.a, from, WRONG).await;
+        r.login(&r.b, from, WRONG).await;
+        assert_eq!(r.login(&r.a, from, RIGHT).await, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(r.login(&r.b, "198.51.102.4", RIGHT).await, StatusCode::OK);
+
     // Lifting the /24 through one replica lifts it on both.
     let lift = r.a.admin_url("/admin/bans/198.51.100.0/24");
     assert_eq!(
