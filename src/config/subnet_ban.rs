@@ -67,3 +67,33 @@ impl SubnetBan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Suspicion;
+
+    fn error_of(toml: &str) -> String {
+        let suspicion: Suspicion = toml::from_str(toml).unwrap();
+        suspicion.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_switch_and_bounds() {
+        let suspicion: Suspicion = toml::from_str("").unwrap();
+        assert_eq!(suspicion.ipv6_prefix, 64);
+        let rules = suspicion.subnet_ban.unwrap();
+        assert_eq!((rules.ipv4_prefix, rules.addresses), (24, 3));
+        assert_eq!((rules.within().as_secs(), rules.nat_successes), (3600, 10));
+        let off: Suspicion = toml::from_str("subnet_ban = \"off\"").unwrap();
+        assert!(off.subnet_ban.is_none());
+
+        let e = error_of("ipv6_prefix = 0");
+        assert!(e.contains("suspicion.ipv6_prefix"), "{e}");
+        let e = error_of("subnet_ban = { addresses = 1 }");
+        assert!(e.contains("suspicion.subnet_ban.addresses"), "{e}");
+        let e = error_of("subnet_ban = { ipv4_prefix = 32 }");
+        assert!(e.contains("suspicion.subnet_ban.ipv4_prefix"), "{e}");
+        let e = error_of("subnet_ban = { within = \"0s\" }");
+        assert!(e.contains("suspicion.subnet_ban.within"), "{e}");
+    }
+}
