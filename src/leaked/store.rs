@@ -67,7 +67,9 @@ struct Inner {
 
 /// Reads a filter file: [`Filter::load_kind`], except in tests that need to
 /// pause a reload half-way.
-struct Reader(Box<dyn Fn(&Path, FilterKind) -> Result<Filter, FilterError> + Send + Sync>);
+struct Reader(Box<ReadFn>);
+
+type ReadFn = dyn Fn(&Path, FilterKind) -> Result<Filter, FilterError> + Send + Sync;
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -51,10 +51,8 @@ impl Subnets {
         let Some(net) = self.network(ip) else { return };
         let within = self.rules.within();
         let record = self.records.get_or_insert_mut(net, Record::default);
-        if record
-            .since
-            .is_none_or(|since| now.saturating_duration_since(since) >= within)
-        {
+        let stale = |since: Instant| now.saturating_duration_since(since) >= within;
+        if record.since.map_or(true, stale) {
             record.since = Some(now);
             record.successes = 0;
         }
