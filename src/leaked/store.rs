@@ -379,7 +379,7 @@ mod tests {
     use super::*;
     use crate::filter_build::FilterBuilder;
 
-    fn save(path: &Path, passwords: &[&str]) {
+    pub(super) fn save(path: &Path, passwords: &[&str]) {
         let mut builder =
             FilterBuilder::new(FilterKind::Passwords, Normalizer::default(), 1000, 1e-5).unwrap();
         for p in passwords {

@@ -8,18 +8,12 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 
 use super::*;
-use crate::filter_build::FilterBuilder;
 
 /// A filter file holding `passwords`, written beside `path` and renamed
 /// over it, as a deployment replaces a filter.
 fn replace(path: &Path, passwords: &[&str]) {
-    let mut builder =
-        FilterBuilder::new(FilterKind::Passwords, Normalizer::default(), 1000, 1e-5).unwrap();
-    for p in passwords {
-        builder.insert_password(p.as_bytes());
-    }
     let fresh = path.with_extension("new");
-    builder.finish(vec![]).save(&fresh).unwrap();
+    super::tests::save(&fresh, passwords);
     std::fs::rename(&fresh, path).unwrap();
 }
 
