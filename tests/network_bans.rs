@@ -6,9 +6,12 @@
 
 use http::StatusCode;
 
-use crate::shared_state::replicas_with;
+use std::time::Duration;
+
+use crate::shared_state::{replicas_with, Replicas};
 use crate::support::client::admin;
 use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::RedisCluster;
 use crate::support::*;
 
 const WRONG: &str = "not-the-password";
@@ -27,14 +30,7 @@ struct Proxy {
 }
 
 async fn protected(tables: &str) -> Proxy {
-    let cert = TestCert::generate();
-    let shop = start_shop().await;
-    let server = trusting_server_with_admin(&cert);
-    let toml = format!(
-        "{}\n[[login]]\npath = \"/login\"\n{tables}\n",
-        config_toml(&cert, shop.addr(), &server, "")
-    );
-    let proxy = start_proxy(&toml).await;
+    let (cert, shop, proxy) = crate::protection::protected(tables).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     Proxy {
         _cert: cert,
@@ -162,12 +158,34 @@ async fn with_redis_escalation_and_64s_hold_across_replicas() {
         redis.url()
     );
     let r = replicas_with(&state, TABLES).await;
+    across_replicas(&r, Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_escalation_and_64s_hold_across_replicas() {
+    let cluster = RedisCluster::start();
+    let seeds: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let state = format!(
+        "backend = \"redis-cluster\"\nredis_urls = [{}]\nredis_timeout = \"250ms\"",
+        seeds.join(", ")
+    );
+    let r = replicas_with(&state, TABLES).await;
+    // The replica that did not escalate learns the new network ban's
+    // prefix length within a second.
+    across_replicas(&r, Duration::from_millis(1100)).await;
+}
+
+/// Escalation, the NAT exception and IPv6 /64s, with each client's
+/// attempts spread over both replicas; `settle`: how long a replica may
+/// take to see a network ban the other made.
+async fn across_replicas(r: &Replicas, settle: Duration) {
     // Each address fails once on each replica: the record is shared.
     for from in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
         assert_eq!(r.login(&r.a, from, WRONG).await, StatusCode::UNAUTHORIZED);
         assert_eq!(r.login(&r.b, from, WRONG).await, StatusCode::UNAUTHORIZED);
         assert_eq!(r.login(&r.a, from, RIGHT).await, StatusCode::FORBIDDEN);
     }
+    tokio::time::sleep(settle).await;
     for on in [&r.a, &r.b] {
         assert_eq!(
             r.login(on, "198.51.100.4", RIGHT).await,
