@@ -25,12 +25,14 @@ mod login;
 mod preset;
 mod protection;
 mod risk;
+mod subnet_ban;
 
 pub use attack::Attack;
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
 pub use preset::Preset;
 
 pub use risk::{Risk, RiskAction};
+pub use subnet_ban::SubnetBan;
 
 pub use protection::{
     Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,

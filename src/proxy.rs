@@ -396,7 +396,7 @@ impl Proxy {
             leaked_pair: attempt.verdict == Verdict::LeakedPair,
             failed,
         };
-        if let Some(ban) = self.inner.state.observe(client, observation).await {
+        for ban in self.inner.state.observe(client, observation).await {
             self.inner.metrics.record_ban(ban.reason);
         }
     }

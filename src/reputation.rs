@@ -10,6 +10,11 @@
 //! names. Clients live in an LRU map with a hard cap; under the cap nothing
 //! is forgotten early, over it the least recently seen go first.
 //!
+//! An IPv6 client is its network of `ipv6_prefix` (its /64 by default):
+//! rotating addresses inside one allocation neither resets its suspicion nor
+//! escapes its ban. Bans of several addresses of one IPv4 network escalate
+//! to a ban of the network ([`subnets`]), unless its customers log in.
+//!
 //! Time is a parameter of every call (`now`), so that the rules are tested
 //! without a clock.
 
@@ -20,7 +25,11 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::config;
-use crate::rate_limit::UsernameKey;
+use crate::rate_limit::{subnet_of, UsernameKey};
+
+use self::subnets::Subnets;
+
+mod subnets;
 
 /// Why a client was banned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +39,17 @@ pub enum BanReason {
     UsernameSpray,
     /// By an operator, through the admin API.
     Manual,
+    /// A network, after bans of several of its addresses.
+    SubnetEscalation,
 }
 
 impl BanReason {
-    pub const ALL: [BanReason; 4] = [
+    pub const ALL: [BanReason; 5] = [
         Self::LeakedPairs,
         Self::Failures,
         Self::UsernameSpray,
         Self::Manual,
+        Self::SubnetEscalation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +58,7 @@ impl BanReason {
             Self::Failures => "failures",
             Self::UsernameSpray => "username_spray",
             Self::Manual => "manual",
+            Self::SubnetEscalation => "subnet_escalation",
         }
     }
 }
@@ -77,6 +90,7 @@ pub struct Rules {
     distinct_usernames: u32,
     ladder: Vec<Duration>,
     memory: Duration,
+    ipv6_prefix: u8,
 }
 
 /// Counters for one window-long bucket. Public so that a shared backend
@@ -110,13 +124,18 @@ struct Client {
 #[derive(Debug)]
 pub struct Reputation {
     rules: Rules,
-    clients: lru::LruCache<IpAddr, Client>,
+    /// Keyed by [`Rules::suspect`].
+    clients: lru::LruCache<IpNet, Client>,
     max_clients: usize,
-    /// Bans of single addresses (automatic or manual).
-    bans: HashMap<IpAddr, Ban>,
-    /// Manual bans of whole networks; few, so a list.
+    /// Bans of clients (an address, or an IPv6 client's network), automatic
+    /// or manual, and the networks they escalated to: each found by one
+    /// lookup.
+    bans: HashMap<IpNet, Ban>,
+    /// Manual bans of other networks; few, so a list.
     net_bans: Vec<(IpNet, Ban)>,
     max_bans: usize,
+    /// `None`: `subnet_ban = "off"`.
+    subnets: Option<Subnets>,
 }
 
 // === impl Rules ===
@@ -131,7 +150,20 @@ impl Rules {
             distinct_usernames: config.distinct_usernames,
             ladder: config.ban.iter().map(|d| d.0).collect(),
             memory: config.ban_memory.0,
+            ipv6_prefix: config.ipv6_prefix,
         }
+    }
+
+    /// What suspicion and bans key `ip` by: an IPv4 address itself, an IPv6
+    /// address its network of `ipv6_prefix`.
+    pub fn suspect(&self, ip: IpAddr) -> IpNet {
+        subnet_of(ip, 32, self.ipv6_prefix)
+    }
+
+    /// Returns true if and only if `target` is what a client is keyed by:
+    /// an address, or an IPv6 network of `ipv6_prefix`.
+    pub fn is_suspect(&self, target: IpNet) -> bool {
+        is_suspect(target, self.ipv6_prefix)
     }
 
     /// The window counts cover this long.
@@ -191,6 +223,13 @@ impl Rules {
         let step = usize::from(bans_before).min(self.ladder.len() - 1);
         self.ladder[step]
     }
+}
+
+/// Returns true if and only if `target` is an address, or an IPv6 network
+/// of `ipv6_prefix`: what a client is keyed by.
+pub fn is_suspect(target: IpNet, ipv6_prefix: u8) -> bool {
+    target.prefix_len() == target.max_prefix_len()
+        || matches!(target, IpNet::V6(net) if net.prefix_len() == ipv6_prefix)
 }
 
 /// The share of failures above which many usernames are a spray rather than
@@ -278,14 +317,26 @@ impl Reputation {
             bans: HashMap::new(),
             net_bans: Vec::new(),
             max_bans: max_clients,
+            subnets: config.subnet_ban.map(|s| Subnets::new(s, max_clients)),
         }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// The ban on `ip` in force at `now`, if any.
     pub fn ban_of(&self, ip: IpAddr, now: Instant) -> Option<Ban> {
         let active = |ban: &Ban| ban.until > now;
-        if let Some(ban) = self.bans.get(&ip).filter(|b| active(b)) {
-            return Some(*ban);
+        let keys = [
+            Some(IpNet::from(ip)),
+            Some(self.rules.suspect(ip)),
+            self.subnets.as_ref().and_then(|s| s.network(ip)),
+        ];
+        for key in keys.iter().flatten() {
+            if let Some(ban) = self.bans.get(key).filter(|b| active(b)) {
+                return Some(*ban);
+            }
         }
         self.net_bans
             .iter()
@@ -295,11 +346,15 @@ impl Reputation {
 
     /// Records one attempt; returns the ban it triggered, if any.
     pub fn observe(&mut self, ip: IpAddr, observation: Observation, now: Instant) -> Option<Ban> {
-        if !self.clients.contains(&ip) && self.clients.len() >= self.max_clients {
+        if let (Some(subnets), Some(false)) = (&mut self.subnets, observation.failed) {
+            subnets.succeeded(ip, now);
+        }
+        let key = self.rules.suspect(ip);
+        if !self.clients.contains(&key) && self.clients.len() >= self.max_clients {
             self.clients.pop_lru();
         }
         let rules = &self.rules;
-        let client = self.clients.get_or_insert_mut(ip, || Client::new(now));
+        let client = self.clients.get_or_insert_mut(key, || Client::new(now));
         client.advance(now, rules.window);
         let bucket = &mut client.current;
         bucket.attempts += 1;
@@ -323,8 +378,23 @@ impl Reputation {
         client.current = Bucket::default();
         client.previous = Bucket::default();
         let ban = Ban { until, reason };
-        self.insert_ban(ip, ban, now);
+        self.insert_ban(key, ban, now);
         Some(ban)
+    }
+
+    /// Records `ban`, just imposed on `ip`; returns the ban of its network
+    /// if that was the last straw ([`subnets`]). It ends with `ban`.
+    pub fn escalate(&mut self, ip: IpAddr, ban: Ban, now: Instant) -> Option<(IpNet, Ban)> {
+        let net = self.subnets.as_mut()?.banned(ip, now)?;
+        if self.bans.get(&net).is_some_and(|b| b.until > now) {
+            return None;
+        }
+        let ban = Ban {
+            until: ban.until,
+            reason: BanReason::SubnetEscalation,
+        };
+        self.insert_ban(net, ban, now);
+        Some((net, ban))
     }
 
     /// An operator's ban of an address or a network.
@@ -333,8 +403,8 @@ impl Reputation {
             until: now + duration,
             reason: BanReason::Manual,
         };
-        match target.prefix_len() == target.max_prefix_len() {
-            true => self.insert_ban(target.addr(), ban, now),
+        match self.rules.is_suspect(target) {
+            true => self.insert_ban(target.trunc(), ban, now),
             false => {
                 self.net_bans.retain(|(net, _)| *net != target);
                 self.net_bans.push((target.trunc(), ban));
@@ -344,25 +414,24 @@ impl Reputation {
     }
 
     /// Lifts the ban on exactly `target`; returns true if there was one.
+    /// A network's record of banned addresses goes with it, so that the
+    /// next ban of one of them does not ban the network again at once.
     pub fn unban(&mut self, target: IpNet) -> bool {
-        match target.prefix_len() == target.max_prefix_len() {
-            true => {
-                if let Some(client) = self.clients.peek_mut(&target.addr()) {
-                    client.banned_until = None;
-                }
-                self.bans.remove(&target.addr()).is_some()
-            }
-            false => {
-                let before = self.net_bans.len();
-                self.net_bans.retain(|(net, _)| *net != target.trunc());
-                self.net_bans.len() != before
-            }
+        let target = target.trunc();
+        if let Some(client) = self.clients.peek_mut(&target) {
+            client.banned_until = None;
         }
+        if let Some(subnets) = &mut self.subnets {
+            subnets.forget(target);
+        }
+        let before = self.net_bans.len();
+        self.net_bans.retain(|(net, _)| *net != target);
+        self.bans.remove(&target).is_some() || self.net_bans.len() != before
     }
 
     /// Every ban in force at `now`, networks included.
     pub fn bans(&self, now: Instant) -> Vec<(IpNet, Ban)> {
-        let singles = self.bans.iter().map(|(ip, ban)| (IpNet::from(*ip), *ban));
+        let singles = self.bans.iter().map(|(target, ban)| (*target, *ban));
         singles
             .chain(self.net_bans.iter().copied())
             .filter(|(_, ban)| ban.until > now)
@@ -380,7 +449,7 @@ impl Reputation {
         self.clients.len()
     }
 
-    fn insert_ban(&mut self, ip: IpAddr, ban: Ban, now: Instant) {
+    fn insert_ban(&mut self, target: IpNet, ban: Ban, now: Instant) {
         if self.bans.len() >= self.max_bans {
             self.expire(now);
         }
@@ -390,12 +459,12 @@ impl Reputation {
                 .bans
                 .iter()
                 .min_by_key(|(_, b)| b.until)
-                .map(|(ip, _)| *ip)
+                .map(|(target, _)| *target)
             {
                 self.bans.remove(&soonest);
             }
         }
-        self.bans.insert(ip, ban);
+        self.bans.insert(target, ban);
     }
 }
 

@@ -33,7 +33,7 @@ use crate::attack::{AttackMode, Mode, SharedMode};
 use crate::client_ip::ClientIp;
 use crate::config::{self, BanScope, Config, OnBackendError};
 use crate::rate_limit::{AttemptKeys, Throttled, UsernameKey};
-use crate::reputation::{Ban, Observation};
+use crate::reputation::{Ban, BanReason, Observation};
 
 use self::health::Health;
 use self::local::Local;
@@ -247,32 +247,39 @@ impl State {
         }
     }
 
-    /// Records what an attempt showed. Returns the ban, if the client
-    /// crossed a line.
-    pub async fn observe(&self, client: ClientIp, observation: Observation) -> Option<Ban> {
+    /// Records what an attempt showed. Returns the bans it led to: the
+    /// client's (an IPv6 client's covers its network), and the network's
+    /// it escalated to.
+    pub async fn observe(&self, client: ClientIp, observation: Observation) -> Vec<Ban> {
         if !self.inner.suspicion || self.allowed(client) {
-            return None;
+            return Vec::new();
         }
         let local = &self.inner.local;
-        let ban = match &self.inner.backend {
+        let bans = match &self.inner.backend {
             Backend::Local => local.observe(client.0, observation),
             Backend::Redis(redis) => {
                 self.shared(
                     redis.observe(client.0, observation),
                     |policy| match policy {
                         OnBackendError::Local => local.observe(client.0, observation),
-                        OnBackendError::Allow | OnBackendError::Deny => None,
+                        OnBackendError::Allow | OnBackendError::Deny => Vec::new(),
                     },
                 )
                 .await
             }
-        }?;
-        let seconds = ban
-            .until
-            .saturating_duration_since(Instant::now())
-            .as_secs();
-        tracing::info!(client = %client.0, reason = ban.reason.as_str(), seconds, "client banned");
-        Some(ban)
+        };
+        let now = Instant::now();
+        for (target, ban) in &bans {
+            let seconds = ban.until.saturating_duration_since(now).as_secs();
+            let reason = ban.reason.as_str();
+            match ban.reason {
+                BanReason::SubnetEscalation => {
+                    tracing::info!(subnet = %target, reason, seconds, "subnet banned")
+                }
+                _ => tracing::info!(client = %target, reason, seconds, "client banned"),
+            }
+        }
+        bans.into_iter().map(|(_, ban)| ban).collect()
     }
 
     /// Every ban in force (from this replica's memory while Redis fails).

@@ -14,7 +14,7 @@ const WRONG: &str = "not-the-password";
 
 /// A proxy that trusts 127.0.0.1's `X-Forwarded-For`, with a form login on
 /// `/login` and the given `[limits]` / `[suspicion]` tables.
-async fn protected(tables: &str) -> (TestCert, credgate::demo::Shop, RunningProxy) {
+pub async fn protected(tables: &str) -> (TestCert, credgate::demo::Shop, RunningProxy) {
     let cert = TestCert::generate();
     let shop = start_shop().await;
     let server = trusting_server_with_admin(&cert);

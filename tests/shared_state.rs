@@ -102,8 +102,9 @@ async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
     );
     // Keys per tracked client: its limit and its suspicion counters (a
     // client whose login succeeded got its cell back: no limit key); plus
-    // the shared username hash key.
-    assert_eq!(redis.keys(), 2 + 1 + 1, "{}", redis.command("KEYS *"));
+    // the /24's record of successful logins (`subnet_ban`) and the shared
+    // username hash key.
+    assert_eq!(redis.keys(), 2 + 1 + 1 + 1, "{}", redis.command("KEYS *"));
     for key in redis
         .command("KEYS *")
         .lines()

@@ -18,6 +18,7 @@ mod layering;
 mod leaked;
 mod lifecycle;
 mod login;
+mod network_bans;
 mod ops;
 mod passthrough;
 mod presets;

@@ -149,6 +149,18 @@ pub fn ban_ladder() -> Vec<HumanDuration> {
 pub fn ban_memory() -> HumanDuration {
     secs(86400)
 }
+pub fn subnet_ban() -> Option<SubnetBan> {
+    Some(SubnetBan::default())
+}
+pub fn subnet_ban_addresses() -> u32 {
+    3
+}
+pub fn subnet_ban_within() -> HumanDuration {
+    secs(3600)
+}
+pub fn subnet_ban_nat_successes() -> u32 {
+    10
+}
 pub fn key_prefix() -> String {
     "credgate:".into()
 }

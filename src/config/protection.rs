@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::{defaults, ConfigError, HumanDuration};
+use super::{defaults, ConfigError, HumanDuration, SubnetBan};
 
 /// `[limits]`: they apply to login attempts, except `all`, which applies to
 /// every request per client. `ip`, `subnet`, `username` and `global` are on
@@ -134,6 +134,14 @@ pub struct Suspicion {
     /// carrier NAT full of real customers: never a ban.
     #[serde(default = "defaults::distinct_usernames")]
     pub distinct_usernames: u32,
+    /// An IPv6 client is its network of this length (its /64 allocation by
+    /// default): suspicion and bans key it so, and a ban covers the network.
+    #[serde(default = "defaults::ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Bans of several addresses of one IPv4 network become a ban of the
+    /// network; `"off"` turns it off.
+    #[serde(default = "defaults::subnet_ban", deserialize_with = "switchable")]
+    pub subnet_ban: Option<SubnetBan>,
     /// Escalating ban durations: the first ban, the second, ... the last
     /// repeats.
     #[serde(default = "defaults::ban_ladder")]
@@ -290,7 +298,10 @@ impl Suspicion {
         if self.ban.is_empty() || self.ban.iter().any(|d| d.0.is_zero()) {
             return invalid("ban", "needs at least one duration, each above zero");
         }
-        Ok(())
+        if !(1..=128).contains(&self.ipv6_prefix) {
+            return invalid("ipv6_prefix", "must be between 1 and 128");
+        }
+        self.subnet_ban.as_ref().map_or(Ok(()), SubnetBan::validate)
     }
 }
 
@@ -375,6 +386,8 @@ impl Default for Suspicion {
             min_attempts: defaults::min_attempts(),
             failure_ratio: defaults::failure_ratio(),
             distinct_usernames: defaults::distinct_usernames(),
+            ipv6_prefix: defaults::ipv6_prefix(),
+            subnet_ban: defaults::subnet_ban(),
             ban: defaults::ban_ladder(),
             ban_memory: defaults::ban_memory(),
             ban_scope: BanScope::default(),

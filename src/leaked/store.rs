@@ -62,6 +62,19 @@ struct Inner {
     configured: bool,
     /// `[leaked] allow_empty_reload`.
     allow_empty: bool,
+    read: Reader,
+}
+
+/// Reads a filter file: [`Filter::load_kind`], except in tests that need to
+/// pause a reload half-way.
+struct Reader(Box<ReadFn>);
+
+type ReadFn = dyn Fn(&Path, FilterKind) -> Result<Filter, FilterError> + Send + Sync;
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
 }
 
 /// One filter file and the filter loaded from it.
@@ -136,6 +149,10 @@ pub struct FilterStatus {
 impl LeakedFilters {
     /// Loads every configured filter; any failure stops the start.
     pub fn load(config: &config::Leaked) -> Result<Self, LoadError> {
+        Self::load_with(config, Reader(Box::new(Filter::load_kind)))
+    }
+
+    fn load_with(config: &config::Leaked, read: Reader) -> Result<Self, LoadError> {
         let normalization = config.normalizer();
         let configured = config.username_normalization.is_some();
         // libphonenumber loads its metadata on first use: now, rather than
@@ -146,7 +163,7 @@ impl LeakedFilters {
         let slot = |path: &Option<PathBuf>, kind| -> Result<Option<Slot>, LoadError> {
             let Some(path) = path else { return Ok(None) };
             let seen = FileStamp::of(path);
-            let loaded = load(path, kind, normalization, configured)?;
+            let loaded = load(&read, path, kind, normalization, configured)?;
             Ok(Some(Slot {
                 kind,
                 path: path.clone(),
@@ -163,6 +180,7 @@ impl LeakedFilters {
                 normalization,
                 configured,
                 allow_empty: config.allow_empty_reload,
+                read,
             }),
         })
     }
@@ -252,7 +270,13 @@ impl LeakedFilters {
         }
         *seen = now;
         let inner = &self.inner;
-        let result = load(&slot.path, kind, inner.normalization, inner.configured);
+        let result = load(
+            &inner.read,
+            &slot.path,
+            kind,
+            inner.normalization,
+            inner.configured,
+        );
         let result = result.and_then(|loaded| match loaded.filter.header().items {
             0 if !inner.allow_empty => Err(LoadError::Empty {
                 path: slot.path.clone(),
@@ -286,12 +310,13 @@ impl LeakedFilters {
 /// `email`, and does not follow the filter: the rule also keys the username
 /// limits, which must not change with a file.
 fn load(
+    read: &Reader,
     path: &Path,
     kind: FilterKind,
     normalization: Normalizer,
     configured: bool,
 ) -> Result<Loaded, LoadError> {
-    let filter = Filter::load_kind(path, kind)?;
+    let filter = (read.0)(path, kind)?;
     let built_with = filter.header().normalization;
     if kind == FilterKind::Pairs && built_with != normalization {
         return Err(LoadError::Normalization {
@@ -354,7 +379,7 @@ mod tests {
     use super::*;
     use crate::filter_build::FilterBuilder;
 
-    fn save(path: &Path, passwords: &[&str]) {
+    pub(super) fn save(path: &Path, passwords: &[&str]) {
         let mut builder =
             FilterBuilder::new(FilterKind::Passwords, Normalizer::default(), 1000, 1e-5).unwrap();
         for p in passwords {
@@ -393,3 +418,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod reload_tests;

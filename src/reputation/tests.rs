@@ -178,3 +178,121 @@ fn linear_counting_is_close_for_small_counts() {
     let estimate = distinct(bits);
     assert!((6.0..=10.0).contains(&estimate), "{estimate}");
 }
+
+/// Tries leaked pairs from `client` until it is banned; returns what the
+/// ban escalated to.
+fn ban_and_escalate(r: &mut Reputation, client: IpAddr, now: Instant) -> Option<(IpNet, Ban)> {
+    let mut user = 0;
+    loop {
+        user += 1;
+        if let Some(ban) = r.observe(client, attempt(user, true, None), now) {
+            return r.escalate(client, ban, now);
+        }
+        assert!(user < 100, "never banned");
+    }
+}
+
+#[test]
+fn an_ipv6_client_is_its_network_for_suspicion_and_bans() {
+    let mut r = reputation("");
+    let t0 = Instant::now();
+    // One leaked pair from each of three addresses of one /64.
+    for (user, host) in [(1, "::1"), (2, "::2")] {
+        let client = ip(&format!("2001:db8:1:2{host}"));
+        assert_eq!(r.observe(client, attempt(user, true, None), t0), None);
+    }
+    let ban = r.observe(ip("2001:db8:1:2::3"), attempt(3, true, None), t0);
+    assert_eq!(ban.map(|b| b.reason), Some(BanReason::LeakedPairs));
+    assert!(r.ban_of(ip("2001:db8:1:2:ffff::9"), t0).is_some());
+    assert!(r.ban_of(ip("2001:db8:1:3::1"), t0).is_none());
+    let listed: Vec<IpNet> = r.bans(t0).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(listed, ["2001:db8:1:2::/64".parse::<IpNet>().unwrap()]);
+    assert!(r.unban("2001:db8:1:2::/64".parse().unwrap()));
+    assert!(r.ban_of(ip("2001:db8:1:2::3"), t0).is_none());
+
+    // Keyed per address, the same rotation is three clients with one hit each.
+    let mut r = reputation("ipv6_prefix = 128");
+    for (user, host) in [(1, "::1"), (2, "::2"), (3, "::3")] {
+        let client = ip(&format!("2001:db8:1:2{host}"));
+        assert_eq!(r.observe(client, attempt(user, true, None), t0), None);
+    }
+}
+
+#[test]
+fn bans_of_several_addresses_of_a_network_ban_the_network() {
+    let mut r = reputation("");
+    let t0 = Instant::now();
+    assert_eq!(ban_and_escalate(&mut r, ip("198.51.100.1"), t0), None);
+    assert_eq!(ban_and_escalate(&mut r, ip("198.51.100.2"), t0), None);
+    let later = t0 + Duration::from_secs(60);
+    let (net, ban) = ban_and_escalate(&mut r, ip("198.51.100.3"), later).unwrap();
+    assert_eq!(net, "198.51.100.0/24".parse::<IpNet>().unwrap());
+    assert_eq!(ban.reason, BanReason::SubnetEscalation);
+    assert_eq!(ban.until, later + Duration::from_secs(300));
+    assert_eq!(r.ban_of(ip("198.51.100.200"), later), Some(ban));
+    assert_eq!(r.ban_of(ip("198.51.101.1"), later), None);
+    assert!(r.bans(later).contains(&(net, ban)));
+
+    // Lifting it forgets the record: the next ban is one address's.
+    assert!(r.unban(net));
+    assert_eq!(r.ban_of(ip("198.51.100.200"), later), None);
+    assert_eq!(ban_and_escalate(&mut r, ip("198.51.100.4"), later), None);
+}
+
+#[test]
+fn bans_spread_wider_than_the_period_do_not_escalate() {
+    let mut r = reputation("subnet_ban = { within = \"10m\" }");
+    let t0 = Instant::now();
+    let minutes = |m: u64| t0 + Duration::from_secs(60 * m);
+    assert_eq!(
+        ban_and_escalate(&mut r, ip("198.51.100.1"), minutes(0)),
+        None
+    );
+    assert_eq!(
+        ban_and_escalate(&mut r, ip("198.51.100.2"), minutes(6)),
+        None
+    );
+    assert_eq!(
+        ban_and_escalate(&mut r, ip("198.51.100.3"), minutes(12)),
+        None
+    );
+    // The second, the third and a fourth are within ten minutes.
+    assert!(ban_and_escalate(&mut r, ip("198.51.100.4"), minutes(13)).is_some());
+}
+
+#[test]
+fn a_network_whose_customers_log_in_is_not_escalated() {
+    let mut r = reputation("");
+    let t0 = Instant::now();
+    // A carrier NAT: ten customers log in from its addresses.
+    for i in 0..10u8 {
+        let customer = IpAddr::from([198, 51, 100, 100 + i]);
+        r.observe(customer, attempt(u64::from(i), false, Some(false)), t0);
+    }
+    for last in 1..=5 {
+        let attacker = IpAddr::from([198, 51, 100, last]);
+        assert_eq!(ban_and_escalate(&mut r, attacker, t0), None);
+        assert!(r.ban_of(attacker, t0).is_some());
+    }
+    assert_eq!(r.ban_of(ip("198.51.100.200"), t0), None);
+
+    // Without the customers, the same bans escalate.
+    let mut r = reputation("subnet_ban = { nat_successes = 11 }");
+    for i in 0..10u8 {
+        let customer = IpAddr::from([198, 51, 100, 100 + i]);
+        r.observe(customer, attempt(u64::from(i), false, Some(false)), t0);
+    }
+    let escalated =
+        (1..=3).find_map(|last| ban_and_escalate(&mut r, IpAddr::from([198, 51, 100, last]), t0));
+    assert!(escalated.is_some());
+}
+
+#[test]
+fn escalation_can_be_turned_off() {
+    let mut r = reputation("subnet_ban = \"off\"");
+    let t0 = Instant::now();
+    for last in 1..=5 {
+        let attacker = IpAddr::from([198, 51, 100, last]);
+        assert_eq!(ban_and_escalate(&mut r, attacker, t0), None);
+    }
+}

@@ -47,8 +47,17 @@ impl Local {
         self.limiters.refund(keys);
     }
 
-    pub fn observe(&self, ip: IpAddr, observation: Observation) -> Option<Ban> {
-        self.reputation().observe(ip, observation, Instant::now())
+    /// Records an attempt; returns the bans it led to, each with what it
+    /// covers: the client's, and its network's if that escalated.
+    pub fn observe(&self, ip: IpAddr, observation: Observation) -> Vec<(IpNet, Ban)> {
+        let now = Instant::now();
+        let mut reputation = self.reputation();
+        let Some(ban) = reputation.observe(ip, observation, now) else {
+            return Vec::new();
+        };
+        let mut bans = vec![(reputation.rules().suspect(ip), ban)];
+        bans.extend(reputation.escalate(ip, ban, now));
+        bans
     }
 
     pub fn bans(&self) -> Vec<(IpNet, Ban)> {

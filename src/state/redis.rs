@@ -16,8 +16,10 @@
 //! | `P:{ip:ADDR}:all` | string | the same for `limits.all` | same |
 //! | `P:{ip:ADDR}:suspicion` | hash | two window buckets, the username sketch, ladder place | 2 windows, or ban + `ban_memory` |
 //! | `P:{ip:ADDR}:ban` | hash | the ban on the address: `until`, `reason` | ends with the ban |
+//! | `P:{ip:NET}:suspicion`, `P:{ip:NET}:ban` | hash | the same for an IPv6 client, keyed by its network of `ipv6_prefix` | same |
 //! | `P:{net:NET}:limit` | string | per-subnet GCRA | same as limits |
-//! | `P:{net:NET}:ban` | hash | an operator's ban on a network | ends with the ban |
+//! | `P:{net:NET}:ban` | hash | an operator's ban on a network, or an escalation | ends with the ban |
+//! | `P:{net:NET}:escalation` | hash | the network's banned addresses and successful logins | `subnet_ban.within` |
 //! | `P:{user:HASH}:limit` | string | per-username GCRA (a keyed hash, never the name) | same |
 //! | `P:{global}:limit` | string | the global GCRA | same |
 //! | `P:{bans}:ip`, `P:{bans}:net`, `P:{bans}:reason` | zset, zset, hash | the index `GET /admin/bans` lists | purged when they end |
@@ -47,17 +49,18 @@ use ipnet::IpNet;
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
 use crate::attack::{Mode, SharedMode};
-use crate::config::{self, Limit};
+use crate::config::{self, Limit, SubnetBan};
 use crate::rate_limit::{subnet_of, AttemptKeys, LimitKind, Throttled};
 use crate::reputation::{Ban, BanReason, Observation, Rules};
 
 use self::connection::{ConnectError, Connection, Topology};
-use self::keys::{is_address, member, Keys};
+use self::keys::{member, Keys};
 use self::reply::{parse_reason, Clock, Tally};
 
 pub use self::connection::Mismatch;
 
 mod connection;
+mod escalation;
 mod keys;
 mod reply;
 
@@ -98,6 +101,7 @@ pub struct Redis {
     prefixes: (u8, u8),
     all: Option<Limit>,
     rules: Rules,
+    subnet_ban: Option<SubnetBan>,
     /// The username hash key every replica shares, once read from Redis.
     username_key: OnceLock<Vec<u8>>,
     /// Cluster only: the prefix lengths of the network bans in force, and
@@ -122,6 +126,7 @@ struct Scripts {
     index: Script,
     unban: Script,
     bans: Script,
+    escalate: Script,
 }
 
 impl std::fmt::Debug for Redis {
@@ -174,7 +179,7 @@ impl Redis {
             connection: ArcSwapOption::empty(),
             timeout: state.redis_timeout.0,
             scripts: Scripts::new(),
-            keys: Keys::new(&state.key_prefix),
+            keys: Keys::new(&state.key_prefix, config.suspicion.ipv6_prefix),
             limits: ordered
                 .into_iter()
                 .filter_map(|(kind, limit)| limit.map(|l| (kind, l)))
@@ -182,6 +187,7 @@ impl Redis {
             prefixes,
             all: limits.all,
             rules: Rules::new(&config.suspicion),
+            subnet_ban: config.suspicion.subnet_ban,
             username_key: OnceLock::new(),
             net_lengths: Mutex::new(NetLengths::default()),
         })
@@ -236,11 +242,17 @@ impl Redis {
     pub async fn screen(&self, ip: IpAddr, bans: bool) -> Result<Screened, BackendError> {
         let cluster = self.is_cluster()?;
         let (interval, burst) = self.all.map_or((0, 0), |l| gcra(&l));
+        // An IPv6 client's ban is on its network, in the network's slot.
+        let suspect = self.rules.suspect(ip);
+        let network = (bans && suspect != IpNet::from(ip)).then(|| self.keys.ban(suspect));
         let mut call = self.scripts.screen.prepare_invoke();
         call.key(self.keys.ban(IpNet::from(ip)))
             .key(self.keys.ip(ip, "all"));
         if !cluster {
             call.key(self.keys.index("net"));
+            if let Some(key) = &network {
+                call.key(key);
+            }
         }
         call.arg(u8::from(bans)).arg(interval).arg(burst);
         let (now, until, reason, nets, wait): (u64, u64, String, Vec<String>, u64) =
@@ -251,6 +263,17 @@ impl Redis {
                 until: clock.instant(until),
                 reason: parse_reason(&reason),
             }));
+        }
+        if let (true, Some(key)) = (cluster, &network) {
+            let (until, reason): (Option<u64>, Option<String>) = self
+                .query(redis::cmd("HMGET").arg(key).arg("until").arg("reason"))
+                .await?;
+            if let Some(until) = until.filter(|u| *u > now) {
+                return Ok(Screened::Banned(Ban {
+                    until: clock.instant(until),
+                    reason: parse_reason(reason.as_deref().unwrap_or_default()),
+                }));
+            }
         }
         for pair in nets.chunks_exact(2) {
             let net: Option<IpNet> = pair[0].parse().ok();
@@ -440,16 +463,21 @@ impl Redis {
         Ok(())
     }
 
-    /// Records an attempt; bans the client if the rules say so. Returns the
-    /// ban this replica made, if any.
+    /// Records an attempt; bans the client if the rules say so, and its
+    /// network if that was the last straw. Returns the bans this replica
+    /// made, each with what it covers.
     pub async fn observe(
         &self,
         ip: IpAddr,
         observation: Observation,
-    ) -> Result<Option<Ban>, BackendError> {
+    ) -> Result<Vec<(IpNet, Ban)>, BackendError> {
+        if observation.failed == Some(false) {
+            self.count_success(ip).await?;
+        }
         let window = self.rules.window();
+        let target = self.rules.suspect(ip);
         let mut call = self.scripts.observe.prepare_invoke();
-        call.key(self.keys.suspicion(ip))
+        call.key(self.keys.suspicion(target))
             .arg(millis(window))
             .arg(u8::from(observation.failed == Some(true)))
             .arg(match observation.leaked_pair {
@@ -461,19 +489,18 @@ impl Redis {
         let n: Vec<i64> = self.invoke(&call).await?;
         let tally = Tally::parse(&n).ok_or(BackendError::Reply("suspicion counters"))?;
         if tally.banned_until > tally.now {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let into = Duration::from_millis(tally.now.saturating_sub(tally.since));
         let Some(reason) = self.rules.verdict(into, &tally.current, &tally.previous) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let since_last = (tally.banned_until > 0)
             .then(|| Duration::from_millis(tally.now.saturating_sub(tally.banned_until)));
         let (duration, level) = self.rules.next_ban(tally.bans, since_last);
-        let target = IpNet::from(ip);
         let mut call = self.scripts.ban.prepare_invoke();
         call.key(self.keys.ban(target))
-            .key(self.keys.suspicion(ip))
+            .key(self.keys.suspicion(target))
             .arg(millis(duration))
             .arg(reason.as_str())
             .arg(level)
@@ -481,14 +508,21 @@ impl Redis {
             .arg(millis(window));
         let (now, until): (u64, u64) = self.invoke(&call).await?;
         if until == 0 {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         self.index_add(target, until, Duration::ZERO, reason)
             .await?;
-        Ok(Some(Ban {
+        let ban = Ban {
             until: Clock::at(now).instant(until),
             reason,
-        }))
+        };
+        let mut bans = vec![(target, ban)];
+        if let Some((net, now, until)) = self.escalate(ip, until).await? {
+            let reason = BanReason::SubnetEscalation;
+            let until = Clock::at(now).instant(until);
+            bans.push((net, Ban { until, reason }));
+        }
+        Ok(bans)
     }
 
     /// An operator's ban of an address or a network: listed first, so that
@@ -501,7 +535,7 @@ impl Redis {
             .arg(millis(duration))
             .arg(BanReason::Manual.as_str());
         let _: (u64, u64) = self.invoke(&call).await?;
-        if !is_address(target) {
+        if !self.keys.is_client(target) {
             // This replica sees its own network ban at once.
             self.lock_lengths().read = None;
         }
@@ -532,9 +566,10 @@ impl Redis {
     pub async fn unban(&self, target: IpNet) -> Result<bool, BackendError> {
         let mut call = self.scripts.unban.prepare_invoke();
         call.key(self.keys.ban(target));
-        if is_address(target) {
-            call.key(self.keys.suspicion(target.addr()));
-        }
+        match self.keys.is_client(target) {
+            true => call.key(self.keys.suspicion(target)).arg("client"),
+            false => call.key(self.keys.escalation(target)).arg("net"),
+        };
         let removed: u64 = self.invoke(&call).await?;
         let mut call = self.scripts.index.prepare_invoke();
         call.key(self.keys.index_of(target))
@@ -701,6 +736,7 @@ impl Scripts {
             index: with_gcra(include_str!("redis/index.lua")),
             unban: Script::new(include_str!("redis/unban.lua")),
             bans: with_gcra(include_str!("redis/bans.lua")),
+            escalate: with_gcra(include_str!("redis/escalate.lua")),
         }
     }
 }

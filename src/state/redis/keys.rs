@@ -1,6 +1,7 @@
 //! Key names. Every key starts with the configured `key_prefix` and carries
 //! one hash tag, so that each script touches the keys of one hash slot: a
-//! client's keys share `{ip:ADDR}`, a network's `{net:NET}`, a username's
+//! client's keys share `{ip:ADDR}` (an IPv6 client's suspicion and ban
+//! `{ip:NET}`, its network of `ipv6_prefix`), a network's `{net:NET}`, a username's
 //! `{user:HASH}`; the global limit, the ban index and the username hash key
 //! have a slot each.
 
@@ -8,17 +9,22 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::reputation::is_suspect;
+
 /// The key names under one prefix.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
     /// `key_prefix`, as configured (`credgate:` by default).
     prefix: String,
+    /// `[suspicion] ipv6_prefix`: an IPv6 client's network.
+    ipv6_prefix: u8,
 }
 
 impl Keys {
-    pub fn new(key_prefix: &str) -> Self {
+    pub fn new(key_prefix: &str, ipv6_prefix: u8) -> Self {
         Self {
             prefix: key_prefix.to_owned(),
+            ipv6_prefix,
         }
     }
 
@@ -27,8 +33,15 @@ impl Keys {
         format!("{}{{ip:{ip}}}:{what}", self.prefix)
     }
 
-    pub fn suspicion(&self, ip: IpAddr) -> String {
-        self.ip(ip, "suspicion")
+    /// The suspicion of a client: an address, or an IPv6 client's network.
+    pub fn suspicion(&self, client: IpNet) -> String {
+        format!("{}{{ip:{}}}:suspicion", self.prefix, member(client))
+    }
+
+    /// A network's record of its banned addresses and successful logins,
+    /// beside its ban.
+    pub fn escalation(&self, net: IpNet) -> String {
+        format!("{}{{net:{}}}:escalation", self.prefix, net.trunc())
     }
 
     pub fn net_limit(&self, net: IpNet) -> String {
@@ -50,12 +63,18 @@ impl Keys {
     }
 
     /// The ban on exactly `target` (a hash: `until`, `reason`), in the slot
-    /// of the address or the network.
+    /// of the client (an address, or an IPv6 client's network) or of the
+    /// network.
     pub fn ban(&self, target: IpNet) -> String {
-        match is_address(target) {
-            true => self.ip(target.addr(), "ban"),
+        match self.is_client(target) {
+            true => format!("{}{{ip:{}}}:ban", self.prefix, member(target)),
             false => format!("{}{{net:{}}}:ban", self.prefix, target.trunc()),
         }
+    }
+
+    /// Returns true if and only if `target` is what a client is keyed by.
+    pub fn is_client(&self, target: IpNet) -> bool {
+        is_suspect(target, self.ipv6_prefix)
     }
 
     /// The ban index the admin API lists: address bans, network bans
@@ -66,7 +85,7 @@ impl Keys {
 
     /// The index table `target` belongs in.
     pub fn index_of(&self, target: IpNet) -> String {
-        self.index(match is_address(target) {
+        self.index(match self.is_client(target) {
             true => "ip",
             false => "net",
         })
