@@ -48,6 +48,11 @@ impl BanReason {
             Self::Manual => "manual",
         }
     }
+
+    /// The reason named `text` ([`BanReason::as_str`]), if it is one.
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
 }
 
 /// A ban in force.
@@ -333,6 +338,12 @@ impl Reputation {
             until: now + duration,
             reason: BanReason::Manual,
         };
+        self.put(target, ban, now);
+        ban
+    }
+
+    /// A ban as it is given, of any reason (one restored at start-up).
+    pub fn put(&mut self, target: IpNet, ban: Ban, now: Instant) {
         match target.prefix_len() == target.max_prefix_len() {
             true => self.insert_ban(target.addr(), ban, now),
             false => {
@@ -340,7 +351,6 @@ impl Reputation {
                 self.net_bans.push((target.trunc(), ban));
             }
         }
-        ban
     }
 
     /// Lifts the ban on exactly `target`; returns true if there was one.

@@ -15,14 +15,22 @@
 //! they are checked here and never stored. When Redis fails, the
 //! `on_backend_error` policy answers instead, each failure is counted, and
 //! the next answer from Redis ends the degraded state by itself.
+//!
+//! Every ban has an origin and a reason ([`origin`]). With `backend =
+//! "local"` and `ban_snapshot` set, the bans are kept on disk
+//! ([`snapshot`]) at most [`maintain`](State::maintain)'s period after a
+//! change and at shutdown, and read back at start.
 
 mod health;
 mod local;
+pub mod origin;
 pub mod redis;
+mod snapshot;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,12 +40,17 @@ use prometheus::IntCounter;
 use crate::attack::{AttackMode, Mode, SharedMode};
 use crate::client_ip::ClientIp;
 use crate::config::{self, BanScope, Config, OnBackendError};
+use crate::logging;
 use crate::rate_limit::{AttemptKeys, Throttled, UsernameKey};
 use crate::reputation::{Ban, Observation};
 
 use self::health::Health;
 use self::local::Local;
+use self::origin::{Cause, Note, Origin};
 use self::redis::{BackendError, Mismatch, Redis, Screened};
+use self::snapshot::Held;
+
+pub use self::snapshot::SnapshotError;
 
 /// Why a client is refused before its request is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +71,13 @@ pub enum Refusal {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BanEntry {
     pub target: IpNet,
-    pub reason: &'static str,
+    pub origin: Origin,
+    /// An automatic ban's rule, or the operator's words (`manual` when
+    /// they gave none).
+    pub reason: std::borrow::Cow<'static, str>,
+    /// The operator who made a manual ban, when they said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// Unix seconds.
     pub expires_at: u64,
     pub expires_in_seconds: u64,
@@ -80,6 +99,8 @@ struct Shared {
     health: Health,
     suspicion: bool,
     ban_scope: BanScope,
+    /// `state.ban_snapshot`, with `backend = "local"` only.
+    snapshot: Option<PathBuf>,
     allowlist: Vec<IpNet>,
     denylist: Vec<IpNet>,
     /// Keys the username hash, so that the key of the username limit and the
@@ -122,6 +143,10 @@ impl State {
                 health: Health::new(backend_errors),
                 suspicion: s.enabled,
                 ban_scope: s.ban_scope,
+                snapshot: match config.state.backend {
+                    config::Backend::Local => config.state.ban_snapshot.clone(),
+                    config::Backend::Redis | config::Backend::RedisCluster => None,
+                },
                 allowlist: s.allowlist.clone(),
                 denylist: s.denylist.clone(),
                 usernames: RandomState::new(),
@@ -271,7 +296,13 @@ impl State {
             .until
             .saturating_duration_since(Instant::now())
             .as_secs();
-        tracing::info!(client = %client.0, reason = ban.reason.as_str(), seconds, "client banned");
+        tracing::info!(
+            client = %client.0,
+            origin = "automatic",
+            reason = ban.reason.as_str(),
+            seconds,
+            "client banned"
+        );
         Some(ban)
     }
 
@@ -289,11 +320,14 @@ impl State {
         let wall = SystemTime::now();
         let mut entries: Vec<BanEntry> = bans
             .into_iter()
-            .map(|(target, ban)| {
+            .map(|(target, ban, note)| {
                 let left = ban.until.saturating_duration_since(now);
+                let cause = Cause::of(ban.reason, note.as_ref());
                 BanEntry {
                     target,
-                    reason: ban.reason.as_str(),
+                    origin: cause.origin,
+                    reason: cause.reason,
+                    by: cause.by,
                     expires_at: (wall + left)
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs()),
@@ -305,14 +339,32 @@ impl State {
         entries
     }
 
-    /// An operator's ban of an address or a network. It is kept in this
-    /// process too, so that the local fallback knows it.
-    pub async fn ban(&self, target: IpNet, duration: Duration) {
-        self.inner.local.ban(target, duration);
+    /// The bans in force on `target` or on a network containing it,
+    /// narrowest first.
+    pub async fn covering(&self, target: IpNet) -> Vec<BanEntry> {
+        let mut bans = self.bans().await;
+        bans.retain(|ban| ban.target.contains(&target));
+        bans.sort_by_key(|ban| std::cmp::Reverse(ban.target.prefix_len()));
+        bans
+    }
+
+    /// An operator's ban of an address or a network, with what they said
+    /// about it. It is kept in this process too, so that the local fallback
+    /// knows it.
+    pub async fn ban(&self, target: IpNet, duration: Duration, note: &Note) {
+        self.inner.local.ban(target, duration, note);
         if let Backend::Redis(redis) = &self.inner.backend {
-            self.shared(redis.ban(target, duration), |_| ()).await;
+            self.shared(redis.ban(target, duration, note), |_| ())
+                .await;
         }
-        tracing::info!(banned = %target, seconds = duration.as_secs(), "banned by an operator");
+        tracing::info!(
+            banned = %target,
+            origin = "manual",
+            reason = note.reason.as_deref().unwrap_or("manual"),
+            by = note.by.as_deref(),
+            seconds = duration.as_secs(),
+            "banned by an operator"
+        );
     }
 
     /// Lifts a ban; returns true if there was one on exactly `target`.
@@ -332,6 +384,9 @@ impl State {
     /// the gauges.
     pub async fn maintain(&self) -> (usize, usize) {
         let (mut active, clients) = self.inner.local.maintain();
+        if self.inner.local.take_changed() {
+            self.save_bans().await;
+        }
         if let Backend::Redis(redis) = &self.inner.backend {
             if !redis.is_connected() {
                 if let Err(error) = self.connect().await {
@@ -370,6 +425,54 @@ impl State {
     pub async fn force_attack(&self, routes: &[&str], mode: Mode) {
         if let Backend::Redis(redis) = &self.inner.backend {
             self.shared(redis.force_attack(routes, mode), |_| ()).await;
+        }
+    }
+
+    /// Reads the bans of `state.ban_snapshot` back, once, at start. A
+    /// corrupt snapshot is set aside (`.corrupt`) with a warning and the
+    /// proxy starts without those bans: refusing to start would take the
+    /// shop down over a mitigation. One that cannot be read at all is an
+    /// error, as the snapshot could not be written either.
+    pub fn restore_bans(&self) -> Result<(), SnapshotError> {
+        let Some(path) = &self.inner.snapshot else {
+            return Ok(());
+        };
+        match snapshot::load(path) {
+            Ok(bans) => {
+                tracing::info!(bans = bans.len(), "state: bans restored from the snapshot");
+                self.inner.local.restore(bans);
+                Ok(())
+            }
+            Err(error) if error.is_corrupt() => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(".corrupt");
+                let kept = std::fs::rename(path, &aside).is_ok();
+                tracing::warn!(
+                    error = %logging::chain(&error),
+                    kept_as = %PathBuf::from(aside).display(),
+                    kept,
+                    "state: starting without the snapshot's bans"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes the bans to `state.ban_snapshot`, if set: after a change, and
+    /// at shutdown. A failure is logged, and retried at the next change.
+    pub async fn save_bans(&self) {
+        let Some(path) = self.inner.snapshot.clone() else {
+            return;
+        };
+        let bans: Vec<Held> = self.inner.local.bans();
+        let saved = tokio::task::spawn_blocking(move || snapshot::save(&path, &bans)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %logging::chain(&error), "state: bans not saved");
+            }
+            Err(error) => tracing::warn!(%error, "state: bans not saved"),
         }
     }
 
