@@ -241,7 +241,10 @@ impl Server {
         // replica serves under `on_backend_error` and keeps trying. One of
         // the wrong kind (cluster or not) does.
         parts.state.connect().await?;
-        parts.state.restore_bans().context("key `state.ban_snapshot`")?;
+        parts
+            .state
+            .restore_bans()
+            .context("key `state.ban_snapshot`")?;
         let s = &config.server;
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,

@@ -354,8 +354,7 @@ impl State {
     pub async fn ban(&self, target: IpNet, duration: Duration, note: &Note) {
         self.inner.local.ban(target, duration, note);
         if let Backend::Redis(redis) = &self.inner.backend {
-            self.shared(redis.ban(target, duration, note), |_| ())
-                .await;
+            self.shared(redis.ban(target, duration, note), |_| ()).await;
         }
         tracing::info!(
             banned = %target,

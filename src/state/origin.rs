@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(parse_index_value("failures"), (BanReason::Failures, None));
         // An automatic ban never carries a note; an empty note is `manual`.
         assert_eq!(index_value(BanReason::Failures, Some(&note)), "failures");
-        assert_eq!(index_value(BanReason::Manual, Some(&Note::default())), "manual");
+        assert_eq!(
+            index_value(BanReason::Manual, Some(&Note::default())),
+            "manual"
+        );
     }
 
     #[test]

@@ -236,8 +236,17 @@ mod tests {
         assert!(load(&path).unwrap().is_empty());
         std::fs::write(&path, "{\"version\":1,\"bans\":[{").unwrap();
         assert!(load(&path).unwrap_err().is_corrupt());
-        save(&path, &[held("203.0.113.7/32", 600, BanReason::Failures, None, Instant::now())])
-            .unwrap();
+        save(
+            &path,
+            &[held(
+                "203.0.113.7/32",
+                600,
+                BanReason::Failures,
+                None,
+                Instant::now(),
+            )],
+        )
+        .unwrap();
         assert_eq!(load(&path).unwrap().len(), 1);
     }
 }
