@@ -427,8 +427,10 @@ impl State {
         }
     }
 
-    /// Reads the bans of `state.ban_snapshot` back, once, at start. A
-    /// corrupt snapshot is set aside (`.corrupt`) with a warning and the
+    /// Reads the bans of `state.ban_snapshot` back, once, at start, and
+    /// writes them back at once (without those that ended), so that a path
+    /// that cannot be written fails the start rather than every later save.
+    /// A corrupt snapshot is set aside (`.corrupt`) with a warning and the
     /// proxy starts without those bans: refusing to start would take the
     /// shop down over a mitigation. One that cannot be read at all is an
     /// error, as the snapshot could not be written either.
@@ -440,7 +442,6 @@ impl State {
             Ok(bans) => {
                 tracing::info!(bans = bans.len(), "state: bans restored from the snapshot");
                 self.inner.local.restore(bans);
-                Ok(())
             }
             Err(error) if error.is_corrupt() => {
                 let mut aside = path.as_os_str().to_owned();
@@ -452,10 +453,10 @@ impl State {
                     kept,
                     "state: starting without the snapshot's bans"
                 );
-                Ok(())
             }
-            Err(error) => Err(error),
+            Err(error) => return Err(error),
         }
+        snapshot::save(path, &self.inner.local.bans())
     }
 
     /// Writes the bans to `state.ban_snapshot`, if set: after a change, and

@@ -300,3 +300,33 @@ async fn the_bans_command_manages_a_running_proxy() {
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("cannot reach the admin API"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_path_that_cannot_be_written_fails_the_start() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let missing = cert.dir.path().join("no-such-dir").join("bans.json");
+    let config = config_file(&cert, shop.addr(), &snapshot_line(&missing));
+    let mut child = crate::support::binary::credgate()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("credgate started with a snapshot it cannot write");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("state.ban_snapshot"), "{err}");
+    assert!(err.contains("cannot write the ban snapshot"), "{err}");
+}
