@@ -349,11 +349,17 @@ impl Admin {
                 "target must be an IP address or a CIDR",
             );
         };
-        if self.inner.state.unban(net).await {
-            return json(StatusCode::OK, &serde_json::json!({"unbanned": net}));
-        }
-        // An address inside a banned network: say which ban to lift.
+        let lifted = self.inner.state.unban(net).await;
+        // An address inside a banned network: say which ban to lift (or,
+        // once its own is lifted, which ban still refuses it).
         let covering = self.inner.state.covering(net).await;
+        if lifted {
+            let mut answer = serde_json::json!({"unbanned": net});
+            if !covering.is_empty() {
+                answer["still_covered_by"] = serde_json::json!(covering);
+            }
+            return json(StatusCode::OK, &answer);
+        }
         match covering.is_empty() {
             true => error(StatusCode::NOT_FOUND, "no ban on that target"),
             false => json(

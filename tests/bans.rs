@@ -86,6 +86,28 @@ async fn local_bans_survive_a_restart_with_their_origin_and_reason() {
     })
     .await;
     assert!(written, "no snapshot after the bans: {}", first.logs());
+    // The ban lines say where each ban came from.
+    let logs = first.logs();
+    let line = |message: &str| {
+        logs.lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no {message} line in {logs}"))
+            .to_owned()
+    };
+    let automatic = line("\"client banned\"");
+    assert!(
+        automatic.contains("\"origin\":\"automatic\""),
+        "{automatic}"
+    );
+    assert!(automatic.contains("\"reason\":\"failures\""), "{automatic}");
+    let manual = line("banned by an operator");
+    for field in [
+        "\"origin\":\"manual\"",
+        "\"reason\":\"card testing\"",
+        "\"by\":\"alice\"",
+    ] {
+        assert!(manual.contains(field), "{field} not in {manual}");
+    }
     let (stopped, _) = first.stop();
     assert!(stopped.success());
 
@@ -176,6 +198,26 @@ async fn deleting_an_address_inside_a_banned_network_names_the_covering_ban() {
     assert_eq!(status, StatusCode::OK);
     let lookup: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(lookup["bans"][0]["target"], "198.51.100.0/24", "{body}");
+
+    // An address banned itself and by its network: its own ban is lifted,
+    // and the answer says what still refuses it.
+    let single = r#"{"target": "198.51.100.8", "duration": "1h"}"#;
+    assert_eq!(
+        admin_json("POST", &url, single.into(), TOKEN).await.0,
+        StatusCode::CREATED
+    );
+    let (status, body) = admin(
+        "DELETE",
+        &proxy.admin_url("/admin/bans/198.51.100.8"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["still_covered_by"][0]["target"], "198.51.100.0/24",
+        "{body}"
+    );
 
     let outside = proxy.admin_url("/admin/bans/192.0.2.7");
     assert_eq!(

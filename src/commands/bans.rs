@@ -244,6 +244,10 @@ fn print_text(action: &Action, answer: &Answer) -> ExitCode {
         }
         (Action::Remove { .. }, StatusCode::OK) => {
             println!("lifted the ban on {}", text(&body["unbanned"]));
+            if let Some(still) = body["still_covered_by"].as_array() {
+                eprintln!("warning: still banned by a network ban:");
+                print_table(still);
+            }
             ExitCode::SUCCESS
         }
         (Action::Remove { target }, StatusCode::CONFLICT) => {
