@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use zeroize::Zeroizing;
 
-use crate::Config;
+use crate::config::Config;
 
 use super::{exit, usage_error};
 

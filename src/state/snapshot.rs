@@ -19,7 +19,7 @@ use super::origin::{Cause, Note, Origin};
 /// The snapshot format this build writes and reads.
 const VERSION: u32 = 1;
 
-/// A ban as [`super::local::Local`] holds it: target, ban, operator's note.
+/// A ban as the local backend holds it: target, ban, operator's note.
 pub type Held = (IpNet, Ban, Option<Note>);
 
 #[derive(Debug, thiserror::Error)]
