@@ -182,13 +182,22 @@ impl Admin {
         }
         let path = req.uri().path().to_owned();
         if let Some(target) = path.strip_prefix("/admin/bans/") {
-            return match *req.method() {
-                Method::DELETE => self.unban(target).await,
-                Method::GET => self.lookup(target).await,
-                _ => error(
+            if !matches!(*req.method(), Method::DELETE | Method::GET) {
+                return error(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "use GET to look a target up, DELETE to lift its ban",
-                ),
+                );
+            }
+            let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+            let Some(net) = parse_target(&target) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "target must be an IP address or a CIDR",
+                );
+            };
+            return match *req.method() {
+                Method::DELETE => self.unban(net).await,
+                _ => self.lookup(net).await,
             };
         }
         match (req.method(), path.as_str()) {
@@ -341,14 +350,7 @@ impl Admin {
     }
 
     /// `DELETE /admin/bans/{ip or cidr}`.
-    async fn unban(&self, target: &str) -> Response<ProxyBody> {
-        let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
-        let Some(net) = parse_target(&target) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "target must be an IP address or a CIDR",
-            );
-        };
+    async fn unban(&self, net: IpNet) -> Response<ProxyBody> {
         let lifted = self.inner.state.unban(net).await;
         // An address inside a banned network: say which ban to lift (or,
         // once its own is lifted, which ban still refuses it).
@@ -374,14 +376,7 @@ impl Admin {
 
     /// `GET /admin/bans/{ip or cidr}`: the bans in force on it, or on a
     /// network containing it, narrowest first (an empty list: none).
-    async fn lookup(&self, target: &str) -> Response<ProxyBody> {
-        let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
-        let Some(net) = parse_target(&target) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "target must be an IP address or a CIDR",
-            );
-        };
+    async fn lookup(&self, net: IpNet) -> Response<ProxyBody> {
         let bans = self.inner.state.covering(net).await;
         json(
             StatusCode::OK,
