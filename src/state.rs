@@ -40,7 +40,6 @@ use prometheus::IntCounter;
 use crate::attack::{AttackMode, Mode, SharedMode};
 use crate::client_ip::ClientIp;
 use crate::config::{self, BanScope, Config, OnBackendError};
-use crate::logging;
 use crate::rate_limit::{AttemptKeys, Throttled, UsernameKey};
 use crate::reputation::{Ban, Observation};
 
@@ -48,7 +47,6 @@ use self::health::Health;
 use self::local::Local;
 use self::origin::{Cause, Note, Origin};
 use self::redis::{BackendError, Mismatch, Redis, Screened};
-use self::snapshot::Held;
 
 pub use self::snapshot::SnapshotError;
 
@@ -427,52 +425,21 @@ impl State {
         }
     }
 
-    /// Reads the bans of `state.ban_snapshot` back, once, at start, and
-    /// writes them back at once (without those that ended), so that a path
-    /// that cannot be written fails the start rather than every later save.
-    /// A corrupt snapshot is set aside (`.corrupt`) with a warning and the
-    /// proxy starts without those bans: refusing to start would take the
-    /// shop down over a mitigation. One that cannot be read at all is an
-    /// error, as the snapshot could not be written either.
+    /// Reads the bans of `state.ban_snapshot` back, once, at start
+    /// ([`snapshot::restore`]: a corrupt one is set aside, an unwritable
+    /// path is an error).
     pub fn restore_bans(&self) -> Result<(), SnapshotError> {
-        let Some(path) = &self.inner.snapshot else {
-            return Ok(());
-        };
-        match snapshot::load(path) {
-            Ok(bans) => {
-                tracing::info!(bans = bans.len(), "state: bans restored from the snapshot");
-                self.inner.local.restore(bans);
-            }
-            Err(error) if error.is_corrupt() => {
-                let mut aside = path.as_os_str().to_owned();
-                aside.push(".corrupt");
-                let kept = std::fs::rename(path, &aside).is_ok();
-                tracing::warn!(
-                    error = %logging::chain(&error),
-                    kept_as = %PathBuf::from(aside).display(),
-                    kept,
-                    "state: starting without the snapshot's bans"
-                );
-            }
-            Err(error) => return Err(error),
+        match &self.inner.snapshot {
+            Some(path) => snapshot::restore(path, &self.inner.local),
+            None => Ok(()),
         }
-        snapshot::save(path, &self.inner.local.bans())
     }
 
     /// Writes the bans to `state.ban_snapshot`, if set: after a change, and
     /// at shutdown. A failure is logged, and retried at the next change.
     pub async fn save_bans(&self) {
-        let Some(path) = self.inner.snapshot.clone() else {
-            return;
-        };
-        let bans: Vec<Held> = self.inner.local.bans();
-        let saved = tokio::task::spawn_blocking(move || snapshot::save(&path, &bans)).await;
-        match saved {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(error = %logging::chain(&error), "state: bans not saved");
-            }
-            Err(error) => tracing::warn!(%error, "state: bans not saved"),
+        if let Some(path) = &self.inner.snapshot {
+            snapshot::save_in_background(path.clone(), self.inner.local.bans()).await;
         }
     }
 

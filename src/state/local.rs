@@ -14,8 +14,7 @@ use crate::config::Config;
 use crate::rate_limit::{AttemptKeys, Limiters, Throttled};
 use crate::reputation::{Ban, BanReason, Observation, Reputation};
 
-use super::origin::Note;
-use super::snapshot::Held;
+use super::origin::{Held, Note};
 
 #[derive(Debug)]
 pub struct Local {

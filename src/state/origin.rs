@@ -4,7 +4,12 @@
 
 use std::borrow::Cow;
 
-use crate::reputation::BanReason;
+use ipnet::IpNet;
+
+use crate::reputation::{Ban, BanReason};
+
+/// A ban as the backends hand it over: target, ban, operator's note.
+pub type Held = (IpNet, Ban, Option<Note>);
 
 /// Who made a ban.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -54,8 +54,7 @@ use crate::reputation::{Ban, BanReason, Observation, Rules};
 use self::connection::{ConnectError, Connection, Topology};
 use self::keys::{is_address, member, Keys};
 use self::reply::{parse_reason, Clock, Tally};
-use super::origin::{index_value, parse_index_value, Note};
-use super::snapshot::Held;
+use super::origin::{index_value, parse_index_value, Held, Note};
 
 pub use self::connection::Mismatch;
 

@@ -12,15 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
+use crate::logging;
 use crate::reputation::{Ban, BanReason};
 
-use super::origin::{Cause, Note, Origin};
+use super::local::Local;
+use super::origin::{Cause, Held, Note, Origin};
 
 /// The snapshot format this build writes and reads.
 const VERSION: u32 = 1;
-
-/// A ban as the local backend holds it: target, ban, operator's note.
-pub type Held = (IpNet, Ban, Option<Note>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -70,6 +69,45 @@ struct Entry {
     by: Option<String>,
     /// Unix milliseconds.
     until_ms: u64,
+}
+
+/// Reads the bans of the snapshot at `path` into `local`, once, at start,
+/// and writes them back at once (without those that ended), so that a path
+/// that cannot be written fails the start rather than every later save.
+/// A corrupt snapshot is set aside (`.corrupt`) with a warning and the
+/// proxy starts without those bans: refusing to start would take the shop
+/// down over a mitigation. One that cannot be read at all is an error, as
+/// it could not be written either.
+pub fn restore(path: &Path, local: &Local) -> Result<(), SnapshotError> {
+    match load(path) {
+        Ok(bans) => {
+            tracing::info!(bans = bans.len(), "state: bans restored from the snapshot");
+            local.restore(bans);
+        }
+        Err(error) if error.is_corrupt() => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".corrupt");
+            let kept = std::fs::rename(path, &aside).is_ok();
+            tracing::warn!(
+                error = %logging::chain(&error),
+                kept_as = %PathBuf::from(aside).display(),
+                kept,
+                "state: starting without the snapshot's bans"
+            );
+        }
+        Err(error) => return Err(error),
+    }
+    save(path, &local.bans())
+}
+
+/// Writes `bans` to `path` off the async workers; a failure is logged (the
+/// caller tries again at the next change).
+pub async fn save_in_background(path: PathBuf, bans: Vec<Held>) {
+    match tokio::task::spawn_blocking(move || save(&path, &bans)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(error = %logging::chain(&error), "state: bans not saved"),
+        Err(error) => tracing::warn!(%error, "state: bans not saved"),
+    }
 }
 
 /// The bans in the snapshot at `path` still in force; none if there is no
