@@ -106,6 +106,7 @@ async fn maintain(
         }
         let (bans_active, tracked_clients) = state.maintain().await;
         metrics.record_state(bans_active, tracked_clients);
+        metrics.record_ban_snapshot(state.snapshot_failing());
         fingerprints.expire(std::time::Instant::now());
         metrics.record_fingerprints(fingerprints.len());
     }

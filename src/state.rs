@@ -31,6 +31,7 @@ use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -99,6 +100,8 @@ struct Shared {
     ban_scope: BanScope,
     /// `state.ban_snapshot`, with `backend = "local"` only.
     snapshot: Option<PathBuf>,
+    /// The last write of the snapshot failed: retried at each maintenance.
+    snapshot_failing: AtomicBool,
     allowlist: Vec<IpNet>,
     denylist: Vec<IpNet>,
     /// Keys the username hash, so that the key of the username limit and the
@@ -145,6 +148,7 @@ impl State {
                     config::Backend::Local => config.state.ban_snapshot.clone(),
                     config::Backend::Redis | config::Backend::RedisCluster => None,
                 },
+                snapshot_failing: AtomicBool::new(false),
                 allowlist: s.allowlist.clone(),
                 denylist: s.denylist.clone(),
                 usernames: RandomState::new(),
@@ -381,7 +385,7 @@ impl State {
     /// the gauges.
     pub async fn maintain(&self) -> (usize, usize) {
         let (mut active, clients) = self.inner.local.maintain();
-        if self.inner.local.take_changed() {
+        if self.inner.local.take_changed() | self.snapshot_failing() {
             self.save_bans().await;
         }
         if let Backend::Redis(redis) = &self.inner.backend {
@@ -436,11 +440,21 @@ impl State {
     }
 
     /// Writes the bans to `state.ban_snapshot`, if set: after a change, and
-    /// at shutdown. A failure is logged, and retried at the next change.
+    /// at shutdown. A failure is logged, and retried at each maintenance
+    /// until a write succeeds.
     pub async fn save_bans(&self) {
         if let Some(path) = &self.inner.snapshot {
-            snapshot::save_in_background(path.clone(), self.inner.local.bans()).await;
+            let failing = self.snapshot_failing();
+            let bans = self.inner.local.bans();
+            let saved = snapshot::save_in_background(path.clone(), bans, failing).await;
+            self.inner.snapshot_failing.store(!saved, Ordering::Relaxed);
         }
+    }
+
+    /// Returns true if and only if the last write of the ban snapshot
+    /// failed: the bans made since would not survive a restart.
+    pub fn snapshot_failing(&self) -> bool {
+        self.inner.snapshot_failing.load(Ordering::Relaxed)
     }
 
     /// Tracked clients in this process' suspicion table.

@@ -372,3 +372,52 @@ async fn a_snapshot_path_that_cannot_be_written_fails_the_start() {
     assert!(err.contains("state.ban_snapshot"), "{err}");
     assert!(err.contains("cannot write the ban snapshot"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_stops_being_writable_is_retried_and_shown_in_a_gauge() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let dir = cert.dir.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    let snapshot = dir.join("bans.json");
+    let config = config_file(&cert, shop.addr(), &snapshot_line(&snapshot));
+    let proxy = Process::serve(&config);
+    let failing = || async {
+        sample(
+            &scrape(proxy.admin).await,
+            "credgate_ban_snapshot_failing",
+            &[],
+        )
+    };
+    assert_eq!(failing().await, 0.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let url = format!("http://{}/admin/bans", proxy.admin);
+    let (status, _) = admin_json("POST", &url, NETWORK_BAN.into(), TOKEN).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut seen = 0.0;
+    for _ in 0..150 {
+        seen = failing().await;
+        if seen == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1.0, "{}", proxy.logs());
+    assert!(proxy.logs().contains("state: bans not saved"));
+
+    // Writable again: the retry writes the ban made meanwhile.
+    std::fs::create_dir(&dir).unwrap();
+    let written = eventually(Duration::from_secs(15), || {
+        std::fs::read_to_string(&snapshot).is_ok_and(|s| s.contains("198.51.100.0/24"))
+    })
+    .await;
+    assert!(written, "{}", proxy.logs());
+    for _ in 0..150 {
+        seen = failing().await;
+        if seen == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 0.0);
+}

@@ -100,14 +100,26 @@ pub fn restore(path: &Path, local: &Local) -> Result<(), SnapshotError> {
     save(path, &local.bans())
 }
 
-/// Writes `bans` to `path` off the async workers; a failure is logged (the
-/// caller tries again at the next change).
-pub async fn save_in_background(path: PathBuf, bans: Vec<Held>) {
-    match tokio::task::spawn_blocking(move || save(&path, &bans)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(error = %logging::chain(&error), "state: bans not saved"),
-        Err(error) => tracing::warn!(%error, "state: bans not saved"),
+/// Writes `bans` to `path` off the async workers; returns true if and only
+/// if they were written. A failure is logged at `warn` when it follows a
+/// success (`failing`: the previous write failed too), so that a retry
+/// every few seconds does not flood the log.
+pub async fn save_in_background(path: PathBuf, bans: Vec<Held>, failing: bool) -> bool {
+    let error = match tokio::task::spawn_blocking(move || save(&path, &bans)).await {
+        Ok(Ok(())) => {
+            if failing {
+                tracing::info!("state: bans saved again");
+            }
+            return true;
+        }
+        Ok(Err(error)) => logging::chain(&error),
+        Err(error) => error.to_string(),
+    };
+    match failing {
+        true => tracing::debug!(%error, "state: bans not saved"),
+        false => tracing::warn!(%error, "state: bans not saved; retrying every few seconds"),
     }
+    false
 }
 
 /// The bans in the snapshot at `path` still in force; none if there is no
