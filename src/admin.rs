@@ -28,6 +28,7 @@ use crate::fingerprint::Fingerprints;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::reputation::BanReason;
+use crate::state::origin::Note;
 use crate::state::State;
 use crate::upstream::Upstream;
 
@@ -45,6 +46,9 @@ const MIN_TOKEN_LEN: usize = 16;
 /// The longest ban an operator may impose: long enough for any real use,
 /// and far from the end of `Instant`'s range, where adding it would panic.
 const MAX_BAN: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The longest `by` or `reason` of an operator's ban, in characters.
+const MAX_NOTE: usize = 200;
 
 /// Warns when the token file is readable by group or others: anyone who can
 /// read it can lift every ban.
@@ -178,9 +182,22 @@ impl Admin {
         }
         let path = req.uri().path().to_owned();
         if let Some(target) = path.strip_prefix("/admin/bans/") {
+            if !matches!(*req.method(), Method::DELETE | Method::GET) {
+                return error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "use GET to look a target up, DELETE to lift its ban",
+                );
+            }
+            let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+            let Some(net) = parse_target(&target) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "target must be an IP address or a CIDR",
+                );
+            };
             return match *req.method() {
-                Method::DELETE => self.unban(target).await,
-                _ => error(StatusCode::METHOD_NOT_ALLOWED, "use DELETE to lift a ban"),
+                Method::DELETE => self.unban(net).await,
+                _ => self.lookup(net).await,
             };
         }
         match (req.method(), path.as_str()) {
@@ -207,13 +224,18 @@ impl Admin {
     }
 
     /// `POST /admin/bans` with `{"target": "203.0.113.7" or a CIDR,
-    /// "duration": "1h"}`.
+    /// "duration": "1h"}`, and optionally who bans (`by`) and why
+    /// (`reason`).
     async fn ban(&self, body: Incoming) -> Response<ProxyBody> {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct NewBan {
             target: String,
             duration: String,
+            #[serde(default)]
+            by: Option<String>,
+            #[serde(default)]
+            reason: Option<String>,
         }
         let Ok(body) = Limited::new(body, MAX_ADMIN_BODY).collect().await else {
             return error(
@@ -248,7 +270,14 @@ impl Admin {
         if duration > MAX_BAN || Instant::now().checked_add(duration).is_none() {
             return error(StatusCode::BAD_REQUEST, "duration must be at most 1 year");
         }
-        self.inner.state.ban(target, duration).await;
+        let (Some(by), Some(reason)) = (words(request.by), words(request.reason)) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "by and reason must be printable text of at most 200 characters",
+            );
+        };
+        let note = Note { by, reason };
+        self.inner.state.ban(target, duration, &note).await;
         self.inner.metrics.record_ban(BanReason::Manual);
         let created =
             serde_json::json!({"target": target, "expires_in_seconds": duration.as_secs()});
@@ -321,18 +350,38 @@ impl Admin {
     }
 
     /// `DELETE /admin/bans/{ip or cidr}`.
-    async fn unban(&self, target: &str) -> Response<ProxyBody> {
-        let target = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
-        let Some(net) = parse_target(&target) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "target must be an IP address or a CIDR",
-            );
-        };
-        match self.inner.state.unban(net).await {
-            true => json(StatusCode::OK, &serde_json::json!({"unbanned": net})),
-            false => error(StatusCode::NOT_FOUND, "no ban on that target"),
+    async fn unban(&self, net: IpNet) -> Response<ProxyBody> {
+        let lifted = self.inner.state.unban(net).await;
+        // An address inside a banned network: say which ban to lift (or,
+        // once its own is lifted, which ban still refuses it).
+        let covering = self.inner.state.covering(net).await;
+        if lifted {
+            let mut answer = serde_json::json!({"unbanned": net});
+            if !covering.is_empty() {
+                answer["still_covered_by"] = serde_json::json!(covering);
+            }
+            return json(StatusCode::OK, &answer);
         }
+        match covering.is_empty() {
+            true => error(StatusCode::NOT_FOUND, "no ban on that target"),
+            false => json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({
+                    "error": "no ban on exactly that target; lift the covering ban instead",
+                    "covered_by": covering,
+                }),
+            ),
+        }
+    }
+
+    /// `GET /admin/bans/{ip or cidr}`: the bans in force on it, or on a
+    /// network containing it, narrowest first (an empty list: none).
+    async fn lookup(&self, net: IpNet) -> Response<ProxyBody> {
+        let bans = self.inner.state.covering(net).await;
+        json(
+            StatusCode::OK,
+            &serde_json::json!({"target": net, "bans": bans}),
+        )
     }
 
     fn metrics(&self) -> Response<ProxyBody> {
@@ -384,6 +433,18 @@ fn parse_target(text: &str) -> Option<IpNet> {
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .ok()
         .map(|net| net.trunc())
+}
+
+/// An operator's `by` or `reason`: absent, or printable text within
+/// [`MAX_NOTE`] characters (it goes into log lines). `None`: refused.
+fn words(text: Option<String>) -> Option<Option<String>> {
+    let Some(text) = text else {
+        return Some(None);
+    };
+    let text = text.trim();
+    let printable = !text.chars().any(char::is_control);
+    (printable && text.chars().count() <= MAX_NOTE)
+        .then(|| Some(text.to_owned()).filter(|t| !t.is_empty()))
 }
 
 fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {

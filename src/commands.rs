@@ -2,6 +2,8 @@
 //! line: load, build, run, and turn the result into an exit code (64 for a
 //! bad command line or configuration, 1 for anything else).
 
+mod bans;
+
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,6 +15,8 @@ use crate::filter_build::{self, BuildOptions};
 use crate::leaked::{self, Filter, FilterError, FilterKind, Header};
 use crate::server::Signals;
 use crate::{demo::Demo, healthcheck, logging, Config, Server};
+
+pub use self::bans::{bans, Action as BansAction, Api as BansApi, DEFAULT_ADMIN_URL};
 
 /// Exit code for a bad command line or configuration (sysexits EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
@@ -94,22 +98,47 @@ pub fn build_filter(opts: &BuildOptions) -> ExitCode {
     }
 }
 
-/// Prints the header, then verifies the whole file; a file that fails is
-/// reported on stderr and exits 1.
-pub fn filter_info(path: &Path) -> ExitCode {
+/// Prints the header (as one JSON object with `json`), then verifies the
+/// whole file; a file that fails is reported on stderr and exits 1.
+pub fn filter_info(path: &Path, json: bool) -> ExitCode {
     let header = match Header::read_file(path) {
         Ok(header) => header,
         Err(e) => return exit(Err(e.into())),
     };
-    println!("file:            {}\n{header}", path.display());
+    if !json {
+        println!("file:            {}\n{header}", path.display());
+    }
     let verified = leaked::verify(path);
     let state = match &verified {
         Ok(_) => "ok",
         Err(FilterError::BodyCorrupt { .. }) => "mismatch",
         Err(_) => "not verified",
     };
-    println!("checksum:        {state}");
+    match json {
+        true => println!("{}", header_json(path, &header, state)),
+        false => println!("checksum:        {state}"),
+    }
     exit(verified.map(drop).map_err(Into::into))
+}
+
+/// `filter-info --json`: the header's fields, for scripts.
+fn header_json(path: &Path, header: &Header, checksum: &str) -> serde_json::Value {
+    serde_json::json!({
+        "file": path.display().to_string(),
+        "kind": header.kind.to_string(),
+        "normalization": header.normalization.to_string(),
+        "items": header.items,
+        "capacity": header.capacity,
+        "fp_rate_target": header.fp_rate,
+        "fp_rate_now": header.estimated_fp_rate(),
+        "size_bytes": header.file_len(),
+        "bits": header.bits,
+        "hashes": header.hashes,
+        "built_at": header.built_at,
+        "sources": header.sources,
+        "format_version": header.version(),
+        "checksum": checksum,
+    })
 }
 
 /// Exit 0 healthy, 1 not; one line either way, for `docker inspect`.
@@ -133,7 +162,7 @@ pub fn probe(url: &http::Uri) -> ExitCode {
 
 /// Exit 0 clean, 1 leaked; a filter that cannot be used is a usage error
 /// (64), so that 1 always means leaked.
-pub fn check(path: &Path, username: Option<&str>) -> ExitCode {
+pub fn check(path: &Path, username: Option<&str>, json: bool) -> ExitCode {
     let filter = match Filter::load(path) {
         Ok(filter) => filter,
         Err(e) => return usage_error(e.into()),
@@ -157,7 +186,14 @@ pub fn check(path: &Path, username: Option<&str>) -> ExitCode {
         }
         None => filter.contains_password(&password),
     };
-    println!("{}", if leaked { "leaked" } else { "clean" });
+    let verdict = if leaked { "leaked" } else { "clean" };
+    match json {
+        true => println!(
+            "{}",
+            serde_json::json!({"verdict": verdict, "leaked": leaked, "kind": kind.to_string()})
+        ),
+        false => println!("{verdict}"),
+    }
     if leaked {
         ExitCode::FAILURE
     } else {

@@ -63,6 +63,9 @@ enum Command {
     FilterInfo {
         /// The filter file (`build-filter --output`).
         file: PathBuf,
+        /// Print the header as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Probe a running credgate's admin listener: exit 0 when `/healthz`
     /// answers 200 within 2 s, 1 otherwise (a container HEALTHCHECK).
@@ -80,7 +83,86 @@ enum Command {
         /// The username, for a pairs filter (normalised as the filter says).
         #[arg(long)]
         username: Option<String>,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
+    /// List, add, lift and look up bans of a running proxy through its admin
+    /// API, with the admin token (like `cscli decisions`).
+    Bans(BansArgs),
+}
+
+#[derive(clap::Args)]
+struct BansArgs {
+    /// A configuration file: the admin URL and token file default to its
+    /// server.admin_listen and server.admin_token_file.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The admin listener, plain HTTP [default: from --config, else
+    /// http://127.0.0.1:9090].
+    #[arg(long, global = true, value_name = "URL")]
+    admin_url: Option<http::Uri>,
+    /// The file holding the admin bearer token [default: from --config].
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the admin API's JSON answer instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: BansAction,
+}
+
+#[derive(Subcommand)]
+enum BansAction {
+    /// The bans in force: target, origin, reason, by whom, time left.
+    List,
+    /// Ban an address or a network by hand.
+    Add {
+        /// The address or network (CIDR) to ban.
+        target: String,
+        /// How long, like 30m, 24h or 7d (at most a year).
+        #[arg(long, default_value = "1h")]
+        duration: String,
+        /// Why, for the list and the log (at most 200 characters).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who bans, for the list and the log.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Lift the ban on exactly an address or a network; for an address inside
+    /// a banned network, names the ban that covers it.
+    Remove {
+        /// The address or network (CIDR) whose ban to lift.
+        target: String,
+    },
+    /// The bans that cover an address or a network, narrowest first: exit 0
+    /// if any, 1 if none.
+    Lookup {
+        /// The address or network (CIDR) to look up.
+        target: String,
+    },
+}
+
+impl From<BansAction> for commands::BansAction {
+    fn from(action: BansAction) -> Self {
+        match action {
+            BansAction::List => Self::List,
+            BansAction::Add {
+                target,
+                duration,
+                reason,
+                by,
+            } => Self::Add {
+                target,
+                duration,
+                reason,
+                by,
+            },
+            BansAction::Remove { target } => Self::Remove { target },
+            BansAction::Lookup { target } => Self::Lookup { target },
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -168,8 +250,21 @@ fn main() -> ExitCode {
         Command::DemoShop { listen } => commands::demo_shop(listen),
         Command::CheckConfig { config } => commands::check_config(&config),
         Command::BuildFilter(args) => commands::build_filter(&args.into()),
-        Command::FilterInfo { file } => commands::filter_info(&file),
-        Command::Check { filter, username } => commands::check(&filter, username.as_deref()),
+        Command::FilterInfo { file, json } => commands::filter_info(&file, json),
+        Command::Check {
+            filter,
+            username,
+            json,
+        } => commands::check(&filter, username.as_deref(), json),
+        Command::Bans(args) => {
+            let api = commands::BansApi {
+                config: args.config,
+                admin_url: args.admin_url,
+                token_file: args.token_file,
+                json: args.json,
+            };
+            commands::bans(&api, &args.action.into())
+        }
         Command::Healthcheck { url } => commands::probe(&url),
     }
 }
@@ -185,7 +280,11 @@ mod tests {
     fn every_argument_has_help() {
         let cli = Cli::command();
         let mut missing = Vec::new();
-        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+        let nested = cli.get_subcommands().flat_map(|c| c.get_subcommands());
+        for command in std::iter::once(&cli)
+            .chain(cli.get_subcommands())
+            .chain(nested)
+        {
             for arg in command.get_arguments() {
                 let builtin = matches!(arg.get_id().as_str(), "help" | "version");
                 if !builtin && arg.get_help().is_none() {

@@ -278,6 +278,12 @@ impl Metrics {
         protection.tracked_clients.set(gauge(tracked_clients));
     }
 
+    /// Whether the last write of the ban snapshot failed.
+    pub fn record_ban_snapshot(&self, failing: bool) {
+        let gauge = &self.inner.protection.ban_snapshot_failing;
+        gauge.set(i64::from(failing));
+    }
+
     /// Whether each login route (by index) is in attack mode.
     pub fn record_attack_mode(&self, on: impl IntoIterator<Item = bool>) {
         for (gauge, on) in self.inner.attacks.mode.iter().zip(on) {

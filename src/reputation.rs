@@ -61,6 +61,11 @@ impl BanReason {
             Self::SubnetEscalation => "subnet_escalation",
         }
     }
+
+    /// The reason named `text` ([`BanReason::as_str`]), if it is one.
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
 }
 
 /// A ban in force.
@@ -403,14 +408,22 @@ impl Reputation {
             until: now + duration,
             reason: BanReason::Manual,
         };
-        match self.rules.is_suspect(target) {
+        self.put(target, ban, now);
+        ban
+    }
+
+    /// A ban as it is given, of any reason (one restored at start-up): a
+    /// client's and an escalated network's where screening looks them up
+    /// by key, an operator's network among the network bans.
+    pub fn put(&mut self, target: IpNet, ban: Ban, now: Instant) {
+        let keyed = self.rules.is_suspect(target) || ban.reason == BanReason::SubnetEscalation;
+        match keyed {
             true => self.insert_ban(target.trunc(), ban, now),
             false => {
                 self.net_bans.retain(|(net, _)| *net != target);
                 self.net_bans.push((target.trunc(), ban));
             }
         }
-        ban
     }
 
     /// Lifts the ban on exactly `target`; returns true if there was one.

@@ -106,6 +106,7 @@ async fn maintain(
         }
         let (bans_active, tracked_clients) = state.maintain().await;
         metrics.record_state(bans_active, tracked_clients);
+        metrics.record_ban_snapshot(state.snapshot_failing());
         fingerprints.expire(std::time::Instant::now());
         metrics.record_fingerprints(fingerprints.len());
     }
@@ -241,6 +242,10 @@ impl Server {
         // replica serves under `on_backend_error` and keeps trying. One of
         // the wrong kind (cluster or not) does.
         parts.state.connect().await?;
+        parts
+            .state
+            .restore_bans()
+            .context("key `state.ban_snapshot`")?;
         let s = &config.server;
         Ok(Self {
             proxy_listener: bind(s.listen, "server.listen").await?,
@@ -352,6 +357,8 @@ impl Server {
                 "shutdown grace period over; closing the remaining connections"
             );
         }
+        // Last, so that a ban made while draining is kept too.
+        self.state.save_bans().await;
     }
 
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads the certificate.

@@ -15,14 +15,23 @@
 //! they are checked here and never stored. When Redis fails, the
 //! `on_backend_error` policy answers instead, each failure is counted, and
 //! the next answer from Redis ends the degraded state by itself.
+//!
+//! Every ban has an origin and a reason ([`origin`]). With `backend =
+//! "local"` and `ban_snapshot` set, the bans are kept on disk
+//! ([`snapshot`]) at most [`maintain`](State::maintain)'s period after a
+//! change and at shutdown, and read back at start.
 
 mod health;
 mod local;
+pub mod origin;
 pub mod redis;
+mod snapshot;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +46,10 @@ use crate::reputation::{Ban, BanReason, Observation};
 
 use self::health::Health;
 use self::local::Local;
+use self::origin::{Cause, Note, Origin};
 use self::redis::{BackendError, Mismatch, Redis, Screened};
+
+pub use self::snapshot::SnapshotError;
 
 /// Why a client is refused before its request is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +70,13 @@ pub enum Refusal {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BanEntry {
     pub target: IpNet,
-    pub reason: &'static str,
+    pub origin: Origin,
+    /// An automatic ban's rule, or the operator's words (`manual` when
+    /// they gave none).
+    pub reason: std::borrow::Cow<'static, str>,
+    /// The operator who made a manual ban, when they said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// Unix seconds.
     pub expires_at: u64,
     pub expires_in_seconds: u64,
@@ -80,6 +98,10 @@ struct Shared {
     health: Health,
     suspicion: bool,
     ban_scope: BanScope,
+    /// `state.ban_snapshot`, with `backend = "local"` only.
+    snapshot: Option<PathBuf>,
+    /// The last write of the snapshot failed: retried at each maintenance.
+    snapshot_failing: AtomicBool,
     allowlist: Vec<IpNet>,
     denylist: Vec<IpNet>,
     /// Keys the username hash, so that the key of the username limit and the
@@ -122,6 +144,11 @@ impl State {
                 health: Health::new(backend_errors),
                 suspicion: s.enabled,
                 ban_scope: s.ban_scope,
+                snapshot: match config.state.backend {
+                    config::Backend::Local => config.state.ban_snapshot.clone(),
+                    config::Backend::Redis | config::Backend::RedisCluster => None,
+                },
+                snapshot_failing: AtomicBool::new(false),
                 allowlist: s.allowlist.clone(),
                 denylist: s.denylist.clone(),
                 usernames: RandomState::new(),
@@ -273,10 +300,20 @@ impl State {
             let seconds = ban.until.saturating_duration_since(now).as_secs();
             let reason = ban.reason.as_str();
             match ban.reason {
-                BanReason::SubnetEscalation => {
-                    tracing::info!(subnet = %target, reason, seconds, "subnet banned")
-                }
-                _ => tracing::info!(client = %target, reason, seconds, "client banned"),
+                BanReason::SubnetEscalation => tracing::info!(
+                    subnet = %target,
+                    origin = "automatic",
+                    reason,
+                    seconds,
+                    "subnet banned"
+                ),
+                _ => tracing::info!(
+                    client = %target,
+                    origin = "automatic",
+                    reason,
+                    seconds,
+                    "client banned"
+                ),
             }
         }
         bans.into_iter().map(|(_, ban)| ban).collect()
@@ -296,11 +333,14 @@ impl State {
         let wall = SystemTime::now();
         let mut entries: Vec<BanEntry> = bans
             .into_iter()
-            .map(|(target, ban)| {
+            .map(|(target, ban, note)| {
                 let left = ban.until.saturating_duration_since(now);
+                let cause = Cause::of(ban.reason, note.as_ref());
                 BanEntry {
                     target,
-                    reason: ban.reason.as_str(),
+                    origin: cause.origin,
+                    reason: cause.reason,
+                    by: cause.by,
                     expires_at: (wall + left)
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs()),
@@ -312,14 +352,31 @@ impl State {
         entries
     }
 
-    /// An operator's ban of an address or a network. It is kept in this
-    /// process too, so that the local fallback knows it.
-    pub async fn ban(&self, target: IpNet, duration: Duration) {
-        self.inner.local.ban(target, duration);
+    /// The bans in force on `target` or on a network containing it,
+    /// narrowest first.
+    pub async fn covering(&self, target: IpNet) -> Vec<BanEntry> {
+        let mut bans = self.bans().await;
+        bans.retain(|ban| ban.target.contains(&target));
+        bans.sort_by_key(|ban| std::cmp::Reverse(ban.target.prefix_len()));
+        bans
+    }
+
+    /// An operator's ban of an address or a network, with what they said
+    /// about it. It is kept in this process too, so that the local fallback
+    /// knows it.
+    pub async fn ban(&self, target: IpNet, duration: Duration, note: &Note) {
+        self.inner.local.ban(target, duration, note);
         if let Backend::Redis(redis) = &self.inner.backend {
-            self.shared(redis.ban(target, duration), |_| ()).await;
+            self.shared(redis.ban(target, duration, note), |_| ()).await;
         }
-        tracing::info!(banned = %target, seconds = duration.as_secs(), "banned by an operator");
+        tracing::info!(
+            banned = %target,
+            origin = "manual",
+            reason = note.reason.as_deref().unwrap_or("manual"),
+            by = note.by.as_deref(),
+            seconds = duration.as_secs(),
+            "banned by an operator"
+        );
     }
 
     /// Lifts a ban; returns true if there was one on exactly `target`.
@@ -339,6 +396,9 @@ impl State {
     /// the gauges.
     pub async fn maintain(&self) -> (usize, usize) {
         let (mut active, clients) = self.inner.local.maintain();
+        if self.inner.local.take_changed() | self.snapshot_failing() {
+            self.save_bans().await;
+        }
         if let Backend::Redis(redis) = &self.inner.backend {
             if !redis.is_connected() {
                 if let Err(error) = self.connect().await {
@@ -378,6 +438,34 @@ impl State {
         if let Backend::Redis(redis) = &self.inner.backend {
             self.shared(redis.force_attack(routes, mode), |_| ()).await;
         }
+    }
+
+    /// Reads the bans of `state.ban_snapshot` back, once, at start
+    /// ([`snapshot::restore`]: a corrupt one is set aside, an unwritable
+    /// path is an error).
+    pub fn restore_bans(&self) -> Result<(), SnapshotError> {
+        match &self.inner.snapshot {
+            Some(path) => snapshot::restore(path, &self.inner.local),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the bans to `state.ban_snapshot`, if set: after a change, and
+    /// at shutdown. A failure is logged, and retried at each maintenance
+    /// until a write succeeds.
+    pub async fn save_bans(&self) {
+        if let Some(path) = &self.inner.snapshot {
+            let failing = self.snapshot_failing();
+            let bans = self.inner.local.bans();
+            let saved = snapshot::save_in_background(path.clone(), bans, failing).await;
+            self.inner.snapshot_failing.store(!saved, Ordering::Relaxed);
+        }
+    }
+
+    /// Returns true if and only if the last write of the ban snapshot
+    /// failed: the bans made since would not survive a restart.
+    pub fn snapshot_failing(&self) -> bool {
+        self.inner.snapshot_failing.load(Ordering::Relaxed)
     }
 
     /// Tracked clients in this process' suspicion table.

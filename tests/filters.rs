@@ -186,6 +186,39 @@ fn filter_info_prints_the_header() {
 }
 
 #[test]
+fn filter_info_and_check_print_json_with_json() {
+    let corpus = Corpus::generate(200);
+    let output = corpus.path("pairs.cgf");
+    build_pairs(&[&corpus.write_plain()], &output, &[]);
+    let (status, info, err) = run(&["filter-info", "--json", s(&output)]);
+    assert!(status.success(), "{err}");
+    let info: serde_json::Value = serde_json::from_str(&info).expect("filter-info --json");
+    assert_eq!(info["kind"], "pairs");
+    assert_eq!(info["items"], 200);
+    assert_eq!(info["checksum"], "ok");
+    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["sources"][0], "combo.txt");
+
+    let (username, password) = &corpus.pairs[7];
+    let args = [
+        "check",
+        "--json",
+        "--filter",
+        s(&output),
+        "--username",
+        username,
+    ];
+    for (password, verdict, code) in [(password.as_str(), "leaked", 1), ("Zq-clean", "clean", 0)] {
+        let (status, out, err) = run_with_stdin(&args, format!("{password}\n").as_bytes());
+        assert_eq!(status.code(), Some(code), "{err}");
+        let answer: serde_json::Value = serde_json::from_str(&out).expect("check --json");
+        assert_eq!(answer["verdict"], verdict, "{out}");
+        assert_eq!(answer["leaked"], code == 1, "{out}");
+        assert!(!out.contains(password), "the password was printed");
+    }
+}
+
+#[test]
 fn check_answers_with_its_exit_code() {
     let corpus = Corpus::generate(300);
     let output = corpus.path("pairs.cgf");

@@ -466,3 +466,54 @@ async fn redis_failures_are_each_counted_and_logged_at_most_every_10_seconds() {
         down.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_operators_reason_is_shared_and_old_index_entries_still_read() {
+    let redis = RedisServer::start();
+    let r = replicas(&redis, "", "").await;
+    let ban = r#"{"target": "198.51.100.0/24", "duration": "1h", "reason": "card testing", "by": "alice"}"#;
+    let created = client::admin_post(&r.a.admin_url("/admin/bans"), ban, TOKEN).await;
+    assert_eq!(created, StatusCode::CREATED);
+    // Bans as a build without reasons and origins listed them.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000;
+    for command in [
+        format!("ZADD credgate:{{bans}}:net {until} 192.0.2.0/24"),
+        "HSET credgate:{bans}:reason 192.0.2.0/24 manual".to_owned(),
+        format!("ZADD credgate:{{bans}}:ip {until} 192.0.2.77"),
+        "HSET credgate:{bans}:reason 192.0.2.77 failures".to_owned(),
+    ] {
+        assert!(!redis.command(&command).starts_with('-'), "{command}");
+    }
+
+    let (_, listing) = admin("GET", &r.b.admin_url("/admin/bans"), Some(TOKEN)).await;
+    let bans: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let find = |target: &str| {
+        bans.as_array()
+            .and_then(|all| all.iter().find(|b| b["target"] == target))
+            .unwrap_or_else(|| panic!("no {target} in {listing}"))
+            .clone()
+    };
+    let manual = find("198.51.100.0/24");
+    assert_eq!(manual["origin"], "manual");
+    assert_eq!(manual["reason"], "card testing");
+    assert_eq!(manual["by"], "alice");
+    let old_manual = find("192.0.2.0/24");
+    assert_eq!(
+        (&old_manual["origin"], &old_manual["reason"]),
+        (&"manual".into(), &"manual".into())
+    );
+    assert!(old_manual.get("by").is_none(), "{old_manual}");
+    let old_automatic = find("192.0.2.77/32");
+    assert_eq!(old_automatic["origin"], "automatic");
+    assert_eq!(old_automatic["reason"], "failures");
+
+    // The other replica names the covering ban too.
+    let inside = r.b.admin_url("/admin/bans/198.51.100.7");
+    let (status, body) = admin("DELETE", &inside, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("card testing"), "{body}");
+}

@@ -6,6 +6,7 @@ mod support;
 mod access_log;
 mod admin;
 mod attack;
+mod bans;
 mod bypass;
 mod cluster_state;
 mod command_line;

@@ -2,6 +2,7 @@
 //! when a client becomes suspicious, and where that state lives.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -201,6 +202,11 @@ pub struct State {
     /// it the least recently seen are forgotten first.
     #[serde(default = "defaults::max_tracked_clients")]
     pub max_tracked_clients: usize,
+    /// With `backend = "local"`: a file the bans are kept in across
+    /// restarts (written after a change and at shutdown, read at start).
+    /// Off by default; Redis keeps its own.
+    #[serde(default)]
+    pub ban_snapshot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -340,6 +346,12 @@ impl State {
         for url in &self.redis_urls {
             check_url(url).map_err(|reason| invalid("redis_urls", reason).unwrap_err())?;
         }
+        if self.ban_snapshot.is_some() && self.backend != Backend::Local {
+            return invalid(
+                "ban_snapshot",
+                "is for backend = \"local\" only: Redis keeps its own bans",
+            );
+        }
         match (&self.backend, &self.redis_url) {
             (Backend::Redis, None) => invalid("redis_url", "is required with backend = \"redis\""),
             _ => Ok(()),
@@ -407,6 +419,7 @@ impl Default for State {
             redis_timeout: defaults::redis_timeout(),
             on_backend_error: OnBackendError::default(),
             max_tracked_clients: defaults::max_tracked_clients(),
+            ban_snapshot: None,
         }
     }
 }

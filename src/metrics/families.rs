@@ -161,6 +161,7 @@ pub(super) struct Protection {
     pub bans_active: IntGauge,
     pub tracked_clients: IntGauge,
     pub state_backend_errors: IntCounter,
+    pub ban_snapshot_failing: IntGauge,
 }
 
 impl Protection {
@@ -200,6 +201,13 @@ impl Protection {
                 IntCounter::new(
                     "credgate_state_backend_errors_total",
                     "Shared state (Redis) commands that failed or timed out.",
+                )?,
+            )?,
+            ban_snapshot_failing: register(
+                registry,
+                IntGauge::new(
+                    "credgate_ban_snapshot_failing",
+                    "1 while the local ban snapshot (state.ban_snapshot) cannot be written.",
                 )?,
             )?,
         })

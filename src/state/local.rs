@@ -2,7 +2,9 @@
 //! It answers alone with `backend = "local"`, and stands in for Redis while
 //! Redis fails (`on_backend_error = "local"`).
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,9 @@ use ipnet::IpNet;
 
 use crate::config::Config;
 use crate::rate_limit::{AttemptKeys, Limiters, Throttled};
-use crate::reputation::{Ban, Observation, Reputation};
+use crate::reputation::{Ban, BanReason, Observation, Reputation};
+
+use super::origin::{Held, Note};
 
 #[derive(Debug)]
 pub struct Local {
@@ -18,6 +22,11 @@ pub struct Local {
     // A std Mutex: every critical section is a few field updates and never
     // awaits, so an async lock would only add cost.
     reputation: Mutex<Reputation>,
+    /// What operators said about their bans, by target; apart from the
+    /// table so that the ban in it stays a small `Copy` value.
+    notes: Mutex<HashMap<IpNet, Note>>,
+    /// A ban was made or lifted since the last [`Local::take_changed`].
+    changed: AtomicBool,
 }
 
 // === impl Local ===
@@ -28,6 +37,8 @@ impl Local {
         Self {
             limiters: Limiters::new(&config.limits, max),
             reputation: Mutex::new(Reputation::new(&config.suspicion, max)),
+            notes: Mutex::default(),
+            changed: AtomicBool::new(false),
         }
     }
 
@@ -57,30 +68,81 @@ impl Local {
         };
         let mut bans = vec![(reputation.rules().suspect(ip), ban)];
         bans.extend(reputation.escalate(ip, ban, now));
+        self.changed.store(true, Ordering::Relaxed);
         bans
     }
 
-    pub fn bans(&self) -> Vec<(IpNet, Ban)> {
-        self.reputation().bans(Instant::now())
+    /// Every ban in force, a manual one with its operator's note.
+    pub fn bans(&self) -> Vec<Held> {
+        let bans = self.reputation().bans(Instant::now());
+        let notes = self.notes();
+        bans.into_iter()
+            .map(|(target, ban)| {
+                let note = match ban.reason {
+                    BanReason::Manual => notes.get(&target).cloned(),
+                    _ => None,
+                };
+                (target, ban, note)
+            })
+            .collect()
     }
 
-    pub fn ban(&self, target: IpNet, duration: Duration) {
+    pub fn ban(&self, target: IpNet, duration: Duration, note: &Note) {
         self.reputation().ban(target, duration, Instant::now());
+        self.note(target, note.clone());
+    }
+
+    /// Bans read back from a snapshot.
+    pub fn restore(&self, bans: Vec<Held>) {
+        let now = Instant::now();
+        for (target, ban, note) in bans {
+            self.reputation().put(target, ban, now);
+            self.note(target, note.unwrap_or_default());
+        }
+        self.changed.store(false, Ordering::Relaxed);
     }
 
     pub fn unban(&self, target: IpNet) -> bool {
-        self.reputation().unban(target)
+        self.notes().remove(&target);
+        let lifted = self.reputation().unban(target);
+        self.changed.fetch_or(lifted, Ordering::Relaxed);
+        lifted
+    }
+
+    /// Returns true if and only if a ban was made or lifted since the last
+    /// call.
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Keeps `note` for the manual ban on `target` (an empty one: none).
+    fn note(&self, target: IpNet, note: Note) {
+        let mut notes = self.notes();
+        match note.is_empty() {
+            true => notes.remove(&target),
+            false => notes.insert(target, note),
+        };
+        self.changed.store(true, Ordering::Relaxed);
     }
 
     /// Expires bans and forgets idle limiter keys; returns the bans in
     /// force and the clients tracked.
     pub fn maintain(&self) -> (usize, usize) {
         self.limiters.forget_idle();
+        let now = Instant::now();
         let mut reputation = self.reputation();
-        (
-            reputation.expire(Instant::now()),
-            reputation.tracked_clients(),
-        )
+        let active = reputation.expire(now);
+        let mut notes = self.notes();
+        if !notes.is_empty() {
+            let manual: HashSet<IpNet> = reputation
+                .bans(now)
+                .into_iter()
+                .filter(|(_, ban)| ban.reason == BanReason::Manual)
+                .map(|(target, _)| target)
+                .collect();
+            notes.retain(|target, _| manual.contains(target));
+        }
+        (active, reputation.tracked_clients())
     }
 
     pub fn tracked_clients(&self) -> usize {
@@ -89,5 +151,9 @@ impl Local {
 
     fn reputation(&self) -> MutexGuard<'_, Reputation> {
         self.reputation.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notes(&self) -> MutexGuard<'_, HashMap<IpNet, Note>> {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -56,6 +56,7 @@ use crate::reputation::{Ban, BanReason, Observation, Rules};
 use self::connection::{ConnectError, Connection, Topology};
 use self::keys::{member, Keys};
 use self::reply::{parse_reason, Clock, Tally};
+use super::origin::{index_value, parse_index_value, Held, Note};
 
 pub use self::connection::Mismatch;
 
@@ -510,7 +511,7 @@ impl Redis {
         if until == 0 {
             return Ok(Vec::new());
         }
-        self.index_add(target, until, Duration::ZERO, reason)
+        self.index_add(target, until, Duration::ZERO, &index_value(reason, None))
             .await?;
         let ban = Ban {
             until: Clock::at(now).instant(until),
@@ -527,9 +528,14 @@ impl Redis {
 
     /// An operator's ban of an address or a network: listed first, so that
     /// a failure half-way never leaves a ban in force that nobody sees.
-    pub async fn ban(&self, target: IpNet, duration: Duration) -> Result<(), BackendError> {
-        self.index_add(target, 0, duration, BanReason::Manual)
-            .await?;
+    pub async fn ban(
+        &self,
+        target: IpNet,
+        duration: Duration,
+        note: &Note,
+    ) -> Result<(), BackendError> {
+        let listed = index_value(BanReason::Manual, Some(note));
+        self.index_add(target, 0, duration, &listed).await?;
         let mut call = self.scripts.ban.prepare_invoke();
         call.key(self.keys.ban(target))
             .arg(millis(duration))
@@ -542,13 +548,14 @@ impl Redis {
         Ok(())
     }
 
-    /// Lists a ban in the index (`until` 0: now + `duration`).
+    /// Lists a ban in the index (`until` 0: now + `duration`) with its
+    /// reason (and a manual ban's note: [`index_value`]).
     async fn index_add(
         &self,
         target: IpNet,
         until: u64,
         duration: Duration,
-        reason: BanReason,
+        reason: &str,
     ) -> Result<(), BackendError> {
         let mut call = self.scripts.index.prepare_invoke();
         call.key(self.keys.index_of(target))
@@ -557,7 +564,7 @@ impl Redis {
             .arg(member(target))
             .arg(until)
             .arg(millis(duration))
-            .arg(reason.as_str());
+            .arg(reason);
         let _: u64 = self.invoke(&call).await?;
         Ok(())
     }
@@ -582,7 +589,7 @@ impl Redis {
 
     /// Drops ended bans from the index; returns those in force (with
     /// `list`) and how many.
-    pub async fn bans(&self, list: bool) -> Result<(Vec<(IpNet, Ban)>, usize), BackendError> {
+    pub async fn bans(&self, list: bool) -> Result<(Vec<Held>, usize), BackendError> {
         let mut call = self.scripts.bans.prepare_invoke();
         call.key(self.keys.index("ip"))
             .key(self.keys.index("net"))
@@ -598,13 +605,14 @@ impl Redis {
                     .or_else(|_| entry[0].parse::<IpAddr>().map(IpNet::from))
                     .ok()?;
                 let until = entry[1].parse::<f64>().ok()? as u64;
-                let reason = parse_reason(&entry[2]);
+                let (reason, note) = parse_index_value(&entry[2]);
                 Some((
                     target,
                     Ban {
                         until: clock.instant(until),
                         reason,
                     },
+                    note,
                 ))
             })
             .collect();

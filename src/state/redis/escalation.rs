@@ -59,7 +59,7 @@ impl Redis {
         if net_until == 0 {
             return Ok(None);
         }
-        self.index_add(net, net_until, std::time::Duration::ZERO, reason)
+        self.index_add(net, net_until, std::time::Duration::ZERO, reason.as_str())
             .await?;
         // This replica sees the network ban at once on a cluster too.
         self.lock_lengths().read = None;

@@ -63,8 +63,5 @@ impl Clock {
 }
 
 pub(super) fn parse_reason(text: &str) -> BanReason {
-    BanReason::ALL
-        .into_iter()
-        .find(|r| r.as_str() == text)
-        .unwrap_or(BanReason::Manual)
+    BanReason::from_name(text).unwrap_or(BanReason::Manual)
 }
