@@ -416,7 +416,10 @@ impl Reputation {
     /// client's and an escalated network's where screening looks them up
     /// by key, an operator's network among the network bans.
     pub fn put(&mut self, target: IpNet, ban: Ban, now: Instant) {
-        let keyed = self.rules.is_suspect(target) || ban.reason == BanReason::SubnetEscalation;
+        let escalated = |subnets: &Subnets| subnets.network(target.addr()) == Some(target.trunc());
+        let keyed = self.rules.is_suspect(target)
+            || (ban.reason == BanReason::SubnetEscalation
+                && self.subnets.as_ref().is_some_and(escalated));
         match keyed {
             true => self.insert_ban(target.trunc(), ban, now),
             false => {

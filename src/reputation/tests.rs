@@ -240,6 +240,38 @@ fn bans_of_several_addresses_of_a_network_ban_the_network() {
 }
 
 #[test]
+fn restored_bans_refuse_where_they_were_imposed() {
+    let t0 = Instant::now();
+    let until = t0 + Duration::from_secs(60);
+    let escalation = Ban {
+        until,
+        reason: BanReason::SubnetEscalation,
+    };
+    let net: IpNet = "198.51.100.0/24".parse().unwrap();
+    let v6: IpNet = "2001:db8:1:2::/64".parse().unwrap();
+    let failures = Ban {
+        until,
+        reason: BanReason::Failures,
+    };
+    for rules in ["", "subnet_ban = \"off\""] {
+        let mut r = reputation(rules);
+        r.put(net, escalation, t0);
+        r.put(v6, failures, t0);
+        assert_eq!(
+            r.ban_of(ip("198.51.100.9"), t0),
+            Some(escalation),
+            "{rules}"
+        );
+        assert_eq!(
+            r.ban_of(ip("2001:db8:1:2::9"), t0),
+            Some(failures),
+            "{rules}"
+        );
+        assert_eq!(r.ban_of(ip("198.51.101.9"), t0), None, "{rules}");
+    }
+}
+
+#[test]
 fn bans_spread_wider_than_the_period_do_not_escalate() {
     let mut r = reputation("subnet_ban = { within = \"10m\" }");
     let t0 = Instant::now();
