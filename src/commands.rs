@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::config::ConfigError;
 use crate::filter_build::{self, BuildOptions};
 use crate::leaked::{self, Filter, FilterError, FilterKind, Header};
 use crate::server::Signals;
@@ -24,7 +25,7 @@ const MAX_PASSWORD: usize = 4096;
 pub fn serve(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
-        Err(e) => usage_error(e.into()),
+        Err(e) => config_error(&e),
     }
 }
 
@@ -67,11 +68,15 @@ async fn run_demo_shop(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `credgate check-config`: like `nginx -t`, every error at once, each with
+/// its file, key and reason (and line, column and caret for a syntax or
+/// type error); then everything the file names is loaded as `serve` would.
 pub fn check_config(path: &Path) -> ExitCode {
-    let checked = Config::load(path)
-        .map_err(anyhow::Error::from)
-        .and_then(|config| Server::check(&config).with_context(|| path.display().to_string()));
-    match checked {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return config_error(&e),
+    };
+    match Server::check(&config).with_context(|| path.display().to_string()) {
         Ok(warnings) => {
             for warning in warnings {
                 eprintln!("warning: {}: {warning}", path.display());
@@ -81,6 +86,18 @@ pub fn check_config(path: &Path) -> ExitCode {
         }
         Err(e) => usage_error(e),
     }
+}
+
+/// Prints each error of a refused configuration on its own line, with the
+/// offending line under a syntax or type error.
+fn config_error(e: &ConfigError) -> ExitCode {
+    for error in e.errors() {
+        eprintln!("error: {}", logging::chain(error));
+        if let Some(snippet) = error.snippet() {
+            eprintln!("{snippet}");
+        }
+    }
+    ExitCode::from(EXIT_USAGE)
 }
 
 pub fn build_filter(opts: &BuildOptions) -> ExitCode {
