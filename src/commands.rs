@@ -24,7 +24,7 @@ const MAX_PASSWORD: usize = 4096;
 /// `credgate serve`: runs the proxy until SIGTERM or SIGINT.
 pub fn serve(path: &Path) -> ExitCode {
     match Config::load(path) {
-        Ok(config) => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
+        Ok(config) => exit(runtime().and_then(|rt| rt.block_on(run(path, config)))),
         Err(e) => config_error(&e),
     }
 }
@@ -40,10 +40,12 @@ pub fn demo_shop(listen: SocketAddr) -> ExitCode {
     exit(runtime().and_then(|rt| rt.block_on(run_demo_shop(listen))))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    logging::init(&config.log);
+async fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+    let level = logging::init(&config.log);
     let signals = Signals::install()?;
-    let server = Server::bind(&config).await?;
+    let server = Server::bind(&config)
+        .await?
+        .reload_config_from(path, &config, level);
     let addrs = server.addrs();
     tracing::info!(proxy = %addrs.proxy, admin = %addrs.admin, plain = ?addrs.plain, "listening");
     server.run_until_signalled(signals).await

@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer};
 use self::diagnostic::Location;
 
 mod attack;
+pub mod changes;
 mod defaults;
 pub mod diagnostic;
 mod login;

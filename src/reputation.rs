@@ -281,6 +281,13 @@ impl Reputation {
         }
     }
 
+    /// New rules from a reloaded `[suspicion]`. Clients' windows and bans
+    /// stay: a ban in force runs its course, and the next attempt is judged
+    /// by the new thresholds.
+    pub fn set_rules(&mut self, config: &config::Suspicion) {
+        self.rules = Rules::new(config);
+    }
+
     /// The ban on `ip` in force at `now`, if any.
     pub fn ban_of(&self, ip: IpAddr, now: Instant) -> Option<Ban> {
         let active = |ban: &Ban| ban.until > now;

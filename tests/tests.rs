@@ -20,6 +20,7 @@ mod login;
 mod ops;
 mod passthrough;
 mod protection;
+mod reload;
 mod risk;
 mod shared_state;
 mod upgrade;

@@ -3,9 +3,10 @@
 //! Redis fails (`on_backend_error = "local"`).
 
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
 use crate::config::Config;
@@ -14,7 +15,10 @@ use crate::reputation::{Ban, Observation, Reputation};
 
 #[derive(Debug)]
 pub struct Local {
-    limiters: Limiters,
+    /// Swapped whole by a reload; see [`Limiters::reconfigure`] for what
+    /// carries over.
+    limiters: ArcSwap<Limiters>,
+    max_keys: usize,
     // A std Mutex: every critical section is a few field updates and never
     // awaits, so an async lock would only add cost.
     reputation: Mutex<Reputation>,
@@ -26,9 +30,20 @@ impl Local {
     pub fn new(config: &Config) -> Self {
         let max = config.state.max_tracked_clients;
         Self {
-            limiters: Limiters::new(&config.limits, max),
+            limiters: ArcSwap::from_pointee(Limiters::new(&config.limits, max)),
+            max_keys: max,
             reputation: Mutex::new(Reputation::new(&config.suspicion, max)),
         }
+    }
+
+    /// Applies a reloaded `[limits]` and `[suspicion]`.
+    pub fn reconfigure(&self, config: &Config) {
+        let limiters = self
+            .limiters
+            .load()
+            .reconfigure(&config.limits, self.max_keys);
+        self.limiters.store(Arc::new(limiters));
+        self.reputation().set_rules(&config.suspicion);
     }
 
     pub fn ban_of(&self, ip: IpAddr) -> Option<Ban> {
@@ -36,15 +51,15 @@ impl Local {
     }
 
     pub fn admit_request(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.limiters.admit_request(ip)
+        self.limiters.load().admit_request(ip)
     }
 
     pub fn admit(&self, keys: &AttemptKeys) -> Result<(), Throttled> {
-        self.limiters.admit(keys)
+        self.limiters.load().admit(keys)
     }
 
     pub fn refund(&self, keys: &AttemptKeys) {
-        self.limiters.refund(keys);
+        self.limiters.load().refund(keys);
     }
 
     pub fn observe(&self, ip: IpAddr, observation: Observation) -> Option<Ban> {
@@ -66,7 +81,7 @@ impl Local {
     /// Expires bans and forgets idle limiter keys; returns the bans in
     /// force and the clients tracked.
     pub fn maintain(&self) -> (usize, usize) {
-        self.limiters.forget_idle();
+        self.limiters.load().forget_idle();
         let mut reputation = self.reputation();
         (
             reputation.expire(Instant::now()),
