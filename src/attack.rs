@@ -279,7 +279,7 @@ impl AttackMode {
                 let shared = was.shared_detected.load(Relaxed);
                 route.shared_detected.store(shared, Relaxed);
                 if let Some(learned) = old_ticking.detectors.get(i) {
-                    *detector = learned.clone();
+                    *detector = *learned;
                 }
             }
             ticking.last = old_ticking.last;

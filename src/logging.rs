@@ -18,8 +18,10 @@ use crate::config::{self, AccessFormat, LogFormat};
 /// With `RUST_LOG` set, the environment keeps the say.
 #[derive(Clone)]
 pub struct LevelControl {
-    set: Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    set: Arc<SetLevel>,
 }
+
+type SetLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for LevelControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

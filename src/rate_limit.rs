@@ -709,10 +709,10 @@ mod tests {
         assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Ip);
         // The subnet limit's keys changed (/16): it starts empty.
         for i in 2..=6 {
-            assert!(l.admit(&keys(&format!("192.0.2.{i}"), 1)).is_ok());
+            assert!(l.admit(&keys(&format!("192.0.2.{i}"), i)).is_ok());
         }
         assert_eq!(
-            l.admit(&keys("192.0.2.7", 1)).unwrap_err().limit,
+            l.admit(&keys("192.0.2.7", 7)).unwrap_err().limit,
             LimitKind::Subnet
         );
     }
