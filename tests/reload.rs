@@ -284,3 +284,29 @@ async fn a_new_listen_address_is_reported_as_restart_needed() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// `[log] level` changes without a restart: with the access log's target
+/// off it is silent; reloaded at `info`, it writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_the_log_level() {
+    let setup = Reloading::new().await;
+    let at = |level: &str| {
+        let toml = std::fs::read_to_string(&setup.path).unwrap();
+        let toml = toml.replace("level = \"debug\"", &format!("level = \"{level}\""));
+        std::fs::write(&setup.path, toml).unwrap();
+    };
+    setup.write("", &format!("{LOGIN}{QUIET}"));
+    at("info,credgate::access=off");
+    let proxy = Process::serve(&setup.path);
+    let client = setup.client();
+    let access = "credgate::access";
+    failed_login(&client, &proxy, "203.0.113.12").await;
+    setup.write("", &format!("{LOGIN}{QUIET}"));
+    at("info");
+    let (status, report) = reload(&proxy).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(!proxy.logs().contains(access), "{}", proxy.logs());
+    failed_login(&client, &proxy, "203.0.113.12").await;
+    let written = eventually(Duration::from_secs(10), || proxy.logs().contains(access)).await;
+    assert!(written, "no access line at info: {}", proxy.logs());
+}
