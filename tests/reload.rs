@@ -148,7 +148,10 @@ async fn sighup_tightens_a_limit_under_load_without_losing_a_request() {
     let metrics = scrape(proxy.admin).await;
     let ok = [("result", "success")];
     assert_eq!(sample(&metrics, "credgate_config_reloads_total", &ok), 1.0);
-    assert!(proxy.logs().contains("configuration reloaded"));
+    let logged = eventually(Duration::from_secs(10), || {
+        proxy.logs().contains("configuration reloaded")
+    });
+    assert!(logged.await, "{}", proxy.logs());
 }
 
 /// A login route added by a reload is protected at once: before, its
@@ -230,7 +233,10 @@ async fn a_bad_config_keeps_the_old_one_serving() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(counted, "two refused reloads are not counted");
-    assert!(proxy.logs().contains("configuration reload refused"));
+    let refused = eventually(Duration::from_secs(10), || {
+        proxy.logs().contains("configuration reload refused")
+    });
+    assert!(refused.await, "{}", proxy.logs());
     // The old limit (burst 1) still holds.
     assert_eq!(
         failed_login(&client, &proxy, "203.0.113.9").await,
@@ -269,8 +275,12 @@ async fn a_new_listen_address_is_reported_as_restart_needed() {
         report["restart_needed"],
         serde_json::json!(["server.listen"])
     );
+    let logged = |text: &'static str| {
+        let proxy = &proxy;
+        eventually(Duration::from_secs(10), move || proxy.logs().contains(text))
+    };
     assert!(
-        proxy.logs().contains("restart needed for: server.listen"),
+        logged("restart needed for: server.listen").await,
         "{}",
         proxy.logs()
     );
