@@ -180,6 +180,7 @@ impl Parts {
             attack: attack.clone(),
             metrics: metrics.clone(),
             memory: Arc::new(RiskMemory::new(config)),
+            device: None,
         };
         let proxy = Proxy::new(stages::build(config, kept)?);
         let reloader = Reloader::new(certs, leaked, metrics.clone());

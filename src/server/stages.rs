@@ -34,11 +34,15 @@ pub(super) struct Kept {
     pub attack: AttackMode,
     pub metrics: Metrics,
     pub memory: Arc<RiskMemory>,
+    /// The running device keys, kept when no `device_key_file` is set: a
+    /// new random key would void every device cookie handed out.
+    pub device: Option<DeviceKeys>,
 }
 
 /// The stages for `config` around `kept`.
 pub(super) fn build(config: &Config, kept: Kept) -> anyhow::Result<Stages> {
     let s = &config.server;
+    let risk = risk_stage(config, &kept)?;
     Ok(Stages {
         upstream: kept.upstream,
         trusted: TrustedProxies::new(s.trusted_proxies.clone()),
@@ -48,7 +52,7 @@ pub(super) fn build(config: &Config, kept: Kept) -> anyhow::Result<Stages> {
         leaked: kept.leaked,
         state: kept.state,
         login: login_policy(config)?,
-        risk: risk_stage(config, &kept.attack, kept.memory)?,
+        risk,
         attack: kept.attack,
         metrics: kept.metrics,
         access: AccessLog::new(&config.log),
@@ -58,7 +62,8 @@ pub(super) fn build(config: &Config, kept: Kept) -> anyhow::Result<Stages> {
 /// The stages for a reloaded `config` around the long-lived parts of
 /// `running`. Builds only: nothing changes until the reload applies them.
 /// The risk memory is new (empty) when its window or subnet prefixes
-/// changed, and so is the untrusted-device budget.
+/// changed, and so is the untrusted-device budget. The device key file is
+/// read again (a rotation); without one, the running keys stay.
 pub fn rebuild(config: &Config, running: &Stages) -> anyhow::Result<Stages> {
     let memory = &running.risk.memory;
     let kept = Kept {
@@ -72,6 +77,10 @@ pub fn rebuild(config: &Config, running: &Stages) -> anyhow::Result<Stages> {
             true => memory.clone(),
             false => Arc::new(RiskMemory::new(config)),
         },
+        device: match &config.risk.device_key_file {
+            Some(_) => None,
+            None => Some(running.risk.device.clone()),
+        },
     };
     build(config, kept)
 }
@@ -83,17 +92,18 @@ pub(super) fn routes(config: &Config) -> anyhow::Result<Routes> {
 }
 
 /// The risk stage, reading the routes' attack mode from the detector.
-fn risk_stage(
-    config: &Config,
-    attack: &AttackMode,
-    memory: Arc<RiskMemory>,
-) -> anyhow::Result<Risk> {
+fn risk_stage(config: &Config, kept: &Kept) -> anyhow::Result<Risk> {
+    let max_age = config.risk.device_cookie_max_age.0;
+    let device = match &kept.device {
+        Some(running) => running.clone().with_max_age(max_age),
+        None => DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
+    };
     Ok(Risk {
         policy: risk::Policy::new(&config.risk),
         untrusted: config.attack.untrusted_budget.as_ref().map(Budget::new),
-        device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
-        memory,
-        attack: Arc::new(attack.clone()),
+        device,
+        memory: kept.memory.clone(),
+        attack: Arc::new(kept.attack.clone()),
     })
 }
 
