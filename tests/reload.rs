@@ -320,3 +320,32 @@ async fn a_reload_changes_the_log_level() {
     let written = eventually(Duration::from_secs(10), || proxy.logs().contains(access)).await;
     assert!(written, "no access line at info: {}", proxy.logs());
 }
+
+/// With the limits in Redis, a reload's new limit applies to the counts
+/// already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_tightens_a_limit_kept_in_redis() {
+    let redis = crate::support::redis::RedisServer::start();
+    let setup = Reloading::new().await;
+    let state = format!(
+        "[state]\nbackend = \"redis\"\nredis_url = \"{}\"\n",
+        redis.url()
+    );
+    let limit = |burst: u32| format!("[limits.ip]\nrate = \"1/min\"\nburst = {burst}\n");
+    setup.write("", &format!("{LOGIN}{QUIET}{state}{}", limit(10)));
+    let proxy = Process::serve(&setup.path);
+    let client = setup.client();
+    for _ in 0..3 {
+        let status = failed_login(&client, &proxy, "203.0.113.13").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(redis.keys() > 0, "the limits are not in redis");
+    setup.write("", &format!("{LOGIN}{QUIET}{state}{}", limit(3)));
+    let (status, report) = reload(&proxy).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report.get("restart_needed").is_none(), "{report}");
+    assert_eq!(
+        failed_login(&client, &proxy, "203.0.113.13").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
