@@ -217,8 +217,9 @@ pub enum ConfigError {
         reason: String,
         at: Location,
     },
-    /// Every validation error at once, one per line.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    /// Every validation error at once: on one line here (a log field, the
+    /// admin answer); `check-config` prints them one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Many(Vec<ConfigError>),
 }
 
