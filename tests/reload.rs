@@ -139,6 +139,11 @@ async fn sighup_tightens_a_limit_under_load_without_losing_a_request() {
         "the tighter limit never applied: {}",
         proxy.logs()
     );
+    eprintln!(
+        "sent {}, throttled after the reload {}",
+        sent.load(Relaxed),
+        throttled_after.load(Relaxed)
+    );
     assert_eq!(
         throttled_before.load(Relaxed),
         0,
