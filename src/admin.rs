@@ -311,9 +311,10 @@ impl Admin {
         if let Err(e) = attack.force(request.route.as_deref(), request.mode) {
             return error(StatusCode::NOT_FOUND, &e.to_string());
         }
+        let names = attack.routes();
         let routes: Vec<&str> = match &request.route {
             Some(route) => vec![route.as_str()],
-            None => attack.routes().collect(),
+            None => names.iter().map(String::as_str).collect(),
         };
         self.inner.state.force_attack(&routes, request.mode).await;
         self.inner.metrics.record_attack_mode(attack.each_on());

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+
 use crate::config;
 use crate::route::Routes;
 
@@ -210,7 +212,8 @@ pub struct RouteStatus {
 /// Attack mode for every login route. Cloning is shallow.
 #[derive(Clone, Debug)]
 pub struct AttackMode {
-    inner: Arc<Inner>,
+    /// Swapped whole when a reload changes the login routes or `[attack]`.
+    inner: Arc<ArcSwap<Inner>>,
 }
 
 #[derive(Debug)]
@@ -246,35 +249,50 @@ struct Ticking {
 impl AttackMode {
     /// Attack mode off, in auto, for every login route.
     pub fn new(config: &config::Attack, routes: &Routes) -> Self {
-        let routes: Vec<Route> = routes
-            .logins()
-            .iter()
-            .map(|r| Route {
-                name: r.name.clone(),
-                attempts: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
-                on: AtomicBool::new(false),
-                mode: AtomicU8::new(Mode::Auto.to_u8()),
-                shared_detected: AtomicBool::new(false),
-            })
-            .collect();
-        let ticking = Ticking {
-            last: Instant::now(),
-            detectors: vec![Detector::default(); routes.len()],
-        };
         Self {
-            inner: Arc::new(Inner {
-                rules: Rules::from(config),
-                routes,
-                ticking: Mutex::new(ticking),
-            }),
+            inner: Arc::new(ArcSwap::from_pointee(Inner::new(config, routes))),
         }
+    }
+
+    /// Applies reloaded login routes and `[attack]` rules. A route that
+    /// keeps its name keeps its learned baseline, its counters and what an
+    /// operator forced; a new route starts in auto. A request in flight
+    /// across the swap may count on the route that now has its index.
+    pub fn reconfigure(&self, config: &config::Attack, routes: &Routes) {
+        let old = self.inner.load();
+        let new = Inner::new(config, routes);
+        {
+            let old_ticking = ticking(&old);
+            let mut ticking = ticking(&new);
+            for (route, detector) in new.routes.iter().zip(&mut ticking.detectors) {
+                let Some(i) = old.routes.iter().position(|r| r.name == route.name) else {
+                    continue;
+                };
+                let was = &old.routes[i];
+                for (to, from) in [
+                    (&route.attempts, &was.attempts),
+                    (&route.failures, &was.failures),
+                ] {
+                    to.store(from.load(Relaxed), Relaxed);
+                }
+                route.mode.store(was.mode.load(Relaxed), Relaxed);
+                let shared = was.shared_detected.load(Relaxed);
+                route.shared_detected.store(shared, Relaxed);
+                if let Some(learned) = old_ticking.detectors.get(i) {
+                    *detector = *learned;
+                }
+            }
+            ticking.last = old_ticking.last;
+        }
+        self.inner.store(Arc::new(new));
+        self.settle();
     }
 
     /// Counts an attempt on route `route`: `failed` is what the shop's
     /// answer said (`None`: no answer to go by, not counted).
     pub fn record(&self, route: usize, failed: Option<bool>) {
-        let (Some(route), Some(failed)) = (self.inner.routes.get(route), failed) else {
+        let inner = self.inner.load();
+        let (Some(route), Some(failed)) = (inner.routes.get(route), failed) else {
             return;
         };
         route.attempts.fetch_add(1, Relaxed);
@@ -287,30 +305,34 @@ impl AttackMode {
     /// on, or, in auto, detected here or by another replica.
     pub fn is_on(&self, route: usize) -> bool {
         self.inner
+            .load()
             .routes
             .get(route)
             .is_some_and(|r| r.on.load(Relaxed))
     }
 
     /// [`AttackMode::is_on`] of every route, in index order.
-    pub fn each_on(&self) -> impl Iterator<Item = bool> + '_ {
-        self.inner.routes.iter().map(|r| r.on.load(Relaxed))
+    pub fn each_on(&self) -> Vec<bool> {
+        let inner = self.inner.load();
+        inner.routes.iter().map(|r| r.on.load(Relaxed)).collect()
     }
 
     /// The routes' names, in index order.
-    pub fn routes(&self) -> impl Iterator<Item = &str> {
-        self.inner.routes.iter().map(|r| r.name.as_str())
+    pub fn routes(&self) -> Vec<String> {
+        let inner = self.inner.load();
+        inner.routes.iter().map(|r| r.name.clone()).collect()
     }
 
     /// Evaluates every route with what it saw since the last tick. Returns
     /// what this replica detects, per route, for the shared backend.
     pub fn tick(&self, now: Instant) -> Vec<bool> {
-        let mut ticking = self.ticking();
+        let inner = self.inner.load();
+        let mut ticking = ticking(&inner);
         let elapsed = now.saturating_duration_since(ticking.last);
         ticking.last = now;
-        let rules = &self.inner.rules;
-        let mut detected = Vec::with_capacity(self.inner.routes.len());
-        for (route, detector) in self.inner.routes.iter().zip(&mut ticking.detectors) {
+        let rules = &inner.rules;
+        let mut detected = Vec::with_capacity(inner.routes.len());
+        for (route, detector) in inner.routes.iter().zip(&mut ticking.detectors) {
             let counts = Counts {
                 attempts: route.attempts.swap(0, Relaxed),
                 failures: route.failures.swap(0, Relaxed),
@@ -337,7 +359,7 @@ impl AttackMode {
 
     /// Takes in what the shared backend says, per route, in index order.
     pub fn share(&self, shared: &[SharedMode]) {
-        for (route, shared) in self.inner.routes.iter().zip(shared) {
+        for (route, shared) in self.inner.load().routes.iter().zip(shared) {
             route.shared_detected.store(shared.detected, Relaxed);
             route.mode.store(shared.mode.to_u8(), Relaxed);
         }
@@ -347,7 +369,8 @@ impl AttackMode {
     /// Forces `route` (every route with `None`) on or off, or hands it back
     /// to the detector.
     pub fn force(&self, route: Option<&str>, mode: Mode) -> Result<(), UnknownRoute> {
-        let routes = &self.inner.routes;
+        let inner = self.inner.load();
+        let routes = &inner.routes;
         let chosen: Vec<&Route> = match route {
             None => routes.iter().collect(),
             Some(name) => vec![routes
@@ -369,7 +392,8 @@ impl AttackMode {
 
     /// What an operator forced, per route, in index order.
     pub fn modes(&self) -> Vec<Mode> {
-        let routes = &self.inner.routes;
+        let inner = self.inner.load();
+        let routes = &inner.routes;
         routes
             .iter()
             .map(|r| Mode::from_u8(r.mode.load(Relaxed)))
@@ -378,9 +402,10 @@ impl AttackMode {
 
     /// Every route's mode, answer and rates.
     pub fn status(&self) -> Vec<RouteStatus> {
-        let ticking = self.ticking();
-        let rules = &self.inner.rules;
-        let routes = self.inner.routes.iter().zip(&ticking.detectors);
+        let inner = self.inner.load();
+        let ticking = ticking(&inner);
+        let rules = &inner.rules;
+        let routes = inner.routes.iter().zip(&ticking.detectors);
         routes
             .map(|(route, detector)| {
                 let mode = Mode::from_u8(route.mode.load(Relaxed));
@@ -408,8 +433,9 @@ impl AttackMode {
     /// Sets each route's answer from its mode, its detector and the other
     /// replicas.
     fn settle(&self) {
-        let ticking = self.ticking();
-        for (route, detector) in self.inner.routes.iter().zip(&ticking.detectors) {
+        let inner = self.inner.load();
+        let ticking = ticking(&inner);
+        for (route, detector) in inner.routes.iter().zip(&ticking.detectors) {
             let on = match Mode::from_u8(route.mode.load(Relaxed)) {
                 Mode::On => true,
                 Mode::Off => false,
@@ -418,10 +444,38 @@ impl AttackMode {
             route.on.store(on, Relaxed);
         }
     }
+}
 
-    fn ticking(&self) -> MutexGuard<'_, Ticking> {
-        self.inner.ticking.lock().unwrap_or_else(|e| e.into_inner())
+// === impl Inner ===
+
+impl Inner {
+    fn new(config: &config::Attack, routes: &Routes) -> Self {
+        let routes: Vec<Route> = routes
+            .logins()
+            .iter()
+            .map(|r| Route {
+                name: r.name.clone(),
+                attempts: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                on: AtomicBool::new(false),
+                mode: AtomicU8::new(Mode::Auto.to_u8()),
+                shared_detected: AtomicBool::new(false),
+            })
+            .collect();
+        let ticking = Ticking {
+            last: Instant::now(),
+            detectors: vec![Detector::default(); routes.len()],
+        };
+        Self {
+            rules: Rules::from(config),
+            routes,
+            ticking: Mutex::new(ticking),
+        }
     }
+}
+
+fn ticking(inner: &Inner) -> MutexGuard<'_, Ticking> {
+    inner.ticking.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

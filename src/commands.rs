@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::config::ConfigError;
 use crate::filter_build::{self, BuildOptions};
 use crate::leaked::{self, Filter, FilterError, FilterKind, Header};
 use crate::server::Signals;
@@ -27,8 +28,8 @@ const MAX_PASSWORD: usize = 4096;
 /// `credgate serve`: runs the proxy until SIGTERM or SIGINT.
 pub fn serve(path: &Path) -> ExitCode {
     match Config::load(path) {
-        Ok(config) => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
-        Err(e) => usage_error(e.into()),
+        Ok(config) => exit(runtime().and_then(|rt| rt.block_on(run(path, config)))),
+        Err(e) => config_error(&e),
     }
 }
 
@@ -43,10 +44,12 @@ pub fn demo_shop(listen: SocketAddr) -> ExitCode {
     exit(runtime().and_then(|rt| rt.block_on(run_demo_shop(listen))))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    logging::init(&config.log);
+async fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+    let level = logging::init(&config.log);
     let signals = Signals::install()?;
-    let server = Server::bind(&config).await?;
+    let server = Server::bind(&config)
+        .await?
+        .reload_config_from(path, &config, level);
     let addrs = server.addrs();
     tracing::info!(proxy = %addrs.proxy, admin = %addrs.admin, plain = ?addrs.plain, "listening");
     server.run_until_signalled(signals).await
@@ -71,11 +74,15 @@ async fn run_demo_shop(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `credgate check-config`: like `nginx -t`, every error at once, each with
+/// its file, key and reason (and line, column and caret for a syntax or
+/// type error); then everything the file names is loaded as `serve` would.
 pub fn check_config(path: &Path) -> ExitCode {
-    let checked = Config::load(path)
-        .map_err(anyhow::Error::from)
-        .and_then(|config| Server::check(&config).with_context(|| path.display().to_string()));
-    match checked {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return config_error(&e),
+    };
+    match Server::check(&config).with_context(|| path.display().to_string()) {
         Ok(warnings) => {
             for warning in warnings {
                 eprintln!("warning: {}: {warning}", path.display());
@@ -85,6 +92,18 @@ pub fn check_config(path: &Path) -> ExitCode {
         }
         Err(e) => usage_error(e),
     }
+}
+
+/// Prints each error of a refused configuration on its own line, with the
+/// offending line under a syntax or type error.
+fn config_error(e: &ConfigError) -> ExitCode {
+    for error in e.errors() {
+        eprintln!("error: {}", logging::chain(error));
+        if let Some(snippet) = error.snippet() {
+            eprintln!("{snippet}");
+        }
+    }
+    ExitCode::from(EXIT_USAGE)
 }
 
 pub fn build_filter(opts: &BuildOptions) -> ExitCode {

@@ -19,8 +19,12 @@ use http::uri::{Authority, Scheme, Uri};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use self::diagnostic::Location;
+
 mod attack;
+pub mod changes;
 mod defaults;
+pub mod diagnostic;
 mod login;
 mod preset;
 mod protection;
@@ -209,6 +213,18 @@ pub enum ConfigError {
         key: String,
         reason: String,
     },
+    /// A syntax or type error, where serde and the TOML parser found it.
+    #[error("{}{}:{}: key `{key}`: {reason}", file_prefix(.file).trim_end_matches(' '), .at.line, .at.column)]
+    Parse {
+        file: Option<PathBuf>,
+        key: String,
+        reason: String,
+        at: Location,
+    },
+    /// Every validation error at once: on one line here (a log field, the
+    /// admin answer); `check-config` prints them one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Many(Vec<ConfigError>),
 }
 
 fn file_prefix(file: &Option<PathBuf>) -> String {
@@ -229,28 +245,43 @@ impl Config {
         Self::from_toml(&text).map_err(|e| e.in_file(path))
     }
 
-    /// Parses and validates configuration text.
+    /// Parses and validates configuration text. A syntax or type error
+    /// stops at the first; validation reports every error it finds.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let de = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Invalid {
-                file: None,
-                key: if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
+            let key = if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            };
+            let error = e.into_inner();
+            let reason = diagnostic::with_suggestion(error.message().trim());
+            match error.span() {
+                Some(span) => ConfigError::Parse {
+                    file: None,
+                    key,
+                    reason,
+                    at: Location::of(text, span.start),
                 },
-                reason: e.into_inner().message().trim().to_owned(),
+                None => ConfigError::Invalid {
+                    file: None,
+                    key,
+                    reason,
+                },
             }
         })?;
         config.validate()?;
         Ok(config)
     }
 
+    /// Checks what no single field can, and reports every error found: the
+    /// first of each section, and each of the top-level checks.
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid {
+        let mut errors = Vec::new();
+        let mut invalid = |key: &str, reason: &str| {
+            errors.push(ConfigError::Invalid {
                 file: None,
                 key: key.into(),
                 reason: reason.into(),
@@ -258,20 +289,20 @@ impl Config {
         };
         let s = &self.server;
         if s.max_connections == 0 {
-            return invalid("server.max_connections", "must be at least 1");
+            invalid("server.max_connections", "must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.log.passthrough_sample) {
-            return invalid("log.passthrough_sample", "must be between 0 and 1");
+            invalid("log.passthrough_sample", "must be between 0 and 1");
         }
         if s.max_headers == 0 {
-            return invalid("server.max_headers", "must be at least 1");
+            invalid("server.max_headers", "must be at least 1");
         }
         // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
         if s.max_header_size.0 < 8192 || s.max_header_size.0 > u64::from(u32::MAX) {
-            return invalid("server.max_header_size", "must be between 8KiB and 4GiB");
+            invalid("server.max_header_size", "must be between 8KiB and 4GiB");
         }
         if s.h2_max_concurrent_streams == 0 {
-            return invalid("server.h2_max_concurrent_streams", "must be at least 1");
+            invalid("server.h2_max_concurrent_streams", "must be at least 1");
         }
         for (key, d) in [
             ("server.tls_handshake_timeout", s.tls_handshake_timeout),
@@ -282,35 +313,65 @@ impl Config {
             ("upstream.request_timeout", self.upstream.request_timeout),
         ] {
             if d.0.is_zero() {
-                return invalid(key, "must be greater than zero");
+                invalid(key, "must be greater than zero");
             }
         }
-        self.validate_logins()?;
-        self.limits.validate()?;
-        self.risk.validate()?;
-        self.suspicion.validate()?;
-        self.state.validate()?;
-        self.attack.validate()?;
         let addrs = [Some(s.listen), s.listen_plain, Some(s.admin_listen)];
         let bound: Vec<_> = addrs.iter().flatten().filter(|a| a.port() != 0).collect();
         for (i, a) in bound.iter().enumerate() {
             if bound[..i].contains(a) {
-                return invalid("server", &format!("address {a} is used by two listeners"));
+                invalid("server", &format!("address {a} is used by two listeners"));
             }
         }
-        Ok(())
+        let sections = [
+            self.validate_logins(),
+            self.limits.validate(),
+            self.risk.validate(),
+            self.suspicion.validate(),
+            self.state.validate(),
+            self.attack.validate(),
+        ];
+        errors.extend(sections.into_iter().filter_map(Result::err));
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Many(errors)),
+        }
     }
 }
 
 impl ConfigError {
     fn in_file(self, path: &Path) -> Self {
+        let file = Some(path.to_owned());
         match self {
-            Self::Invalid { key, reason, .. } => Self::Invalid {
-                file: Some(path.to_owned()),
+            Self::Invalid { key, reason, .. } => Self::Invalid { file, key, reason },
+            Self::Parse {
+                key, reason, at, ..
+            } => Self::Parse {
+                file,
                 key,
                 reason,
+                at,
             },
+            Self::Many(errors) => Self::Many(errors.into_iter().map(|e| e.in_file(path)).collect()),
             read @ Self::Read { .. } => read,
+        }
+    }
+
+    /// Each error on its own: the list of [`ConfigError::Many`], or this one.
+    pub fn errors(&self) -> Vec<&ConfigError> {
+        match self {
+            Self::Many(errors) => errors.iter().flat_map(Self::errors).collect(),
+            one => vec![one],
+        }
+    }
+
+    /// The offending line with a caret under the error, for a syntax or
+    /// type error.
+    pub fn snippet(&self) -> Option<String> {
+        match self {
+            Self::Parse { at, .. } => Some(at.snippet()),
+            _ => None,
         }
     }
 }

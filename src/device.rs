@@ -107,6 +107,12 @@ impl DeviceKeys {
         }
     }
 
+    /// These keys with a reloaded `device_cookie_max_age`.
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
     /// Reads a key file: one key a line (hex or base64, at least 32 bytes),
     /// blank lines and `#` comments skipped; the first key signs.
     pub fn load(path: &Path, max_age: Duration) -> Result<Self, KeyError> {

@@ -37,7 +37,8 @@
 //!
 //! `Proxy::try_handle` is that list as code. [`admin`] serves
 //! `/metrics`, `/healthz`, `/readyz` and the token-protected `/admin/*` on a
-//! separate listener; [`reload`] re-reads certificate and filters; [`demo`]
+//! separate listener; [`reload`] re-reads the configuration file, certificate
+//! and filters, and swaps the stages without dropping a request; [`demo`]
 //! runs the whole thing in front of a small in-process shop; [`healthcheck`]
 //! probes a running proxy's `/healthz` for container runtimes. [`leaked`]
 //! holds the leaked-credential filters as the proxy uses them (file format,

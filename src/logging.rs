@@ -5,17 +5,45 @@
 
 pub mod access;
 
+use std::sync::Arc;
+
 use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{reload, EnvFilter, Layer};
 
 use crate::config::{self, AccessFormat, LogFormat};
 
+/// Changes the level of the running subscriber: a reloaded `[log] level`.
+/// With `RUST_LOG` set, the environment keeps the say.
+#[derive(Clone)]
+pub struct LevelControl {
+    set: Arc<SetLevel>,
+}
+
+type SetLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for LevelControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LevelControl").finish_non_exhaustive()
+    }
+}
+
+impl LevelControl {
+    /// Filters from now on at `level` (a `tracing` directive such as
+    /// `info` or `credgate=debug`).
+    pub fn set(&self, level: &config::LogLevel) -> Result<(), String> {
+        (self.set)(&level.0)
+    }
+}
+
 /// Installs the subscriber for the process. Call once, from `main`.
-pub fn init(log: &config::Log) {
+pub fn init(log: &config::Log) -> LevelControl {
+    let from_env = std::env::var_os(EnvFilter::DEFAULT_ENV).is_some();
     let level =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level.0));
+    let (main_level, main_handle) = reload::Layer::new(level());
+    let (access_level, access_handle) = reload::Layer::new(level());
     let combined = log.access_format == AccessFormat::Combined;
     // In the combined format, the access lines are the access layer's alone.
     let not_access = filter_fn(move |m| !(combined && m.target() == access::TARGET));
@@ -31,15 +59,27 @@ pub fn init(log: &config::Log) {
             .without_time()
             .with_level(false)
             .with_target(false)
-            .with_filter(level().and(filter_fn(|m| m.target() == access::TARGET)))
+            .with_filter(access_level.and(filter_fn(|m| m.target() == access::TARGET)))
     });
     let result = tracing_subscriber::registry()
-        .with(main.with_filter(level().and(not_access)))
+        .with(main.with_filter(main_level.and(not_access)))
         .with(access)
         .try_init();
     if let Err(e) = result {
         eprintln!("warning: logging was already set up: {e}");
     }
+    let set = move |level: &str| {
+        if from_env {
+            return Ok(());
+        }
+        let filter = || EnvFilter::try_new(level).map_err(|e| e.to_string());
+        main_handle.reload(filter()?).map_err(|e| e.to_string())?;
+        if combined {
+            access_handle.reload(filter()?).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    LevelControl { set: Arc::new(set) }
 }
 
 /// An error and its causes on one line, `a: b: c`, for a log field.

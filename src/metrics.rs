@@ -229,6 +229,12 @@ impl Metrics {
         })
     }
 
+    /// The series of reloaded login routes.
+    pub fn set_routes(&self, routes: &Routes) {
+        self.inner.requests.set_routes(routes);
+        self.inner.attacks.set_routes(routes);
+    }
+
     /// Counts a finished request on its route (`None`: pass-through).
     pub fn record_request(
         &self,
@@ -237,8 +243,12 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let requests = &self.inner.requests;
-        let series = match login {
-            Some(route) => &requests.logins[route.index],
+        let logins = requests.logins.load();
+        // A request in flight across a reload that removed its route has
+        // no series left to count in.
+        let series = match login.map(|route| logins.get(route.index)) {
+            Some(Some(series)) => series,
+            Some(None) => return,
             None => &requests.passthrough,
         };
         series.decisions[decision as usize].inc();
@@ -286,7 +296,7 @@ impl Metrics {
 
     /// Whether each login route (by index) is in attack mode.
     pub fn record_attack_mode(&self, on: impl IntoIterator<Item = bool>) {
-        for (gauge, on) in self.inner.attacks.mode.iter().zip(on) {
+        for (gauge, on) in self.inner.attacks.mode.load().iter().zip(on) {
             gauge.set(i64::from(on));
         }
     }
@@ -314,6 +324,10 @@ impl Metrics {
 
     pub fn record_tls_handshake_error(&self) {
         self.inner.connections.tls_handshake_errors.inc();
+    }
+
+    pub fn record_config_reload(&self, ok: bool) {
+        self.inner.connections.config_reloads[usize::from(!ok)].inc();
     }
 
     pub fn record_tls_reload(&self, ok: bool) {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT};
 use http::request::Parts;
 use http::{Request, Response};
@@ -57,7 +58,7 @@ pub struct LoginPolicy {
     pub body_read_timeout: Duration,
 }
 
-/// Everything the pipeline needs, built once at start.
+/// Everything the pipeline needs, built at start and again by each reload.
 #[derive(Debug)]
 pub struct Stages {
     pub upstream: Upstream,
@@ -77,6 +78,13 @@ pub struct Stages {
 /// The shared handles of the pipeline. Cloning is shallow.
 #[derive(Clone, Debug)]
 pub struct Proxy {
+    /// Swapped whole by a reload: each request runs on the stages that were
+    /// current when it arrived, so none sees half of a change.
+    stages: Arc<ArcSwap<Stages>>,
+}
+
+/// One request's pipeline: the stages current when it arrived.
+struct Pipeline {
     inner: Arc<Stages>,
 }
 
@@ -121,12 +129,36 @@ struct Attempt {
 impl Proxy {
     pub fn new(stages: Stages) -> Self {
         Self {
-            inner: Arc::new(stages),
+            stages: Arc::new(ArcSwap::from_pointee(stages)),
         }
+    }
+
+    /// The stages serving now.
+    pub fn stages(&self) -> Arc<Stages> {
+        self.stages.load_full()
+    }
+
+    /// Serves every request from now on with `stages`; requests in flight
+    /// finish on the ones they started with.
+    pub fn swap(&self, stages: Stages) {
+        self.stages.store(Arc::new(stages));
     }
 
     /// Never fails: every error becomes a response, logged and counted once.
     pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: Conn,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let inner = self.stages.load_full();
+        Pipeline { inner }.handle(req, conn).await
+    }
+}
+
+// === impl Pipeline ===
+
+impl Pipeline {
+    async fn handle(
         &self,
         mut req: Request<Incoming>,
         conn: Conn,

@@ -108,7 +108,8 @@ pub struct Limiters<C: Clock = DefaultClock> {
     ip: Option<KeyedLimit<IpAddr, C>>,
     subnet: Option<(KeyedLimit<IpNet, C>, u8, u8)>,
     username: Option<KeyedLimit<UsernameKey, C>>,
-    global: Option<Direct<C>>,
+    /// Shared with the limiters a reload builds while its quota is the same.
+    global: Option<(Arc<Direct<C>>, Limit)>,
     all: Option<KeyedLimit<IpAddr, C>>,
     clock: C,
 }
@@ -146,12 +147,67 @@ where
                 )
             }),
             username: limits.username.as_ref().map(|l| keyed(l, max_keys, &clock)),
-            global: limits
-                .global
-                .as_ref()
-                .map(|g| RateLimiter::direct_with_clock(quota(g.rate, g.burst), clock.clone())),
+            global: limits.global.map(|g| (direct(&g, &clock), g)),
             all: limits.all.as_ref().map(|l| keyed(l, max_keys, &clock)),
             clock,
+        }
+    }
+
+    /// The limiters of a reloaded `[limits]` that keep what these counted:
+    /// a limit whose key is the same (ip, username, all; subnet at the same
+    /// prefix lengths) keeps its store, so each client's history carries
+    /// over under the new rate and burst. A subnet limit with new prefix
+    /// lengths starts empty (its keys are other networks), and so does a
+    /// global limit whose rate or burst changed.
+    pub fn reconfigure(&self, limits: &config::Limits, max_keys: usize) -> Self {
+        let clock = &self.clock;
+        Self {
+            ip: limits.ip.as_ref().map(|l| {
+                keyed_on(
+                    l,
+                    max_keys,
+                    clock,
+                    self.ip.as_ref().map(|o| &o.store).cloned(),
+                )
+            }),
+            subnet: limits.subnet.as_ref().map(|s| {
+                let limit = Limit {
+                    rate: s.rate,
+                    burst: s.burst,
+                };
+                let same_keys = |(_, v4, v6): &&(KeyedLimit<IpNet, C>, u8, u8)| {
+                    (*v4, *v6) == (s.ipv4_prefix, s.ipv6_prefix)
+                };
+                let old = self.subnet.as_ref().filter(same_keys).map(|o| &o.0.store);
+                (
+                    keyed_on(&limit, max_keys, clock, old.cloned()),
+                    s.ipv4_prefix,
+                    s.ipv6_prefix,
+                )
+            }),
+            username: limits.username.as_ref().map(|l| {
+                keyed_on(
+                    l,
+                    max_keys,
+                    clock,
+                    self.username.as_ref().map(|o| &o.store).cloned(),
+                )
+            }),
+            global: limits.global.map(|g| match &self.global {
+                Some((same, old)) if (old.rate, old.burst) == (g.rate, g.burst) => {
+                    (same.clone(), g)
+                }
+                _ => (direct(&g, clock), g),
+            }),
+            all: limits.all.as_ref().map(|l| {
+                keyed_on(
+                    l,
+                    max_keys,
+                    clock,
+                    self.all.as_ref().map(|o| &o.store).cloned(),
+                )
+            }),
+            clock: clock.clone(),
         }
     }
 
@@ -213,7 +269,7 @@ where
             self.check(checked, LimitKind::Username)?;
             charged.username = true;
         }
-        if let Some(global) = &self.global {
+        if let Some((global, _)) = &self.global {
             self.check(global.check(), LimitKind::Global)?;
         }
         Ok(())
@@ -314,8 +370,18 @@ fn keyed<K: Hash + Eq + Clone, C: Clock + Clone>(
     max_keys: usize,
     clock: &C,
 ) -> KeyedLimit<K, C> {
+    keyed_on(limit, max_keys, clock, None)
+}
+
+/// A keyed limit on `store` (a reload's), or on a new one.
+fn keyed_on<K: Hash + Eq + Clone, C: Clock + Clone>(
+    limit: &Limit,
+    max_keys: usize,
+    clock: &C,
+    store: Option<Arc<BoundedStore<K>>>,
+) -> KeyedLimit<K, C> {
     let quota = quota(limit.rate, limit.burst);
-    let store = Arc::new(BoundedStore::new(max_keys));
+    let store = store.unwrap_or_else(|| Arc::new(BoundedStore::new(max_keys)));
     KeyedLimit {
         limiter: RateLimiter::new(quota, SharedStore(store.clone()), clock.clone()),
         store,
@@ -331,6 +397,11 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimit<K, C> {
     fn refund(&self, key: &K) {
         self.store.refund(key, self.interval);
     }
+}
+
+fn direct<C: Clock + Clone>(limit: &Limit, clock: &C) -> Arc<Direct<C>> {
+    let quota = quota(limit.rate, limit.burst);
+    Arc::new(RateLimiter::direct_with_clock(quota, clock.clone()))
 }
 
 fn quota(rate: config::Rate, burst: std::num::NonZeroU32) -> Quota {
@@ -611,6 +682,39 @@ mod tests {
         assert!(l.admit(&a).is_ok());
         clock.advance(Duration::from_secs(60));
         assert!(l.admit(&a).is_ok());
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counts_of_limits_with_the_same_keys() {
+        let clock = FakeRelativeClock::default();
+        let loose = limits(
+            r#"
+            ip = { rate = "1/min", burst = 5 }
+            subnet = { rate = "1/min", burst = 5 }
+            "#,
+        );
+        let l = Limiters::with_clock(&loose, 100, clock);
+        let a = keys("192.0.2.1", 1);
+        for _ in 0..3 {
+            assert!(l.admit(&a).is_ok());
+        }
+        // A tighter ip limit: the three attempts already made count.
+        let tight = limits(
+            r#"
+            ip = { rate = "1/min", burst = 3 }
+            subnet = { rate = "1/min", burst = 5, ipv4_prefix = 16 }
+            "#,
+        );
+        let l = l.reconfigure(&tight, 100);
+        assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Ip);
+        // The subnet limit's keys changed (/16): it starts empty.
+        for i in 2..=6 {
+            assert!(l.admit(&keys(&format!("192.0.2.{i}"), i)).is_ok());
+        }
+        assert_eq!(
+            l.admit(&keys("192.0.2.7", 7)).unwrap_err().limit,
+            LimitKind::Subnet
+        );
     }
 
     #[test]

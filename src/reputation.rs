@@ -330,6 +330,20 @@ impl Reputation {
         &self.rules
     }
 
+    /// New rules from a reloaded `[suspicion]`. Clients' windows and bans
+    /// stay: a ban in force runs its course, and the next attempt is judged
+    /// by the new thresholds.
+    pub fn set_rules(&mut self, config: &config::Suspicion) {
+        self.rules = Rules::new(config);
+        self.subnets = match (self.subnets.take(), config.subnet_ban) {
+            (Some(mut subnets), Some(rules)) => {
+                subnets.set_rules(rules);
+                Some(subnets)
+            }
+            (_, rules) => rules.map(|r| Subnets::new(r, self.max_clients)),
+        };
+    }
+
     /// The ban on `ip` in force at `now`, if any.
     pub fn ban_of(&self, ip: IpAddr, now: Instant) -> Option<Ban> {
         let active = |ban: &Ban| ban.until > now;

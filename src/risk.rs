@@ -166,7 +166,8 @@ pub struct Risk {
     /// Shared by the logins from untrusted devices during an attack.
     pub untrusted: Option<Budget>,
     pub device: DeviceKeys,
-    pub memory: RiskMemory,
+    /// Kept by a reload that reads it the same way ([`RiskMemory::fits`]).
+    pub memory: Arc<RiskMemory>,
     pub attack: Arc<dyn AttackMode>,
 }
 

@@ -8,9 +8,11 @@
 
 mod hello;
 mod idle;
+mod stages;
 mod tunnel;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,24 +33,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{Admin, AdminParts, AdminToken};
 use crate::attack::AttackMode;
-use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
-use crate::device::DeviceKeys;
-use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
+use crate::fingerprint::{Fingerprints, Ja4};
 use crate::leaked::LeakedFilters;
-use crate::logging::access::AccessLog;
+use crate::logging::LevelControl;
 use crate::metrics::Metrics;
-use crate::proxy::{Conn, LoginPolicy, Proxy, Stages};
-use crate::rate_limit::Budget;
-use crate::reload::Reloader;
-use crate::respond::BlockPage;
-use crate::risk::{self, Risk, RiskMemory};
-use crate::route::Routes;
+use crate::proxy::{Conn, Proxy};
+use crate::reload::{ConfigFile, Reloader};
+use crate::risk::RiskMemory;
 use crate::state::State;
 use crate::tls::{self, validity, CertStore};
 use crate::upstream::{upgrade_of, Upstream};
-use crate::verdict::Policy;
 use idle::{Activity, ActivityIo};
+use stages::Kept;
 use tunnel::Tunnel;
 
 // Bounds the admin listener on its own: a scrape storm must not be able to
@@ -161,8 +158,7 @@ impl Parts {
         let certs = Arc::new(certs);
         let tls = TlsAcceptor::from(certs.server_config()?);
         let registry = Registry::new();
-        let routes =
-            Routes::new(&config.login)?.allow_body_on(s.allow_body_on.iter().map(|m| m.0.clone()));
+        let routes = stages::routes(config)?;
         let metrics = Metrics::new(&registry, &routes).context("cannot register metrics")?;
         let leaked =
             LeakedFilters::load(&config.leaked).context("[leaked]: cannot load the filters")?;
@@ -177,20 +173,17 @@ impl Parts {
         let state = State::new(config, metrics.state_backend_errors());
         let fingerprints = Fingerprints::new(config.suspicion.window.0);
         let attack = AttackMode::new(&config.attack, &routes);
-        let proxy = Proxy::new(Stages {
+        let kept = Kept {
             upstream: upstream.clone(),
-            trusted: TrustedProxies::new(s.trusted_proxies.clone()),
-            fingerprint: FingerprintSource::new(s.fingerprint_header.clone().map(|h| h.0)),
             fingerprints: fingerprints.clone(),
-            routes,
             leaked: leaked.clone(),
             state: state.clone(),
             attack: attack.clone(),
-            login: login_policy(config)?,
-            risk: risk_stage(config, &attack)?,
             metrics: metrics.clone(),
-            access: AccessLog::new(&config.log),
-        });
+            memory: Arc::new(RiskMemory::new(config)),
+            device: None,
+        };
+        let proxy = Proxy::new(stages::build(config, kept)?);
         let reloader = Reloader::new(certs, leaked, metrics.clone());
         let admin = Admin::new(AdminParts {
             registry,
@@ -282,6 +275,15 @@ impl Server {
         Ok(warning.into_iter().collect())
     }
 
+    /// Makes SIGHUP and `POST /admin/reload` re-read `path`, the file
+    /// `config` was loaded from, and apply what changed (see [`crate::reload`]).
+    pub fn reload_config_from(self, path: &Path, config: &Config, level: LevelControl) -> Self {
+        let proxy = self.proxy.clone();
+        let file = ConfigFile::new(path, config.clone(), proxy, stages::rebuild, level);
+        self.reloader.read_config_from(file);
+        self
+    }
+
     pub fn addrs(&self) -> Addrs {
         let addr = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
         Addrs {
@@ -361,7 +363,7 @@ impl Server {
         self.state.save_bans().await;
     }
 
-    /// Runs until SIGTERM or SIGINT; SIGHUP reloads the certificate.
+    /// Runs until SIGTERM or SIGINT; SIGHUP reloads.
     pub async fn run_until_signalled(self, mut signals: Signals) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let reloader = self.reloader.clone();
@@ -406,36 +408,6 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
         .map(AdminToken::load)
         .transpose()
         .context("key `server.admin_token_file`")
-}
-
-/// The risk stage, reading the routes' attack mode from the detector.
-fn risk_stage(config: &Config, attack: &AttackMode) -> anyhow::Result<Risk> {
-    Ok(Risk {
-        policy: risk::Policy::new(&config.risk),
-        untrusted: config.attack.untrusted_budget.as_ref().map(Budget::new),
-        device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
-        memory: RiskMemory::new(config),
-        attack: Arc::new(attack.clone()),
-    })
-}
-
-fn login_policy(config: &Config) -> anyhow::Result<LoginPolicy> {
-    let leaked = &config.leaked;
-    let block_page = match &leaked.block_body_file {
-        Some(path) => BlockPage::load(path)
-            .with_context(|| format!("leaked.block_body_file: cannot read {}", path.display()))?,
-        None => BlockPage::default(),
-    };
-    Ok(LoginPolicy {
-        verdicts: Policy {
-            on_leaked_pair: leaked.on_leaked_pair,
-            on_leaked_password: leaked.on_leaked_password,
-        },
-        annotate_header: leaked.annotate_header.0.clone(),
-        on_unparsed: leaked.on_unparsed,
-        block_page,
-        body_read_timeout: config.server.body_read_timeout.0,
-    })
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

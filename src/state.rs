@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use prometheus::IntCounter;
 
@@ -96,18 +97,36 @@ struct Shared {
     local: Local,
     on_error: OnBackendError,
     health: Health,
-    suspicion: bool,
-    ban_scope: BanScope,
     /// `state.ban_snapshot`, with `backend = "local"` only.
     snapshot: Option<PathBuf>,
     /// The last write of the snapshot failed: retried at each maintenance.
     snapshot_failing: AtomicBool,
-    allowlist: Vec<IpNet>,
-    denylist: Vec<IpNet>,
+    /// Swapped whole by a reload.
+    screening: ArcSwap<Screening>,
     /// Keys the username hash, so that the key of the username limit and the
     /// suspicion sketch is not the name. With Redis, a key shared by every
     /// replica replaces it once connected.
     usernames: RandomState,
+}
+
+/// Who is screened how: the parts of `[suspicion]` a reload changes here.
+#[derive(Debug)]
+struct Screening {
+    suspicion: bool,
+    ban_scope: BanScope,
+    allowlist: Vec<IpNet>,
+    denylist: Vec<IpNet>,
+}
+
+impl Screening {
+    fn new(s: &config::Suspicion) -> Self {
+        Self {
+            suspicion: s.enabled,
+            ban_scope: s.ban_scope,
+            allowlist: s.allowlist.clone(),
+            denylist: s.denylist.clone(),
+        }
+    }
 }
 
 /// Where the answers come from.
@@ -124,7 +143,6 @@ impl State {
     /// The state for `config`. `backend_errors` counts the shared backend's
     /// failures: the fallback answers them, so no caller ever sees one.
     pub fn new(config: &Config, backend_errors: IntCounter) -> Self {
-        let s = &config.suspicion;
         let backend = match config.state.backend {
             config::Backend::Redis | config::Backend::RedisCluster => match Redis::new(config) {
                 Ok(redis) => Backend::Redis(Box::new(redis)),
@@ -142,18 +160,28 @@ impl State {
                 local: Local::new(config),
                 on_error: config.state.on_backend_error,
                 health: Health::new(backend_errors),
-                suspicion: s.enabled,
-                ban_scope: s.ban_scope,
                 snapshot: match config.state.backend {
                     config::Backend::Local => config.state.ban_snapshot.clone(),
                     config::Backend::Redis | config::Backend::RedisCluster => None,
                 },
                 snapshot_failing: AtomicBool::new(false),
-                allowlist: s.allowlist.clone(),
-                denylist: s.denylist.clone(),
+                screening: ArcSwap::from_pointee(Screening::new(&config.suspicion)),
                 usernames: RandomState::new(),
             }),
         }
+    }
+
+    /// Applies a reloaded `[limits]` and `[suspicion]`: allow and deny
+    /// lists, ban scope and thresholds at once; the clients' windows and
+    /// bans stay (`Local::reconfigure`). `[state]` itself needs a
+    /// restart.
+    pub fn reconfigure(&self, config: &Config) {
+        self.inner.local.reconfigure(config);
+        if let Backend::Redis(redis) = &self.inner.backend {
+            redis.reconfigure(config);
+        }
+        let screening = Screening::new(&config.suspicion);
+        self.inner.screening.store(Arc::new(screening));
     }
 
     /// Connects the shared backend, if there is one. A server that is down
@@ -206,13 +234,14 @@ impl State {
     /// "all"`), and the all-traffic limit. Allowlisted clients always pass.
     pub async fn screen(&self, client: ClientIp, login: bool) -> Result<(), Refusal> {
         let shared = &self.inner;
-        if shared.denylist.iter().any(|net| net.contains(&client.0)) {
+        let screening = shared.screening.load();
+        if screening.denylist.iter().any(|net| net.contains(&client.0)) {
             return Err(Refusal::Denied);
         }
         if self.allowed(client) {
             return Ok(());
         }
-        let bans = login || shared.ban_scope == BanScope::All;
+        let bans = login || screening.ban_scope == BanScope::All;
         let Backend::Redis(redis) = &shared.backend else {
             return self.screen_locally(client, bans);
         };
@@ -278,7 +307,7 @@ impl State {
     /// client's (an IPv6 client's covers its network), and the network's
     /// it escalated to.
     pub async fn observe(&self, client: ClientIp, observation: Observation) -> Vec<Ban> {
-        if !self.inner.suspicion || self.allowed(client) {
+        if !self.inner.screening.load().suspicion || self.allowed(client) {
             return Vec::new();
         }
         let local = &self.inner.local;
@@ -428,7 +457,12 @@ impl State {
         if !redis.is_connected() {
             return None;
         }
-        let routes: Vec<(&str, bool)> = attack.routes().zip(detected.iter().copied()).collect();
+        let names = attack.routes();
+        let routes: Vec<(&str, bool)> = names
+            .iter()
+            .map(String::as_str)
+            .zip(detected.iter().copied())
+            .collect();
         let shared = async { Ok(Some(redis.share_attacks(&routes).await?)) };
         self.shared(shared, |_| None).await
     }
@@ -504,8 +538,7 @@ impl State {
     }
 
     fn allowed(&self, client: ClientIp) -> bool {
-        self.inner
-            .allowlist
+        (self.inner.screening.load().allowlist)
             .iter()
             .any(|net| net.contains(&client.0))
     }

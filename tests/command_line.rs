@@ -23,7 +23,10 @@ fn check_config_accepts_a_valid_file() {
     let cert = TestCert::generate();
     let (ok, _, output) = check(&config_toml(&cert, closed_port().addr, "", ""));
     assert!(ok, "{output}");
-    assert!(output.contains("valid"));
+    assert!(
+        output.ends_with("credgate.toml: configuration is valid\n"),
+        "{output}"
+    );
 }
 
 #[test]
@@ -65,6 +68,71 @@ fn check_config_names_the_file_key_and_reason() {
             "{case}: {needle} not named: {output}"
         );
     }
+}
+
+/// Like `nginx -t`: a type error is shown where it is, with its line and a
+/// caret under the value.
+#[test]
+fn check_config_shows_the_line_and_column_of_a_type_error() {
+    let cert = TestCert::generate();
+    let good = config_toml(&cert, closed_port().addr, "", "");
+    let bad = good.replace("[server]", "[server]\nmax_connections = \"many\"");
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("max_connections"))
+        .unwrap()
+        + 1;
+    let (ok, code, output) = check(&bad);
+    assert!(!ok && code == 64, "{output}");
+    assert!(
+        output.contains(&format!(
+            "credgate.toml:{line}:19: key `server.max_connections`"
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("{line} | max_connections = \"many\"\n")),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("| {}^\n", " ".repeat(18))),
+        "{output}"
+    );
+}
+
+/// Every validation error at once, not the first: two sections, two errors.
+#[test]
+fn check_config_reports_every_validation_error() {
+    let cert = TestCert::generate();
+    let good = config_toml(&cert, closed_port().addr, "max_connections = 0", "");
+    let bad = format!("{good}\n[suspicion]\nfailure_ratio = 7.0\n");
+    let (ok, code, output) = check(&bad);
+    assert!(!ok && code == 64, "{output}");
+    for key in ["server.max_connections", "suspicion.failure_ratio"] {
+        assert!(
+            output.contains(&format!("credgate.toml: key `{key}`")),
+            "{key} not reported: {output}"
+        );
+    }
+    assert_eq!(output.matches("error:").count(), 2, "{output}");
+}
+
+#[test]
+fn check_config_suggests_a_close_key() {
+    let cert = TestCert::generate();
+    let good = config_toml(&cert, closed_port().addr, "", "");
+    let bad =
+        format!("{good}\n[limits]\nsubnet = {{ rate = \"1/min\", burst = 1, ipv4_prefx = 24 }}\n");
+    let (ok, code, output) = check(&bad);
+    assert!(!ok && code == 64, "{output}");
+    assert!(output.contains("did you mean `ipv4_prefix`?"), "{output}");
+    // A key far from every known one gets no guess.
+    let bad = good.replace("[upstream]", "[upstream]\nretries = 3");
+    let (_, _, output) = check(&bad);
+    assert!(
+        output.contains("retries") && !output.contains("did you mean"),
+        "{output}"
+    );
 }
 
 #[test]

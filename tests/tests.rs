@@ -24,6 +24,7 @@ mod ops;
 mod passthrough;
 mod presets;
 mod protection;
+mod reload;
 mod risk;
 mod shared_state;
 mod upgrade;

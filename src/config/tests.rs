@@ -121,3 +121,34 @@ fn risk_defaults_and_errors() {
     let e = error_of(&format!("{MINIMAL}\n[risk]\ndevice_key = \"k\""));
     assert!(e.contains("device_key"), "{e}");
 }
+
+#[test]
+fn every_validation_error_is_reported() {
+    let text = MINIMAL.replace("[server]", "[server]\nmax_connections = 0")
+        + "\n[suspicion]\nfailure_ratio = 7.0\n";
+    let e = Config::from_toml(&text).unwrap_err();
+    let keys: Vec<String> = e
+        .errors()
+        .iter()
+        .map(|e| match e {
+            ConfigError::Invalid { key, .. } => key.clone(),
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(keys, ["server.max_connections", "suspicion.failure_ratio"]);
+}
+
+#[test]
+fn a_type_error_has_its_line_and_column() {
+    let text = MINIMAL.replace("[server]", "[server]\nmax_connections = \"many\"");
+    let e = Config::from_toml(&text).unwrap_err();
+    let ConfigError::Parse { key, at, .. } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(key, "server.max_connections");
+    assert_eq!((at.line, at.column), (3, 19));
+    assert!(e
+        .snippet()
+        .unwrap()
+        .ends_with(&format!("{}^", " ".repeat(18))));
+}

@@ -1,8 +1,10 @@
 //! The collectors, one struct per family, each created and registered in one
 //! place. Label values come from the enums' `as_str()`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use prometheus::core::Collector;
 use prometheus::{
     Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -49,8 +51,10 @@ fn latency(name: &str, help: &str) -> HistogramOpts {
 #[derive(Debug)]
 pub(super) struct Requests {
     pub passthrough: RouteSeries,
-    /// By route index.
-    pub logins: Vec<RouteSeries>,
+    /// By route index; swapped when a reload changes the login routes.
+    pub logins: ArcSwap<Vec<RouteSeries>>,
+    requests: IntCounterVec,
+    duration: HistogramVec,
     /// `credgate_refusals_total`, by reason.
     pub refusals: [IntCounter; RefusalReason::ALL.len()],
 }
@@ -90,20 +94,40 @@ impl Requests {
                 &["reason"],
             )?,
         )?;
-        let route = |name: &str, kind: RouteKind| RouteSeries {
-            decisions: RequestDecision::ALL
-                .map(|d| requests.with_label_values(&[name, d.as_str()])),
-            duration: duration.with_label_values(&[kind.as_str()]),
-        };
+        let logins = logins(&requests, &duration, routes);
         Ok(Self {
-            passthrough: route("passthrough", RouteKind::Passthrough),
-            logins: routes
-                .logins()
-                .iter()
-                .map(|r| route(&r.name, RouteKind::Login))
-                .collect(),
+            passthrough: series(&requests, &duration, "passthrough", RouteKind::Passthrough),
+            logins: ArcSwap::from_pointee(logins),
             refusals: RefusalReason::ALL.map(|r| refusals.with_label_values(&[r.as_str()])),
+            requests,
+            duration,
         })
+    }
+
+    /// The series of reloaded login routes. A removed route's counters stay
+    /// exported, as counters do, until the next restart.
+    pub fn set_routes(&self, routes: &Routes) {
+        let logins = logins(&self.requests, &self.duration, routes);
+        self.logins.store(Arc::new(logins));
+    }
+}
+
+fn logins(requests: &IntCounterVec, duration: &HistogramVec, routes: &Routes) -> Vec<RouteSeries> {
+    let logins = routes.logins().iter();
+    logins
+        .map(|r| series(requests, duration, &r.name, RouteKind::Login))
+        .collect()
+}
+
+fn series(
+    requests: &IntCounterVec,
+    duration: &HistogramVec,
+    name: &str,
+    kind: RouteKind,
+) -> RouteSeries {
+    RouteSeries {
+        decisions: RequestDecision::ALL.map(|d| requests.with_label_values(&[name, d.as_str()])),
+        duration: duration.with_label_values(&[kind.as_str()]),
     }
 }
 
@@ -252,6 +276,8 @@ pub(super) struct Connections {
     pub open: IntGauge,
     pub tls_handshake_errors: IntCounter,
     pub tls_reloads: [IntCounter; 2],
+    /// `credgate_config_reloads_total`, by result.
+    pub config_reloads: [IntCounter; 2],
     pub cert_not_after: Gauge,
     /// A count only: a fingerprint is never a label.
     pub fingerprints_seen: IntGauge,
@@ -259,6 +285,14 @@ pub(super) struct Connections {
 
 impl Connections {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let config_reloads = register(
+            registry,
+            counters(
+                "credgate_config_reloads_total",
+                "Configuration file reloads by result (a refused file changes nothing).",
+                &["result"],
+            )?,
+        )?;
         let tls_reloads = register(
             registry,
             counters(
@@ -296,6 +330,7 @@ impl Connections {
                 )?,
             )?,
             tls_reloads: RESULTS.map(|r| tls_reloads.with_label_values(&[r])),
+            config_reloads: RESULTS.map(|r| config_reloads.with_label_values(&[r])),
             fingerprints_seen: register(
                 registry,
                 IntGauge::new(
@@ -408,7 +443,8 @@ impl Filters {
 /// `credgate_attack_mode`, by login route index.
 #[derive(Debug)]
 pub(super) struct Attacks {
-    pub mode: Vec<IntGauge>,
+    pub mode: ArcSwap<Vec<IntGauge>>,
+    family: IntGaugeVec,
 }
 
 impl Attacks {
@@ -424,13 +460,25 @@ impl Attacks {
             )?,
         )?;
         Ok(Self {
-            mode: routes
-                .logins()
-                .iter()
-                .map(|r| mode.with_label_values(&[&r.name]))
-                .collect(),
+            mode: ArcSwap::from_pointee(gauges(&mode, routes)),
+            family: mode,
         })
     }
+
+    /// The gauges of reloaded login routes; a removed route's reads 0.
+    pub fn set_routes(&self, routes: &Routes) {
+        for gauge in self.mode.load().iter() {
+            gauge.set(0);
+        }
+        self.mode.store(Arc::new(gauges(&self.family, routes)));
+    }
+}
+
+fn gauges(family: &IntGaugeVec, routes: &Routes) -> Vec<IntGauge> {
+    let logins = routes.logins().iter();
+    logins
+        .map(|r| family.with_label_values(&[&r.name]))
+        .collect()
 }
 
 #[cfg(target_os = "linux")]

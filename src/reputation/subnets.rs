@@ -39,6 +39,14 @@ impl Subnets {
         }
     }
 
+    /// Reloaded rules. The records stay while they key the same networks.
+    pub fn set_rules(&mut self, rules: SubnetBan) {
+        if rules.ipv4_prefix != self.rules.ipv4_prefix {
+            self.records.clear();
+        }
+        self.rules = rules;
+    }
+
     /// The network an IPv4 `ip` escalates to; IPv6 clients are already
     /// judged by their allocation.
     pub fn network(&self, ip: IpAddr) -> Option<IpNet> {

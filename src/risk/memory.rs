@@ -72,6 +72,17 @@ impl RiskMemory {
         }
     }
 
+    /// Returns true if and only if a reloaded `config` reads this memory
+    /// the same way (same window, same subnet prefixes), so that it can
+    /// be kept.
+    pub fn fits(&self, config: &Config) -> bool {
+        let (v4, v6) = config
+            .limits
+            .subnet
+            .map_or((24, 64), |s| (s.ipv4_prefix, s.ipv6_prefix));
+        (self.window, self.ipv4_prefix, self.ipv6_prefix) == (config.suspicion.window.0, v4, v6)
+    }
+
     /// Returns true if and only if `username` logged in successfully here
     /// (and has not been forgotten since).
     pub fn succeeded_before(&self, username: UsernameKey) -> bool {

@@ -5,9 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
 use crate::config::Config;
@@ -18,7 +19,10 @@ use super::origin::{Held, Note};
 
 #[derive(Debug)]
 pub struct Local {
-    limiters: Limiters,
+    /// Swapped whole by a reload; see [`Limiters::reconfigure`] for what
+    /// carries over.
+    limiters: ArcSwap<Limiters>,
+    max_keys: usize,
     // A std Mutex: every critical section is a few field updates and never
     // awaits, so an async lock would only add cost.
     reputation: Mutex<Reputation>,
@@ -35,11 +39,22 @@ impl Local {
     pub fn new(config: &Config) -> Self {
         let max = config.state.max_tracked_clients;
         Self {
-            limiters: Limiters::new(&config.limits, max),
+            limiters: ArcSwap::from_pointee(Limiters::new(&config.limits, max)),
+            max_keys: max,
             reputation: Mutex::new(Reputation::new(&config.suspicion, max)),
             notes: Mutex::default(),
             changed: AtomicBool::new(false),
         }
+    }
+
+    /// Applies a reloaded `[limits]` and `[suspicion]`.
+    pub fn reconfigure(&self, config: &Config) {
+        let limiters = self
+            .limiters
+            .load()
+            .reconfigure(&config.limits, self.max_keys);
+        self.limiters.store(Arc::new(limiters));
+        self.reputation().set_rules(&config.suspicion);
     }
 
     pub fn ban_of(&self, ip: IpAddr) -> Option<Ban> {
@@ -47,15 +62,15 @@ impl Local {
     }
 
     pub fn admit_request(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.limiters.admit_request(ip)
+        self.limiters.load().admit_request(ip)
     }
 
     pub fn admit(&self, keys: &AttemptKeys) -> Result<(), Throttled> {
-        self.limiters.admit(keys)
+        self.limiters.load().admit(keys)
     }
 
     pub fn refund(&self, keys: &AttemptKeys) {
-        self.limiters.refund(keys);
+        self.limiters.load().refund(keys);
     }
 
     /// Records an attempt; returns the bans it led to, each with what it
@@ -128,7 +143,7 @@ impl Local {
     /// Expires bans and forgets idle limiter keys; returns the bans in
     /// force and the clients tracked.
     pub fn maintain(&self) -> (usize, usize) {
-        self.limiters.forget_idle();
+        self.limiters.load().forget_idle();
         let now = Instant::now();
         let mut reputation = self.reputation();
         let active = reputation.expire(now);

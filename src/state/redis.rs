@@ -41,10 +41,10 @@
 //! second), never by scanning another slot.
 
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
@@ -97,18 +97,56 @@ pub struct Redis {
     timeout: Duration,
     scripts: Scripts,
     keys: Keys,
-    /// The login limits in the order they are checked.
-    limits: Vec<(LimitKind, Limit)>,
-    prefixes: (u8, u8),
-    all: Option<Limit>,
-    rules: Rules,
-    subnet_ban: Option<SubnetBan>,
+    /// Swapped whole by a reload. The counters are Redis keys, so a
+    /// limit's new rate applies to the history already there.
+    policy: ArcSwap<Policy>,
     /// The username hash key every replica shares, once read from Redis.
     username_key: OnceLock<Vec<u8>>,
     /// Cluster only: the prefix lengths of the network bans in force, and
     /// when they were read. A std `Mutex`: held for a copy, never across
     /// an await.
     net_lengths: Mutex<NetLengths>,
+}
+
+/// What `[limits]` and `[suspicion]` say.
+#[derive(Debug)]
+struct Policy {
+    /// The login limits in the order they are checked.
+    limits: Vec<(LimitKind, Limit)>,
+    prefixes: (u8, u8),
+    all: Option<Limit>,
+    rules: Rules,
+    subnet_ban: Option<SubnetBan>,
+}
+
+impl Policy {
+    fn new(config: &config::Config) -> Self {
+        let limits = &config.limits;
+        let ordered = [
+            (LimitKind::Ip, limits.ip),
+            (
+                LimitKind::Subnet,
+                limits.subnet.map(|s| Limit {
+                    rate: s.rate,
+                    burst: s.burst,
+                }),
+            ),
+            (LimitKind::Username, limits.username),
+            (LimitKind::Global, limits.global),
+        ];
+        Self {
+            limits: ordered
+                .into_iter()
+                .filter_map(|(kind, limit)| limit.map(|l| (kind, l)))
+                .collect(),
+            prefixes: limits
+                .subnet
+                .map_or((24, 64), |s| (s.ipv4_prefix, s.ipv6_prefix)),
+            all: limits.all,
+            rules: Rules::new(&config.suspicion),
+            subnet_ban: config.suspicion.subnet_ban,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -159,39 +197,21 @@ impl Redis {
             }
             _ => Topology::single(state.redis_url.as_deref().unwrap_or_default())?,
         };
-        let limits = &config.limits;
-        let ordered = [
-            (LimitKind::Ip, limits.ip),
-            (
-                LimitKind::Subnet,
-                limits.subnet.map(|s| Limit {
-                    rate: s.rate,
-                    burst: s.burst,
-                }),
-            ),
-            (LimitKind::Username, limits.username),
-            (LimitKind::Global, limits.global),
-        ];
-        let prefixes = limits
-            .subnet
-            .map_or((24, 64), |s| (s.ipv4_prefix, s.ipv6_prefix));
         Ok(Self {
             topology,
             connection: ArcSwapOption::empty(),
             timeout: state.redis_timeout.0,
             scripts: Scripts::new(),
             keys: Keys::new(&state.key_prefix, config.suspicion.ipv6_prefix),
-            limits: ordered
-                .into_iter()
-                .filter_map(|(kind, limit)| limit.map(|l| (kind, l)))
-                .collect(),
-            prefixes,
-            all: limits.all,
-            rules: Rules::new(&config.suspicion),
-            subnet_ban: config.suspicion.subnet_ban,
+            policy: ArcSwap::from_pointee(Policy::new(config)),
             username_key: OnceLock::new(),
             net_lengths: Mutex::new(NetLengths::default()),
         })
+    }
+
+    /// Applies a reloaded `[limits]` and `[suspicion]`.
+    pub fn reconfigure(&self, config: &config::Config) {
+        self.policy.store(Arc::new(Policy::new(config)));
     }
 
     /// Returns true if and only if a connection was ever made (it then
@@ -236,15 +256,16 @@ impl Redis {
 
     /// Returns true if and only if `limits.all` is configured.
     pub fn limits_all(&self) -> bool {
-        self.all.is_some()
+        self.policy.load().all.is_some()
     }
 
     /// Bans on `ip` (when `bans`) and the all-traffic limit.
     pub async fn screen(&self, ip: IpAddr, bans: bool) -> Result<Screened, BackendError> {
         let cluster = self.is_cluster()?;
-        let (interval, burst) = self.all.map_or((0, 0), |l| gcra(&l));
+        let policy = self.policy.load();
+        let (interval, burst) = policy.all.map_or((0, 0), |l| gcra(&l));
         // An IPv6 client's ban is on its network, in the network's slot.
-        let suspect = self.rules.suspect(ip);
+        let suspect = policy.rules.suspect(ip);
         let network = (bans && suspect != IpNet::from(ip)).then(|| self.keys.ban(suspect));
         let mut call = self.scripts.screen.prepare_invoke();
         call.key(self.keys.ban(IpNet::from(ip)))
@@ -383,20 +404,21 @@ impl Redis {
     /// The login limits for one attempt: one round trip on a single Redis,
     /// one per limit on a cluster.
     pub async fn admit(&self, keys: &AttemptKeys) -> Result<Result<(), Throttled>, BackendError> {
-        if self.limits.is_empty() {
+        let policy = self.policy.load_full();
+        if policy.limits.is_empty() {
             return Ok(Ok(()));
         }
         if !self.is_cluster()? {
-            return self.admit_together(keys, &self.limits).await;
+            return self.admit_together(keys, &policy.limits).await;
         }
-        for (i, limit) in self.limits.iter().enumerate() {
+        for (i, limit) in policy.limits.iter().enumerate() {
             let refused = self
                 .admit_together(keys, std::slice::from_ref(limit))
                 .await?;
             if let Err(throttled) = refused {
                 // The attempt is refused: the narrower limits that took a
                 // cell give it back.
-                for taken in &self.limits[..i] {
+                for taken in &policy.limits[..i] {
                     self.refund_one(keys, taken).await?;
                 }
                 return Ok(Err(throttled));
@@ -431,7 +453,8 @@ impl Redis {
     /// Gives back the per-client cells of an attempt that succeeded (the
     /// global limit is charged by attempts).
     pub async fn refund(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
-        let per_client: Vec<_> = self
+        let policy = self.policy.load_full();
+        let per_client: Vec<_> = policy
             .limits
             .iter()
             .filter(|(kind, _)| *kind != LimitKind::Global)
@@ -475,8 +498,10 @@ impl Redis {
         if observation.failed == Some(false) {
             self.count_success(ip).await?;
         }
-        let window = self.rules.window();
-        let target = self.rules.suspect(ip);
+        let policy = self.policy.load_full();
+        let rules = &policy.rules;
+        let window = rules.window();
+        let target = rules.suspect(ip);
         let mut call = self.scripts.observe.prepare_invoke();
         call.key(self.keys.suspicion(target))
             .arg(millis(window))
@@ -486,26 +511,26 @@ impl Redis {
                 false => -1,
             })
             .arg(observation.username.bit())
-            .arg(millis(self.rules.memory()));
+            .arg(millis(rules.memory()));
         let n: Vec<i64> = self.invoke(&call).await?;
         let tally = Tally::parse(&n).ok_or(BackendError::Reply("suspicion counters"))?;
         if tally.banned_until > tally.now {
             return Ok(Vec::new());
         }
         let into = Duration::from_millis(tally.now.saturating_sub(tally.since));
-        let Some(reason) = self.rules.verdict(into, &tally.current, &tally.previous) else {
+        let Some(reason) = rules.verdict(into, &tally.current, &tally.previous) else {
             return Ok(Vec::new());
         };
         let since_last = (tally.banned_until > 0)
             .then(|| Duration::from_millis(tally.now.saturating_sub(tally.banned_until)));
-        let (duration, level) = self.rules.next_ban(tally.bans, since_last);
+        let (duration, level) = rules.next_ban(tally.bans, since_last);
         let mut call = self.scripts.ban.prepare_invoke();
         call.key(self.keys.ban(target))
             .key(self.keys.suspicion(target))
             .arg(millis(duration))
             .arg(reason.as_str())
             .arg(level)
-            .arg(millis(self.rules.memory()))
+            .arg(millis(rules.memory()))
             .arg(millis(window));
         let (now, until): (u64, u64) = self.invoke(&call).await?;
         if until == 0 {
@@ -677,7 +702,8 @@ impl Redis {
         match kind {
             LimitKind::Ip => self.keys.ip(keys.client.0, "limit"),
             LimitKind::Subnet => {
-                let net = subnet_of(keys.client.0, self.prefixes.0, self.prefixes.1);
+                let (v4, v6) = self.policy.load().prefixes;
+                let net = subnet_of(keys.client.0, v4, v6);
                 self.keys.net_limit(net)
             }
             LimitKind::Username => self.keys.user_limit(keys.username.0),

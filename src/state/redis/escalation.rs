@@ -15,13 +15,14 @@ use crate::reputation::BanReason;
 impl Redis {
     /// The network an IPv4 `ip` escalates to, if escalation is on.
     fn escalation_net(&self, ip: IpAddr) -> Option<IpNet> {
-        let rules = self.subnet_ban?;
+        let rules = self.policy.load().subnet_ban?;
         ip.is_ipv4().then(|| subnet_of(ip, rules.ipv4_prefix, 128))
     }
 
     /// Counts a successful login in the record of `ip`'s network.
     pub(super) async fn count_success(&self, ip: IpAddr) -> Result<(), BackendError> {
-        let (Some(net), Some(rules)) = (self.escalation_net(ip), self.subnet_ban) else {
+        let (Some(net), Some(rules)) = (self.escalation_net(ip), self.policy.load().subnet_ban)
+        else {
             return Ok(());
         };
         let mut call = self.scripts.escalate.prepare_invoke();
@@ -41,7 +42,8 @@ impl Redis {
         ip: IpAddr,
         until: u64,
     ) -> Result<Option<(IpNet, u64, u64)>, BackendError> {
-        let (Some(net), Some(rules)) = (self.escalation_net(ip), self.subnet_ban) else {
+        let (Some(net), Some(rules)) = (self.escalation_net(ip), self.policy.load().subnet_ban)
+        else {
             return Ok(None);
         };
         let reason = BanReason::SubnetEscalation;
