@@ -109,7 +109,6 @@ struct Attempt {
     /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
-    fingerprint: Option<Ja4>,
     /// Who gets the device cookie if the shop lets the login in: none for
     /// an unparsed body, or a login forwarded as risky (its step-up is not
     /// proven, so its browser is not yet trusted).
@@ -255,6 +254,7 @@ impl Proxy {
         let keys = AttemptKeys {
             client,
             username: self.inner.state.username_key(&username),
+            fingerprint: record.fingerprint,
         };
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
@@ -275,7 +275,6 @@ impl Proxy {
             verdict,
             keys,
             parsed: true,
-            fingerprint: record.fingerprint,
             device: Some(risk.device.user(&username)),
         };
         match decision {
@@ -357,6 +356,7 @@ impl Proxy {
                 .inner
                 .state
                 .username_key(&format!("\0unparsed {client}")),
+            fingerprint,
         };
         self.inner.state.admit(&keys).await?;
         Ok(Attempt {
@@ -364,7 +364,6 @@ impl Proxy {
             verdict: Verdict::Clean,
             keys,
             parsed: false,
-            fingerprint,
             device: None,
         })
     }
@@ -385,7 +384,7 @@ impl Proxy {
             false => Some(outcome != Some(LoginOutcome::Success)),
         };
         self.inner.attack.record(attempt.route, failed);
-        if let Some(ja4) = attempt.fingerprint {
+        if let Some(ja4) = attempt.keys.fingerprint {
             (self.inner.fingerprints).record(ja4, client.0, failed, Instant::now());
         }
         let observation = Observation {

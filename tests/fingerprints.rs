@@ -18,13 +18,21 @@ const TOOL: &str = "t13d1516h2_8daaf6152771_02713d6af862";
 /// A proxy with a form login on `/login` and the admin API; `server` holds
 /// the `[server]` lines beyond the listeners.
 async fn proxy_with(server: &str) -> (TestCert, credgate::demo::Shop, RunningProxy) {
+    proxy_with_tables(server, "").await
+}
+
+/// [`proxy_with`], and `tables` (e.g. `[limits]`) after the login route.
+async fn proxy_with_tables(
+    server: &str,
+    tables: &str,
+) -> (TestCert, credgate::demo::Shop, RunningProxy) {
     let cert = TestCert::generate();
     let shop = start_shop().await;
     let token_file = cert.dir.path().join("admin.token");
     std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
     let server = format!("{server}\nadmin_token_file = \"{}\"", token_file.display());
     let toml = format!(
-        "{}\n[[login]]\npath = \"/login\"\n",
+        "{}\n[[login]]\npath = \"/login\"\n{tables}\n",
         config_toml(&cert, shop.addr(), &server, "")
     );
     let proxy = start_proxy(&toml).await;
@@ -174,4 +182,47 @@ async fn malformed_and_oversized_client_hellos_are_refused_and_the_server_lives_
     );
     let client = TestClient::new(&cert.der, Version::Http1);
     assert_eq!(client.get(&proxy.url("/")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_fingerprint_limit_throttles_a_tool_rotating_addresses_and_not_another_fingerprint() {
+    // The per-address limits stay on at their defaults: a tool that rotates
+    // addresses (and usernames) slips under every one of them.
+    let (cert, _shop, proxy) = proxy_with_tables(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "[limits]\nfingerprint = { rate = \"1/min\", burst = 6 }",
+    )
+    .await;
+    // Two TLS stacks: rustls offering no ALPN (the tool), and offering h2
+    // (another client software), so two different JA4s.
+    let tool = TestClient::new(&cert.der, Version::Http1);
+    let other = TestClient::new(&cert.der, Version::Http2);
+    let from = |i: usize| format!("10.{i}.0.1");
+    let login = |i: usize| {
+        let user = format!("user{i}@example.com");
+        form_login(proxy.url("/login"), &from(i), &user, WRONG)
+    };
+    for i in 0..6 {
+        let answer = tool.send(login(i)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let throttled = tool.send(login(6)).await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a seventh failure from a seventh address"
+    );
+    assert!(throttled.headers.contains_key("retry-after"));
+    for i in 0..6 {
+        let answer = other.send(login(i)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "another fingerprint from the same address {i} reaches the shop"
+        );
+    }
+    let scrape = scrape(proxy.addrs.admin).await;
+    let limited = |limit| sample(&scrape, "credgate_rate_limited_total", &[("limit", limit)]);
+    assert_eq!(limited("fingerprint"), 1.0);
+    assert_eq!(limited("ip") + limited("subnet") + limited("username"), 0.0);
 }

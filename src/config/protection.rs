@@ -16,6 +16,12 @@ use super::{defaults, ConfigError, HumanDuration};
 /// one who needs them; `ip`, `subnet` and `username` are charged by failures,
 /// so real customers who log in never use them up. Each can be set to
 /// `"off"`. `all` is off unless configured.
+///
+/// `fingerprint` (per JA4) is off unless configured too: a popular
+/// browser's JA4 is shared by a large share of a shop's customers, so its
+/// key sums their typos, and no rate fits every shop. Operators set it after
+/// reading `GET /admin/fingerprints`, usually with the browsers' fingerprints
+/// in `[fingerprints] allowlist`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -29,6 +35,9 @@ pub struct Limits {
     pub global: Option<Limit>,
     #[serde(default, deserialize_with = "switchable")]
     pub all: Option<Limit>,
+    /// Login attempts per client fingerprint (the JA4), charged by failures.
+    #[serde(default, deserialize_with = "switchable")]
+    pub fingerprint: Option<Limit>,
 }
 
 impl Default for Limits {
@@ -39,6 +48,7 @@ impl Default for Limits {
             username: defaults::username_limit(),
             global: defaults::global_limit(),
             all: None,
+            fingerprint: None,
         }
     }
 }
