@@ -205,6 +205,9 @@ impl Proxy {
             .state
             .screen(client, record.login.is_some())
             .await?;
+        if record.login.is_some() {
+            self.inner.state.screen_fingerprint(record.fingerprint)?;
+        }
         let (req, attempt) = match route {
             Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,

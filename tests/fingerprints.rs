@@ -226,3 +226,47 @@ async fn a_fingerprint_limit_throttles_a_tool_rotating_addresses_and_not_another
     assert_eq!(limited("fingerprint"), 1.0);
     assert_eq!(limited("ip") + limited("subnet") + limited("username"), 0.0);
 }
+
+#[tokio::test]
+async fn a_denied_fingerprint_is_refused_on_logins_and_an_allowed_one_skips_the_fingerprint_limit() {
+    const ALLOWED: &str = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+    const OTHER: &str = "t13d1517h2_8daaf6152771_b0da82dd1658";
+    let (cert, _shop, proxy) = proxy_with_tables(
+        "trusted_proxies = [\"127.0.0.0/8\"]\nfingerprint_header = \"X-JA4\"",
+        &format!(
+            "[limits]\nfingerprint = {{ rate = \"1/min\", burst = 1 }}\n\
+             [suspicion]\nfingerprint_allowlist = [\"{ALLOWED}\"]\n\
+             fingerprint_denylist = [\"{TOOL}\"]"
+        ),
+    )
+    .await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let login = |i: usize, ja4: &str| {
+        let mut login = form_login(proxy.url("/login"), &format!("10.{i}.0.1"), "a@b.c", WRONG);
+        login.headers_mut().insert("x-ja4", ja4.parse().unwrap());
+        login
+    };
+    let denied = client.send(login(0, TOOL)).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+    let mut browse = http::Request::get(proxy.url("/")).body(client::empty()).unwrap();
+    browse.headers_mut().insert("x-ja4", TOOL.parse().unwrap());
+    assert_eq!(
+        client.send(browse).await.status,
+        StatusCode::OK,
+        "the deny list is about logins"
+    );
+    for i in 0..3 {
+        let answer = client.send(login(i, ALLOWED)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "allowed attempt {i}");
+    }
+    assert_eq!(client.send(login(0, OTHER)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        client.send(login(1, OTHER)).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the limit applies to fingerprints not on the allow list"
+    );
+    let scrape = scrape(proxy.addrs.admin).await;
+    let refused = |reason| sample(&scrape, "credgate_refusals_total", &[("reason", reason)]);
+    assert_eq!(refused("denied_fingerprint"), 1.0);
+    assert_eq!(refused("denied"), 0.0);
+}
