@@ -28,7 +28,7 @@ mod risk;
 pub use attack::Attack;
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
 
-pub use risk::{Risk, RiskAction};
+pub use risk::{Risk, RiskAction, ToolFingerprint};
 
 pub use protection::{
     Backend, BanScope, Limit, Limits, OnBackendError, Rate, State, SubnetLimit, Suspicion,

@@ -19,7 +19,7 @@ use std::fmt;
 use http::{HeaderMap, HeaderName};
 
 pub use client_hello::{ClientHello, ClientHelloError, Records, MAX_PREFIX};
-pub use table::{FingerprintStats, Fingerprints};
+pub use table::{FingerprintReputation, FingerprintStats, Fingerprints};
 
 /// A JA4 is always 36 ASCII characters: `t13d1516h2_8daaf6152771_e5627efa2ab1`.
 pub const JA4_LEN: usize = 36;

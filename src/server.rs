@@ -34,7 +34,9 @@ use crate::attack::AttackMode;
 use crate::client_ip::TrustedProxies;
 use crate::config::{self, Config};
 use crate::device::DeviceKeys;
-use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
+use crate::fingerprint::{
+    FingerprintLists, FingerprintReputation, FingerprintSource, Fingerprints, Ja4,
+};
 use crate::leaked::LeakedFilters;
 use crate::logging::access::AccessLog;
 use crate::metrics::Metrics;
@@ -186,7 +188,7 @@ impl Parts {
             state: state.clone(),
             attack: attack.clone(),
             login: login_policy(config)?,
-            risk: risk_stage(config, &attack)?,
+            risk: risk_stage(config, &attack, &fingerprints)?,
             metrics: metrics.clone(),
             access: AccessLog::new(&config.log),
         });
@@ -402,13 +404,24 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
 }
 
 /// The risk stage, reading the routes' attack mode from the detector.
-fn risk_stage(config: &Config, attack: &AttackMode) -> anyhow::Result<Risk> {
+fn risk_stage(
+    config: &Config,
+    attack: &AttackMode,
+    fingerprints: &Fingerprints,
+) -> anyhow::Result<Risk> {
+    let s = &config.suspicion;
+    let lists = FingerprintLists::new(&s.fingerprint_allowlist, &s.fingerprint_denylist);
     Ok(Risk {
         policy: risk::Policy::new(&config.risk),
         untrusted: config.attack.untrusted_budget.as_ref().map(Budget::new),
         device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
         memory: RiskMemory::new(config),
         attack: Arc::new(attack.clone()),
+        fingerprint: FingerprintReputation::new(
+            fingerprints.clone(),
+            config.risk.tool_fingerprint,
+            lists,
+        ),
     })
 }
 

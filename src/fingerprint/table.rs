@@ -15,7 +15,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Ja4;
+use super::{FingerprintLists, Ja4};
+use crate::config::ToolFingerprint;
 
 /// Distinct fingerprints tracked at once. Real traffic shows a few hundred
 /// to a few thousand client stacks per window; past this, the least
@@ -71,6 +72,40 @@ pub struct FingerprintStats {
     pub addresses: u64,
 }
 
+/// A fingerprint's reputation, the risk signal: whether its logins over
+/// the window are a tool's (`[risk] tool_fingerprint`). Allowlisted
+/// fingerprints have none.
+#[derive(Debug, Clone)]
+pub struct FingerprintReputation {
+    table: Fingerprints,
+    rule: Option<ToolFingerprint>,
+    lists: FingerprintLists,
+}
+
+impl FingerprintReputation {
+    pub fn new(table: Fingerprints, rule: Option<ToolFingerprint>, lists: FingerprintLists) -> Self {
+        Self { table, rule, lists }
+    }
+
+    /// Returns true if and only if `fingerprint`'s logins over the window
+    /// mostly failed, from many addresses.
+    pub fn is_tool(&self, fingerprint: Option<Ja4>, now: Instant) -> bool {
+        let (Some(rule), Some(ja4)) = (&self.rule, fingerprint) else {
+            return false;
+        };
+        if self.lists.allowed(fingerprint) {
+            return false;
+        }
+        let Some(stats) = self.table.stats(ja4, now) else {
+            return false;
+        };
+        let known = stats.failures + stats.successes;
+        known >= u64::from(rule.min_attempts)
+            && stats.addresses >= u64::from(rule.min_addresses)
+            && stats.failure_ratio.is_some_and(|r| r >= rule.failure_ratio)
+    }
+}
+
 // === impl Fingerprints ===
 
 impl Fingerprints {
@@ -110,6 +145,13 @@ impl Fingerprints {
             None => {}
         }
         b.addresses[bit / 64] |= 1 << (bit % 64);
+    }
+
+    /// One fingerprint over the window; `None` if it is not tracked.
+    pub fn stats(&self, ja4: Ja4, now: Instant) -> Option<FingerprintStats> {
+        let table = self.lock();
+        let entry = table.entries.peek(&ja4)?;
+        Some(entry.stats(ja4, now, table.window))
     }
 
     /// The `limit` fingerprints with the most attempts in the window,
@@ -246,6 +288,41 @@ mod tests {
         let customer = top[1];
         assert_eq!((customer.attempts, customer.addresses), (5, 1));
         assert_eq!(customer.failure_ratio, Some(0.0));
+    }
+
+    #[test]
+    fn a_fingerprint_is_a_tool_past_every_threshold_and_never_when_allowed() {
+        let table = Fingerprints::new(Duration::from_secs(600));
+        let rule = ToolFingerprint {
+            min_attempts: 20,
+            min_addresses: 10,
+            failure_ratio: 0.8,
+        };
+        let reputation = FingerprintReputation::new(table.clone(), Some(rule), Default::default());
+        let now = Instant::now();
+        let is_tool = |n| reputation.is_tool(Some(ja4(n)), now);
+        // (attempts, addresses, failures in every ten) → a tool?
+        let cases = [
+            (1, 40, 40, 10, true),
+            (2, 19, 19, 10, false), // too few attempts
+            (3, 40, 5, 10, false),  // from too few addresses
+            (4, 40, 40, 7, false),  // mostly failing, not enough
+            (5, 40, 40, 8, true),
+        ];
+        for (n, attempts, addresses, failing, want) in cases {
+            for i in 0..attempts {
+                let failed = i % 10 < failing;
+                table.record(ja4(n), ip(i % addresses), Some(failed), now);
+            }
+            assert_eq!(is_tool(n), want, "case {n}");
+        }
+        assert!(!is_tool(9), "never seen");
+        assert!(!reputation.is_tool(None, now));
+        let allowed = FingerprintLists::new(&[ja4(1).to_string()], &[]);
+        let reputation = FingerprintReputation::new(table.clone(), Some(rule), allowed);
+        assert!(!reputation.is_tool(Some(ja4(1)), now), "allowlisted");
+        let off = FingerprintReputation::new(table, None, Default::default());
+        assert!(!off.is_tool(Some(ja4(1)), now), "the signal is off");
     }
 
     #[test]
