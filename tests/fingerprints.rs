@@ -270,3 +270,40 @@ async fn a_denied_fingerprint_is_refused_on_logins_and_an_allowed_one_skips_the_
     assert_eq!(refused("denied_fingerprint"), 1.0);
     assert_eq!(refused("denied"), 0.0);
 }
+
+#[tokio::test]
+async fn a_fingerprint_whose_logins_mostly_fail_from_many_addresses_is_a_risk() {
+    let (cert, _shop, proxy) = proxy_with_tables(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "[limits]\nip = \"off\"\nsubnet = \"off\"\nusername = \"off\"\nglobal = \"off\"\n\
+         [risk]\non_medium = \"throttle\"\n\
+         tool_fingerprint = { min_attempts = 5, min_addresses = 4, failure_ratio = 0.8 }",
+    )
+    .await;
+    let tool = TestClient::new(&cert.der, Version::Http1);
+    let other = TestClient::new(&cert.der, Version::Http2);
+    let login = |i: usize| {
+        let user = format!("user{i}@example.com");
+        form_login(proxy.url("/login"), &format!("10.{i}.0.1"), &user, WRONG)
+    };
+    for i in 0..5 {
+        assert_eq!(tool.send(login(i)).await.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let risky = tool.send(login(5)).await;
+    assert_eq!(
+        risky.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the tool's fingerprint is a medium risk, which this config throttles: {}",
+        risky.body
+    );
+    assert_eq!(
+        other.send(login(5)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "another fingerprint from the same address is no risk"
+    );
+    let scrape = scrape(proxy.addrs.admin).await;
+    assert_eq!(
+        sample(&scrape, "credgate_refusals_total", &[("reason", "risk")]),
+        1.0
+    );
+}
