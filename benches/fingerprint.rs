@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n = n.wrapping_add(1);
             let ip = IpAddr::V4(Ipv4Addr::from(n));
-            table.record(black_box(chrome_ja4), ip, Some(true), now)
+            table.record(black_box(chrome_ja4), None, ip, Some(true), now)
         })
     });
 }

@@ -10,6 +10,7 @@
 //! JA4's exact shape.
 
 pub mod client_hello;
+pub mod http_stack;
 pub mod ja4;
 pub mod table;
 
@@ -19,6 +20,7 @@ use std::fmt;
 use http::{HeaderMap, HeaderName};
 
 pub use client_hello::{ClientHello, ClientHelloError, Records, MAX_PREFIX};
+pub use http_stack::HttpFingerprint;
 pub use table::{FingerprintReputation, FingerprintStats, Fingerprints};
 
 /// A JA4 is always 36 ASCII characters: `t13d1516h2_8daaf6152771_e5627efa2ab1`.

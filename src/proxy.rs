@@ -22,7 +22,7 @@ use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::{OnUnparsed, RiskAction};
 use crate::credentials::{self, LoginBody};
 use crate::device::DeviceUser;
-use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
+use crate::fingerprint::{FingerprintSource, Fingerprints, HttpFingerprint, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::logging::{self, access::AccessLog};
 use crate::metrics::{Metrics, RequestDecision};
@@ -45,6 +45,9 @@ pub struct Conn {
     /// The JA4 of the connection's ClientHello; `None` on the cleartext
     /// listener.
     pub ja4: Option<Ja4>,
+    /// The HTTP fingerprint of the connection's first request (HTTP/1.1
+    /// header names, or HTTP/2's first frames).
+    pub http: Option<HttpFingerprint>,
 }
 
 /// What login routes do with what they find.
@@ -89,6 +92,7 @@ struct Record<'a> {
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
     fingerprint: Option<Ja4>,
+    http: Option<HttpFingerprint>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
     risk: Option<Level>,
@@ -109,6 +113,8 @@ struct Attempt {
     /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
+    /// The connection's HTTP fingerprint, for the fingerprint table.
+    http: Option<HttpFingerprint>,
     /// Who gets the device cookie if the shop lets the login in: none for
     /// an unparsed body, or a login forwarded as risky (its step-up is not
     /// proven, so its browser is not yet trusted).
@@ -144,6 +150,7 @@ impl Proxy {
             peer_trusted,
             client: None,
             fingerprint: None,
+            http: conn.http,
             login: None,
             decision: RequestDecision::Allow,
             risk: None,
@@ -173,6 +180,8 @@ impl Proxy {
                 decision: record.decision.as_str(),
                 verdict: record.verdict,
                 risk: record.risk,
+                ja4: record.fingerprint,
+                http: record.http,
                 upstream: record.upstream,
                 total: elapsed,
                 request_id: &request_id,
@@ -246,7 +255,7 @@ impl Proxy {
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
                 let attempt = self
-                    .admit_unparsed(route, client, record.fingerprint)
+                    .admit_unparsed(route, client, record.fingerprint, record.http)
                     .await?;
                 record.decision = RequestDecision::Unparsed;
                 return Ok((inspected_request(parts, body), Some(attempt)));
@@ -278,6 +287,7 @@ impl Proxy {
             verdict,
             keys,
             parsed: true,
+            http: record.http,
             device: Some(risk.device.user(&username)),
         };
         match decision {
@@ -352,6 +362,7 @@ impl Proxy {
         route: &LoginRoute,
         client: ClientIp,
         fingerprint: Option<Ja4>,
+        http: Option<HttpFingerprint>,
     ) -> Result<Attempt, RequestError> {
         let keys = AttemptKeys {
             client,
@@ -367,6 +378,7 @@ impl Proxy {
             verdict: Verdict::Clean,
             keys,
             parsed: false,
+            http,
             device: None,
         })
     }
@@ -388,7 +400,8 @@ impl Proxy {
         };
         self.inner.attack.record(attempt.route, failed);
         if let Some(ja4) = attempt.keys.fingerprint {
-            (self.inner.fingerprints).record(ja4, client.0, failed, Instant::now());
+            let now = Instant::now();
+            (self.inner.fingerprints).record(ja4, attempt.http, client.0, failed, now);
         }
         let observation = Observation {
             username: attempt.keys.username,

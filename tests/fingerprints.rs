@@ -228,7 +228,8 @@ async fn a_fingerprint_limit_throttles_a_tool_rotating_addresses_and_not_another
 }
 
 #[tokio::test]
-async fn a_denied_fingerprint_is_refused_on_logins_and_an_allowed_one_skips_the_fingerprint_limit() {
+async fn a_denied_fingerprint_is_refused_on_logins_and_an_allowed_one_skips_the_fingerprint_limit()
+{
     const ALLOWED: &str = "t13d1516h2_8daaf6152771_e5627efa2ab1";
     const OTHER: &str = "t13d1517h2_8daaf6152771_b0da82dd1658";
     let (cert, _shop, proxy) = proxy_with_tables(
@@ -248,7 +249,9 @@ async fn a_denied_fingerprint_is_refused_on_logins_and_an_allowed_one_skips_the_
     };
     let denied = client.send(login(0, TOOL)).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
-    let mut browse = http::Request::get(proxy.url("/")).body(client::empty()).unwrap();
+    let mut browse = http::Request::get(proxy.url("/"))
+        .body(client::empty())
+        .unwrap();
     browse.headers_mut().insert("x-ja4", TOOL.parse().unwrap());
     assert_eq!(
         client.send(browse).await.status,
@@ -257,9 +260,16 @@ async fn a_denied_fingerprint_is_refused_on_logins_and_an_allowed_one_skips_the_
     );
     for i in 0..3 {
         let answer = client.send(login(i, ALLOWED)).await;
-        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "allowed attempt {i}");
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "allowed attempt {i}"
+        );
     }
-    assert_eq!(client.send(login(0, OTHER)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        client.send(login(0, OTHER)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         client.send(login(1, OTHER)).await.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -287,7 +297,11 @@ async fn a_fingerprint_whose_logins_mostly_fail_from_many_addresses_is_a_risk() 
         form_login(proxy.url("/login"), &format!("10.{i}.0.1"), &user, WRONG)
     };
     for i in 0..5 {
-        assert_eq!(tool.send(login(i)).await.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert_eq!(
+            tool.send(login(i)).await.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}"
+        );
     }
     let risky = tool.send(login(5)).await;
     assert_eq!(
@@ -306,4 +320,34 @@ async fn a_fingerprint_whose_logins_mostly_fail_from_many_addresses_is_a_risk() 
         sample(&scrape, "credgate_refusals_total", &[("reason", "risk")]),
         1.0
     );
+}
+
+#[tokio::test]
+async fn the_http_fingerprints_of_http1_and_http2_clients_are_listed_beside_their_ja4() {
+    let (cert, _shop, proxy) = proxy_with_tables("", "").await;
+    for version in [Version::Http1, Version::Http2] {
+        let client = TestClient::new(&cert.der, version);
+        let login = form_login(proxy.url("/login"), "", "a@example.com", WRONG);
+        assert_eq!(client.send(login).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let url = proxy.admin_url("/admin/fingerprints");
+    let (_, body) = admin("GET", &url, Some(ADMIN_TOKEN)).await;
+    let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let http: Vec<&str> = listing["fingerprints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["http"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(http.len(), 2, "{body}");
+    // hyper's HTTP/1.1 client: `content-type`, `x-forwarded-for`, `host`...
+    // hashed; its HTTP/2 client: Akamai's text, the pseudo-headers as h2
+    // writes them (method, scheme, authority, path).
+    let h1 = http.iter().find(|h| h.starts_with("h1_")).expect(&body);
+    assert_eq!(h1.len(), 18, "{h1}");
+    let h2 = http.iter().find(|h| !h.starts_with("h1_")).expect(&body);
+    let parts: Vec<&str> = h2.split('|').collect();
+    assert_eq!(parts.len(), 4, "{h2}");
+    assert!(parts[0].split(';').all(|s| s.contains(':')), "{h2}");
+    assert_eq!(parts[3], "m,s,a,p", "{h2}");
 }

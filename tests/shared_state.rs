@@ -477,7 +477,11 @@ async fn the_fingerprint_limit_lives_in_redis_charged_by_failures_across_address
     // has another JA4), a new address every attempt.
     for i in 0..10 {
         let from = format!("192.0.2.{i}");
-        assert_eq!(r.login(&r.a, &from, RIGHT).await, StatusCode::OK, "success {i} refunded");
+        assert_eq!(
+            r.login(&r.a, &from, RIGHT).await,
+            StatusCode::OK,
+            "success {i} refunded"
+        );
     }
     for i in 10..14 {
         let from = format!("192.0.2.{i}");

@@ -456,12 +456,14 @@ mod tests {
 
     #[test]
     fn fingerprint_lists_take_ja4s_only() {
-        let ok: Suspicion = toml::from_str(
-            "fingerprint_denylist = [\"t13d1516h2_8daaf6152771_02713d6af862\"]",
-        )
-        .unwrap();
+        let ok: Suspicion =
+            toml::from_str("fingerprint_denylist = [\"t13d1516h2_8daaf6152771_02713d6af862\"]")
+                .unwrap();
         assert!(ok.validate().is_ok());
-        for bad in ["t13d1516h2_8daaf6152771", "t13d1516h2-8daaf6152771-02713d6af862"] {
+        for bad in [
+            "t13d1516h2_8daaf6152771",
+            "t13d1516h2-8daaf6152771-02713d6af862",
+        ] {
             let list: Suspicion =
                 toml::from_str(&format!("fingerprint_allowlist = [\"{bad}\"]")).unwrap();
             let e = list.validate().unwrap_err().to_string();

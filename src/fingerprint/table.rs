@@ -15,7 +15,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{FingerprintLists, Ja4};
+use super::{FingerprintLists, HttpFingerprint, Ja4};
 use crate::config::ToolFingerprint;
 
 /// Distinct fingerprints tracked at once. Real traffic shows a few hundred
@@ -48,6 +48,8 @@ struct Entry {
     since: Instant,
     current: Bucket,
     previous: Bucket,
+    /// The HTTP fingerprint of its latest login that had one.
+    http: Option<HttpFingerprint>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,6 +72,8 @@ pub struct FingerprintStats {
     pub failure_ratio: Option<f64>,
     /// Estimated distinct client addresses.
     pub addresses: u64,
+    /// The HTTP fingerprint its latest login came with.
+    pub http: Option<HttpFingerprint>,
 }
 
 /// A fingerprint's reputation, the risk signal: whether its logins over
@@ -83,7 +87,11 @@ pub struct FingerprintReputation {
 }
 
 impl FingerprintReputation {
-    pub fn new(table: Fingerprints, rule: Option<ToolFingerprint>, lists: FingerprintLists) -> Self {
+    pub fn new(
+        table: Fingerprints,
+        rule: Option<ToolFingerprint>,
+        lists: FingerprintLists,
+    ) -> Self {
         Self { table, rule, lists }
     }
 
@@ -125,9 +133,16 @@ impl Fingerprints {
         }
     }
 
-    /// Counts one login attempt by `ja4` from `client`; `failed` as the
-    /// shop answered (`None`: unknown, or never forwarded).
-    pub fn record(&self, ja4: Ja4, client: IpAddr, failed: Option<bool>, now: Instant) {
+    /// Counts one login attempt by `ja4` (over `http`) from `client`;
+    /// `failed` as the shop answered (`None`: unknown, or never forwarded).
+    pub fn record(
+        &self,
+        ja4: Ja4,
+        http: Option<HttpFingerprint>,
+        client: IpAddr,
+        failed: Option<bool>,
+        now: Instant,
+    ) {
         let mut table = self.lock();
         let bit = (table.hasher.hash_one(client.to_canonical()) % u64::from(SKETCH_BITS)) as usize;
         let window = table.window;
@@ -135,8 +150,12 @@ impl Fingerprints {
             since: now,
             current: Bucket::default(),
             previous: Bucket::default(),
+            http: None,
         });
         entry.advance(now, window);
+        if http.is_some() {
+            entry.http = http;
+        }
         let b = &mut entry.current;
         b.attempts = b.attempts.saturating_add(1);
         match failed {
@@ -241,6 +260,7 @@ impl Entry {
             successes,
             failure_ratio: (known > 0).then(|| failures as f64 / known as f64),
             addresses: distinct(&sketch).round() as u64,
+            http: self.http,
         }
     }
 }
@@ -274,10 +294,10 @@ mod tests {
         let table = Fingerprints::new(Duration::from_secs(600));
         let now = Instant::now();
         for n in 0..200 {
-            table.record(ja4(1), ip(n), Some(true), now);
+            table.record(ja4(1), None, ip(n), Some(true), now);
         }
         for _ in 0..5 {
-            table.record(ja4(2), ip(7), Some(false), now);
+            table.record(ja4(2), None, ip(7), Some(false), now);
         }
         let top = table.top(10, now);
         assert_eq!(top.len(), 2);
@@ -312,7 +332,7 @@ mod tests {
         for (n, attempts, addresses, failing, want) in cases {
             for i in 0..attempts {
                 let failed = i % 10 < failing;
-                table.record(ja4(n), ip(i % addresses), Some(failed), now);
+                table.record(ja4(n), None, ip(i % addresses), Some(failed), now);
             }
             assert_eq!(is_tool(n), want, "case {n}");
         }
@@ -329,7 +349,7 @@ mod tests {
     fn unknown_outcomes_count_as_attempts_but_not_in_the_ratio() {
         let table = Fingerprints::new(Duration::from_secs(600));
         let now = Instant::now();
-        table.record(ja4(1), ip(1), None, now);
+        table.record(ja4(1), None, ip(1), None, now);
         let stats = table.top(1, now)[0];
         assert_eq!((stats.attempts, stats.failure_ratio), (1, None));
     }
@@ -339,7 +359,7 @@ mod tests {
         let table = Fingerprints::with_capacity(Duration::from_secs(600), 3);
         let now = Instant::now();
         for n in 0..10 {
-            table.record(ja4(n), ip(1), Some(true), now);
+            table.record(ja4(n), None, ip(1), Some(true), now);
         }
         assert_eq!(table.len(), 3);
         let kept: Vec<Ja4> = table.top(10, now).iter().map(|s| s.ja4).collect();
@@ -352,7 +372,7 @@ mod tests {
         let table = Fingerprints::new(window);
         let start = Instant::now();
         for n in 0..10 {
-            table.record(ja4(1), ip(n), Some(true), start);
+            table.record(ja4(1), None, ip(n), Some(true), start);
         }
         let half_later = start + window + window / 2;
         assert_eq!(table.top(1, half_later)[0].attempts, 5);
