@@ -79,6 +79,7 @@ async fn attempt(state: &State, i: u32) {
     let keys = AttemptKeys {
         client: client(i),
         username: UsernameKey(u64::from(i.wrapping_mul(2_654_435_761))),
+        fingerprint: None,
     };
     let _ = state.screen(keys.client, true).await;
     let _ = state.admit(&keys).await;

@@ -35,7 +35,7 @@ pub use attack::Attack;
 pub use login::{Action, BodyFormat, Leaked, Login, OnUnparsed};
 pub use preset::Preset;
 
-pub use risk::{Risk, RiskAction};
+pub use risk::{Risk, RiskAction, ToolFingerprint};
 pub use subnet_ban::SubnetBan;
 
 pub use protection::{

@@ -10,15 +10,18 @@
 //! JA4's exact shape.
 
 pub mod client_hello;
+pub mod http_stack;
 pub mod ja4;
 pub mod table;
 
+use std::collections::HashSet;
 use std::fmt;
 
 use http::{HeaderMap, HeaderName};
 
 pub use client_hello::{ClientHello, ClientHelloError, Records, MAX_PREFIX};
-pub use table::{FingerprintStats, Fingerprints};
+pub use http_stack::HttpFingerprint;
+pub use table::{FingerprintReputation, FingerprintStats, Fingerprints};
 
 /// A JA4 is always 36 ASCII characters: `t13d1516h2_8daaf6152771_e5627efa2ab1`.
 pub const JA4_LEN: usize = 36;
@@ -121,6 +124,46 @@ impl FingerprintSource {
             }
             None => tls,
         }
+    }
+}
+
+/// `[suspicion] fingerprint_allowlist` and `fingerprint_denylist`.
+#[derive(Debug, Clone, Default)]
+pub struct FingerprintLists {
+    allow: HashSet<Ja4>,
+    deny: HashSet<Ja4>,
+}
+
+impl FingerprintLists {
+    /// The lists of the config. Its check caught what is not even shaped
+    /// like a JA4; an entry that still is not one could never match, and
+    /// is left out with a warning.
+    pub fn new(allow: &[String], deny: &[String]) -> Self {
+        let parse = |list: &[String], key: &str| -> HashSet<Ja4> {
+            (list.iter())
+                .filter_map(|entry| {
+                    let ja4 = Ja4::parse(entry);
+                    if ja4.is_none() {
+                        tracing::warn!(key, entry, "not a JA4; left out");
+                    }
+                    ja4
+                })
+                .collect()
+        };
+        Self {
+            allow: parse(allow, "suspicion.fingerprint_allowlist"),
+            deny: parse(deny, "suspicion.fingerprint_denylist"),
+        }
+    }
+
+    /// Returns true if and only if `fingerprint` is on the allow list.
+    pub fn allowed(&self, fingerprint: Option<Ja4>) -> bool {
+        fingerprint.is_some_and(|ja4| self.allow.contains(&ja4))
+    }
+
+    /// Returns true if and only if `fingerprint` is on the deny list.
+    pub fn denied(&self, fingerprint: Option<Ja4>) -> bool {
+        fingerprint.is_some_and(|ja4| self.deny.contains(&ja4))
     }
 }
 

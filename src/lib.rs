@@ -12,14 +12,16 @@
 //! HTTP                      server        hyper auto (HTTP/1.1 and HTTP/2), graceful drain
 //! target host               authority     exactly one host, or 400 and the connection closed
 //! client IP                 client_ip     the peer, or the forwarded chain of trusted proxies
-//! fingerprint               fingerprint   the connection's JA4, or a trusted peer's header
+//! fingerprint               fingerprint   the connection's JA4, or a trusted peer's header;
+//!                                         the HTTP fingerprint of its first bytes (server)
 //! route                     route         login route (normalised path + method) or pass-through;
 //!                                         control bytes, GET bodies, other methods on login paths refused
-//! screen                    state         deny list, bans, limits.all (allowlist passes)
+//! screen                    state         deny list, bans, limits.all (allowlist passes);
+//!                                         on login routes, the fingerprint deny list
 //! ── login routes only ──
 //! body                      credentials   bounded read: max_body, body_read_timeout
 //! credentials               credentials   username + password from form or JSON, strictly
-//! rate limits               rate_limit    ip, subnet, username, global (via state)
+//! rate limits               rate_limit    ip, subnet, username, fingerprint, global (via state)
 //! leaked checks             leaked        pairs and passwords filters (hot-swapped)
 //! decision                  verdict       Signals + Policy → Verdict, Decision (pure)
 //! risk                      risk, device  attack mode, device cookie, history → low|medium|high;
@@ -59,7 +61,7 @@
 //! tls           stages, each importing only config and earlier stages
 //! authority
 //! client_ip
-//! fingerprint   JA4 of the ClientHello, the trusted header, the fingerprint table
+//! fingerprint   JA4, the trusted header, HTTP fingerprint, fingerprint table and lists
 //! outcome
 //! route
 //! credentials

@@ -104,6 +104,8 @@ pub enum RefusalReason {
     FormSyntax,
     Leaked,
     Denied,
+    /// A login whose client fingerprint is on the deny list.
+    DeniedFingerprint,
     Banned,
     Throttled,
     Unavailable,
@@ -114,7 +116,7 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 24] = [
+    pub const ALL: [RefusalReason; 25] = [
         Self::AmbiguousHost,
         Self::PathControl,
         Self::BodyNotAllowed,
@@ -134,6 +136,7 @@ impl RefusalReason {
         Self::FormSyntax,
         Self::Leaked,
         Self::Denied,
+        Self::DeniedFingerprint,
         Self::Banned,
         Self::Throttled,
         Self::Unavailable,
@@ -162,6 +165,7 @@ impl RefusalReason {
             Self::FormSyntax => "form_syntax",
             Self::Leaked => "leaked",
             Self::Denied => "denied",
+            Self::DeniedFingerprint => "denied_fingerprint",
             Self::Banned => "banned",
             Self::Throttled => "throttled",
             Self::Unavailable => "unavailable",

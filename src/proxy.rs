@@ -23,7 +23,7 @@ use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::config::{OnUnparsed, RiskAction};
 use crate::credentials::{self, LoginBody};
 use crate::device::DeviceUser;
-use crate::fingerprint::{FingerprintSource, Fingerprints, Ja4};
+use crate::fingerprint::{FingerprintSource, Fingerprints, HttpFingerprint, Ja4};
 use crate::leaked::LeakedFilters;
 use crate::logging::{self, access::AccessLog};
 use crate::metrics::{Metrics, RequestDecision};
@@ -46,6 +46,9 @@ pub struct Conn {
     /// The JA4 of the connection's ClientHello; `None` on the cleartext
     /// listener.
     pub ja4: Option<Ja4>,
+    /// The HTTP fingerprint of the connection's first request (HTTP/1.1
+    /// header names, or HTTP/2's first frames).
+    pub http: Option<HttpFingerprint>,
 }
 
 /// What login routes do with what they find.
@@ -97,6 +100,7 @@ struct Record<'a> {
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
     fingerprint: Option<Ja4>,
+    http: Option<HttpFingerprint>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
     risk: Option<Level>,
@@ -117,7 +121,8 @@ struct Attempt {
     /// False for a body forwarded unparsed (`on_unparsed = "forward"`): its
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
-    fingerprint: Option<Ja4>,
+    /// The connection's HTTP fingerprint, for the fingerprint table.
+    http: Option<HttpFingerprint>,
     /// Who gets the device cookie if the shop lets the login in: none for
     /// an unparsed body, or a login forwarded as risky (its step-up is not
     /// proven, so its browser is not yet trusted).
@@ -177,6 +182,7 @@ impl Pipeline {
             peer_trusted,
             client: None,
             fingerprint: None,
+            http: conn.http,
             login: None,
             decision: RequestDecision::Allow,
             risk: None,
@@ -206,6 +212,8 @@ impl Pipeline {
                 decision: record.decision.as_str(),
                 verdict: record.verdict,
                 risk: record.risk,
+                ja4: record.fingerprint,
+                http: record.http,
                 upstream: record.upstream,
                 total: elapsed,
                 request_id: &request_id,
@@ -238,6 +246,9 @@ impl Pipeline {
             .state
             .screen(client, record.login.is_some())
             .await?;
+        if record.login.is_some() {
+            self.inner.state.screen_fingerprint(record.fingerprint)?;
+        }
         let (req, attempt) = match route {
             Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
@@ -279,7 +290,7 @@ impl Pipeline {
             Err(e) if e.forwardable() && login.on_unparsed == OnUnparsed::Forward => {
                 tracing::debug!(route = route.name, error = %e, "forwarding an unparsed login");
                 let attempt = self
-                    .admit_unparsed(route, client, record.fingerprint)
+                    .admit_unparsed(route, client, record.fingerprint, record.http)
                     .await?;
                 record.decision = RequestDecision::Unparsed;
                 return Ok((inspected_request(parts, body), Some(attempt)));
@@ -290,6 +301,7 @@ impl Pipeline {
         let keys = AttemptKeys {
             client,
             username: self.inner.state.username_key(&username),
+            fingerprint: record.fingerprint,
         };
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
@@ -310,7 +322,7 @@ impl Pipeline {
             verdict,
             keys,
             parsed: true,
-            fingerprint: record.fingerprint,
+            http: record.http,
             device: Some(risk.device.user(&username)),
         };
         match decision {
@@ -385,6 +397,7 @@ impl Pipeline {
         route: &LoginRoute,
         client: ClientIp,
         fingerprint: Option<Ja4>,
+        http: Option<HttpFingerprint>,
     ) -> Result<Attempt, RequestError> {
         let keys = AttemptKeys {
             client,
@@ -392,6 +405,7 @@ impl Pipeline {
                 .inner
                 .state
                 .username_key(&format!("\0unparsed {client}")),
+            fingerprint,
         };
         self.inner.state.admit(&keys).await?;
         Ok(Attempt {
@@ -399,7 +413,7 @@ impl Pipeline {
             verdict: Verdict::Clean,
             keys,
             parsed: false,
-            fingerprint,
+            http,
             device: None,
         })
     }
@@ -420,8 +434,9 @@ impl Pipeline {
             false => Some(outcome != Some(LoginOutcome::Success)),
         };
         self.inner.attack.record(attempt.route, failed);
-        if let Some(ja4) = attempt.fingerprint {
-            (self.inner.fingerprints).record(ja4, client.0, failed, Instant::now());
+        if let Some(ja4) = attempt.keys.fingerprint {
+            let now = Instant::now();
+            (self.inner.fingerprints).record(ja4, attempt.http, client.0, failed, now);
         }
         let observation = Observation {
             username: attempt.keys.username,

@@ -1,12 +1,14 @@
-//! Rate limits on login attempts, per client IP, per subnet, per username and
-//! globally, and optionally on all traffic per client IP.
+//! Rate limits on login attempts, per client IP, per subnet, per username,
+//! per client fingerprint and globally, and optionally on all traffic per
+//! client IP.
 //!
 //! governor does the arithmetic (GCRA: one timestamp per key, no timers); the
 //! keys live in [`BoundedStore`], an LRU map with a hard cap, because an
 //! attacker controls how many distinct addresses and usernames we see, and
 //! governor's own keyed store never forgets on its own.
 //!
-//! The per-client limits (ip, subnet, username) are charged by failures: an
+//! The per-client limits (ip, subnet, username, fingerprint) are charged by
+//! failures: an
 //! attempt takes a cell when it is admitted, so that a burst of attempts in
 //! flight is bounded, and [`Limiters::refund`] gives the cell back when the
 //! shop says the login succeeded. A carrier NAT full of customers who log in
@@ -27,6 +29,7 @@ use ipnet::IpNet;
 
 use crate::client_ip::ClientIp;
 use crate::config::{self, Limit};
+use crate::fingerprint::Ja4;
 
 /// Which limit refused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +40,18 @@ pub enum LimitKind {
     Global,
     /// `limits.all`: every request per client IP.
     All,
+    /// Per client fingerprint (JA4): one tool behind many addresses.
+    Fingerprint,
 }
 
 impl LimitKind {
-    pub const ALL: [LimitKind; 5] = [
+    pub const ALL: [LimitKind; 6] = [
         Self::Ip,
         Self::Subnet,
         Self::Username,
         Self::Global,
         Self::All,
+        Self::Fingerprint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +61,7 @@ impl LimitKind {
             Self::Username => "username",
             Self::Global => "global",
             Self::All => "all",
+            Self::Fingerprint => "fingerprint",
         }
     }
 }
@@ -72,6 +79,9 @@ pub struct Throttled {
 pub struct AttemptKeys {
     pub client: ClientIp,
     pub username: UsernameKey,
+    /// The connection's JA4 (or a trusted peer's header); `None` on the
+    /// cleartext listener, where the fingerprint limit does not apply.
+    pub fingerprint: Option<Ja4>,
 }
 
 /// A keyed hash of a normalised username: what limits and suspicion key on,
@@ -108,6 +118,7 @@ pub struct Limiters<C: Clock = DefaultClock> {
     ip: Option<KeyedLimit<IpAddr, C>>,
     subnet: Option<(KeyedLimit<IpNet, C>, u8, u8)>,
     username: Option<KeyedLimit<UsernameKey, C>>,
+    fingerprint: Option<KeyedLimit<Ja4, C>>,
     /// Shared with the limiters a reload builds while its quota is the same.
     global: Option<(Arc<Direct<C>>, Limit)>,
     all: Option<KeyedLimit<IpAddr, C>>,
@@ -147,6 +158,7 @@ where
                 )
             }),
             username: limits.username.as_ref().map(|l| keyed(l, max_keys, &clock)),
+            fingerprint: (limits.fingerprint.as_ref()).map(|l| keyed(l, max_keys, &clock)),
             global: limits.global.map(|g| (direct(&g, &clock), g)),
             all: limits.all.as_ref().map(|l| keyed(l, max_keys, &clock)),
             clock,
@@ -191,6 +203,14 @@ where
                     max_keys,
                     clock,
                     self.username.as_ref().map(|o| &o.store).cloned(),
+                )
+            }),
+            fingerprint: limits.fingerprint.as_ref().map(|l| {
+                keyed_on(
+                    l,
+                    max_keys,
+                    clock,
+                    self.fingerprint.as_ref().map(|o| &o.store).cloned(),
                 )
             }),
             global: limits.global.map(|g| match &self.global {
@@ -238,6 +258,7 @@ where
             ip: true,
             subnet: true,
             username: true,
+            fingerprint: true,
         };
         self.give_back(keys, subnet.as_ref(), all);
     }
@@ -269,6 +290,11 @@ where
             self.check(checked, LimitKind::Username)?;
             charged.username = true;
         }
+        if let (Some(limit), Some(ja4)) = (&self.fingerprint, &keys.fingerprint) {
+            let checked = limit.limiter.check_key(ja4);
+            self.check(checked, LimitKind::Fingerprint)?;
+            charged.fingerprint = true;
+        }
         if let Some((global, _)) = &self.global {
             self.check(global.check(), LimitKind::Global)?;
         }
@@ -290,6 +316,11 @@ where
         if let (Some(username), true) = (&self.username, charged.username) {
             username.refund(&keys.username);
         }
+        if let (Some(limit), Some(ja4), true) =
+            (&self.fingerprint, &keys.fingerprint, charged.fingerprint)
+        {
+            limit.refund(ja4);
+        }
     }
 
     /// Forgets keys that have been idle long enough to have a full burst
@@ -304,6 +335,9 @@ where
         if let Some(l) = &self.username {
             l.limiter.retain_recent();
         }
+        if let Some(l) = &self.fingerprint {
+            l.limiter.retain_recent();
+        }
         if let Some(l) = &self.all {
             l.limiter.retain_recent();
         }
@@ -315,7 +349,8 @@ where
         let subnet = self.subnet.as_ref().map_or(0, |(l, _, _)| l.store.len());
         let username = self.username.as_ref().map_or(0, |l| l.store.len());
         let all = self.all.as_ref().map_or(0, |l| l.store.len());
-        ip + subnet + username + all
+        let fingerprint = self.fingerprint.as_ref().map_or(0, |l| l.store.len());
+        ip + subnet + username + all + fingerprint
     }
 
     fn check(
@@ -363,6 +398,7 @@ struct Charged {
     ip: bool,
     subnet: bool,
     username: bool,
+    fingerprint: bool,
 }
 
 fn keyed<K: Hash + Eq + Clone, C: Clock + Clone>(
@@ -563,6 +599,7 @@ mod tests {
         AttemptKeys {
             client: ClientIp(ip.parse().unwrap()),
             username: UsernameKey(username),
+            fingerprint: None,
         }
     }
 
@@ -653,6 +690,36 @@ mod tests {
         assert!(l.admit(&a).is_ok());
         assert!(l.admit(&a).is_ok());
         assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Ip);
+    }
+
+    #[test]
+    fn a_fingerprint_is_one_key_across_addresses_and_charged_by_failures() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(r#"fingerprint = { rate = "1/min", burst = 3 }"#),
+            100,
+            clock,
+        );
+        let tool = Ja4::parse("t13d1516h2_8daaf6152771_02713d6af862");
+        let browser = Ja4::parse("t13d1516h2_8daaf6152771_e5627efa2ab1");
+        let from = |i: u8, fingerprint| AttemptKeys {
+            fingerprint,
+            ..keys(&format!("198.51.100.{i}"), u64::from(i))
+        };
+        // A success costs nothing, from any address.
+        for i in 0..10 {
+            assert!(l.admit(&from(i, tool)).is_ok());
+            l.refund(&from(i, tool));
+        }
+        for i in 10..13 {
+            assert!(l.admit(&from(i, tool)).is_ok());
+        }
+        let throttled = l.admit(&from(13, tool)).unwrap_err();
+        assert_eq!(throttled.limit, LimitKind::Fingerprint);
+        // Another fingerprint from the same addresses, and none at all
+        // (cleartext), pass.
+        assert!(l.admit(&from(13, browser)).is_ok());
+        assert!(l.admit(&from(13, None)).is_ok());
     }
 
     #[test]

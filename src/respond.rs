@@ -59,7 +59,9 @@ impl RequestError {
             }
             Self::Blocked(_)
             | Self::RiskBlocked(_)
-            | Self::Refused(Refusal::Denied | Refusal::Banned(_)) => RequestDecision::Block,
+            | Self::Refused(Refusal::Denied | Refusal::DeniedFingerprint | Refusal::Banned(_)) => {
+                RequestDecision::Block
+            }
             Self::RiskThrottled(_)
             | Self::UntrustedBudget { .. }
             | Self::Refused(Refusal::Throttled(_) | Refusal::Unavailable) => {
@@ -103,6 +105,7 @@ impl RequestError {
             },
             Self::Blocked(_) => R::Leaked,
             Self::Refused(Refusal::Denied) => R::Denied,
+            Self::Refused(Refusal::DeniedFingerprint) => R::DeniedFingerprint,
             Self::Refused(Refusal::Banned(_)) => R::Banned,
             Self::Refused(Refusal::Throttled(_)) => R::Throttled,
             Self::Refused(Refusal::Unavailable) => R::Unavailable,
@@ -151,7 +154,9 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
         },
         RequestError::Credentials(e) => json_owned(StatusCode::BAD_REQUEST, e.to_string()),
         RequestError::Blocked(_) => block.response(),
-        RequestError::Refused(Refusal::Denied) => json(StatusCode::FORBIDDEN, "access denied"),
+        RequestError::Refused(Refusal::Denied | Refusal::DeniedFingerprint) => {
+            json(StatusCode::FORBIDDEN, "access denied")
+        }
         RequestError::Refused(Refusal::Banned(ban)) => {
             let mut response = json(
                 StatusCode::FORBIDDEN,

@@ -21,6 +21,7 @@ use http::{HeaderMap, HeaderName};
 
 use crate::config::{self, RiskAction};
 use crate::device::{DeviceKeys, DeviceUser};
+use crate::fingerprint::FingerprintReputation;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::{AttemptKeys, Budget};
 
@@ -89,6 +90,9 @@ pub struct Signals {
     pub username_succeeded_before: Option<bool>,
     pub client: History,
     pub subnet: History,
+    /// The client software's fingerprint is a tool's: its logins mostly
+    /// fail, from many addresses (`Failing`).
+    pub fingerprint: History,
 }
 
 /// The level of an attempt.
@@ -97,7 +101,7 @@ pub struct Signals {
 /// owner earned, unless it also tries a leaked password during an attack
 /// (a stolen browser profile), which is medium. Otherwise points add up:
 /// attack mode 2, a leaked password 1, a failing client 1, a failing subnet
-/// 1, and, during an attack only, an account that never logged in here 1
+/// 1, a tool's fingerprint 1, and, during an attack only, an account that never logged in here 1
 /// (outside an attack, first logins are ordinary, and a fresh replica knows
 /// nobody). 0 is low, 1–2 medium, 3 or more high.
 pub fn assess(s: &Signals) -> Level {
@@ -112,6 +116,7 @@ pub fn assess(s: &Signals) -> Level {
         + u8::from(s.leaked_password)
         + u8::from(s.client == History::Failing)
         + u8::from(s.subnet == History::Failing)
+        + u8::from(s.fingerprint == History::Failing)
         + u8::from(s.attack_mode && never_succeeded);
     match points {
         0 => Level::Low,
@@ -169,6 +174,7 @@ pub struct Risk {
     /// Kept by a reload that reads it the same way ([`RiskMemory::fits`]).
     pub memory: Arc<RiskMemory>,
     pub attack: Arc<dyn AttackMode>,
+    pub fingerprint: FingerprintReputation,
 }
 
 impl Risk {
@@ -191,7 +197,12 @@ impl Risk {
         keys: &AttemptKeys,
         leaked_password: bool,
     ) -> Signals {
-        let (client, subnet) = self.memory.history(keys.client.0, Instant::now());
+        let now = Instant::now();
+        let (client, subnet) = self.memory.history(keys.client.0, now);
+        let fingerprint = match self.fingerprint.is_tool(keys.fingerprint, now) {
+            true => History::Failing,
+            false => History::Quiet,
+        };
         Signals {
             attack_mode: self.attack.is_on(route_index),
             known_device: self
@@ -201,6 +212,7 @@ impl Risk {
             username_succeeded_before: Some(self.memory.succeeded_before(keys.username)),
             client,
             subnet,
+            fingerprint,
         }
     }
 
@@ -263,6 +275,35 @@ mod tests {
                 username_succeeded_before: before,
                 client,
                 subnet,
+                fingerprint: Quiet,
+            };
+            assert_eq!(assess(&signals), want, "{signals:?}");
+        }
+    }
+
+    #[test]
+    fn a_tools_fingerprint_counts_like_a_failing_client() {
+        // (attack, known device, client, fingerprint) → level; the other
+        // signals quiet. Beside `risk_table` rather than in it, so that the
+        // two tables change apart.
+        let cases = [
+            (false, false, Quiet, Failing, Medium),
+            (false, false, Failing, Failing, Medium),
+            (true, false, Quiet, Failing, High),
+            (true, false, Failing, Failing, High),
+            // The account's owner, with its browser's cookie, is not
+            // suspected for the tool that shares its TLS stack.
+            (false, true, Quiet, Failing, Low),
+            (true, true, Failing, Failing, Low),
+        ];
+        for (attack, known, client, fingerprint, want) in cases {
+            let signals = Signals {
+                attack_mode: attack,
+                known_device: known,
+                username_succeeded_before: Some(true),
+                client,
+                fingerprint,
+                ..Signals::default()
             };
             assert_eq!(assess(&signals), want, "{signals:?}");
         }

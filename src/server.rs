@@ -6,6 +6,7 @@
 //! TLS handshake deadline, hyper's header-read deadline, an idle deadline, and
 //! is drained gracefully on shutdown.
 
+mod capture;
 mod hello;
 mod idle;
 mod stages;
@@ -44,6 +45,7 @@ use crate::risk::RiskMemory;
 use crate::state::State;
 use crate::tls::{self, validity, CertStore};
 use crate::upstream::{upgrade_of, Upstream};
+use capture::{Capture, CaptureIo};
 use idle::{Activity, ActivityIo};
 use stages::Kept;
 use tunnel::Tunnel;
@@ -524,6 +526,8 @@ impl Acceptor {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Activity::new();
+        let capture = Arc::new(Capture::default());
+        let io = CaptureIo::new(io, capture.clone());
         let io = TokioIo::new(ActivityIo::new(io, activity.clone()));
         let app = self.app.clone();
         // Set when the shop switched protocols: both ends, to join once
@@ -533,12 +537,20 @@ impl Acceptor {
         let service = service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
             let upgraded = upgraded.clone();
+            let capture = capture.clone();
             async move {
                 match app {
                     App::Proxy { proxy, scheme } => {
                         let client =
                             upgrade_of(req.headers()).map(|_| hyper::upgrade::on(&mut req));
-                        let mut response = proxy.handle(req, Conn { peer, scheme, ja4 }).await?;
+                        let http = capture.fingerprint();
+                        let conn = Conn {
+                            peer,
+                            scheme,
+                            ja4,
+                            http,
+                        };
+                        let mut response = proxy.handle(req, conn).await?;
                         if let Some(client) = client {
                             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                                 let shop = hyper::upgrade::on(&mut response);

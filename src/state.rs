@@ -42,6 +42,7 @@ use prometheus::IntCounter;
 use crate::attack::{AttackMode, Mode, SharedMode};
 use crate::client_ip::ClientIp;
 use crate::config::{self, BanScope, Config, OnBackendError};
+use crate::fingerprint::{FingerprintLists, Ja4};
 use crate::rate_limit::{AttemptKeys, Throttled, UsernameKey};
 use crate::reputation::{Ban, BanReason, Observation};
 
@@ -57,6 +58,9 @@ pub use self::snapshot::SnapshotError;
 pub enum Refusal {
     #[error("the client is on the deny list")]
     Denied,
+    /// A login attempt whose fingerprint is on the deny list.
+    #[error("the client's fingerprint is on the deny list")]
+    DeniedFingerprint,
     #[error("the client is banned ({})", .0.reason.as_str())]
     Banned(Ban),
     #[error(transparent)]
@@ -116,6 +120,7 @@ struct Screening {
     ban_scope: BanScope,
     allowlist: Vec<IpNet>,
     denylist: Vec<IpNet>,
+    fingerprints: FingerprintLists,
 }
 
 impl Screening {
@@ -125,6 +130,7 @@ impl Screening {
             ban_scope: s.ban_scope,
             allowlist: s.allowlist.clone(),
             denylist: s.denylist.clone(),
+            fingerprints: FingerprintLists::new(&s.fingerprint_allowlist, &s.fingerprint_denylist),
         }
     }
 }
@@ -264,11 +270,30 @@ impl State {
         .await
     }
 
+    /// A login attempt's fingerprint: refused if it is on the deny list.
+    pub fn screen_fingerprint(&self, fingerprint: Option<Ja4>) -> Result<(), Refusal> {
+        match self.inner.screening.load().fingerprints.denied(fingerprint) {
+            true => Err(Refusal::DeniedFingerprint),
+            false => Ok(()),
+        }
+    }
+
+    /// Returns true if and only if `fingerprint` is on the allow list: it
+    /// is exempt from the fingerprint limit and its reputation.
+    pub fn fingerprint_allowed(&self, fingerprint: Option<Ja4>) -> bool {
+        self.inner
+            .screening
+            .load()
+            .fingerprints
+            .allowed(fingerprint)
+    }
+
     /// The login limits for one attempt.
     pub async fn admit(&self, keys: &AttemptKeys) -> Result<(), Refusal> {
         if self.allowed(keys.client) {
             return Ok(());
         }
+        let keys = &self.exempting(keys);
         let local = &self.inner.local;
         match &self.inner.backend {
             Backend::Local => local.admit(keys).map_err(Refusal::Throttled),
@@ -290,6 +315,7 @@ impl State {
         if self.allowed(keys.client) {
             return;
         }
+        let keys = &self.exempting(keys);
         let local = &self.inner.local;
         match &self.inner.backend {
             Backend::Local => local.refund(keys),
@@ -535,6 +561,16 @@ impl State {
             }
         }
         local.admit_request(client.0).map_err(Refusal::Throttled)
+    }
+
+    /// `keys` without an allowlisted fingerprint: the fingerprint limit
+    /// does not apply to it.
+    fn exempting(&self, keys: &AttemptKeys) -> AttemptKeys {
+        let mut keys = *keys;
+        if self.fingerprint_allowed(keys.fingerprint) {
+            keys.fingerprint = None;
+        }
+        keys
     }
 
     fn allowed(&self, client: ClientIp) -> bool {

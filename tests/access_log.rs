@@ -86,6 +86,16 @@ async fn access_log_has_every_field_the_shops_request_id_and_no_credential() {
     assert!(get["upstream_seconds"].as_f64().is_some(), "{get}");
     assert!(get["bytes_out"].as_u64().unwrap() > 0, "{get}");
     assert_eq!(get["client"], "127.0.0.1");
+    // Which software sent it: the connection's JA4 and the header names of
+    // its first request, in their order and case.
+    let ja4 = get["ja4"].as_str().unwrap_or_default();
+    assert!(credgate::fingerprint::Ja4::parse(ja4).is_some(), "{get}");
+    let http = get["http_fingerprint"].as_str().unwrap_or_default();
+    assert!(http.starts_with("h1_") && http.len() == 18, "{get}");
+    assert_eq!(
+        (post["ja4"].as_str(), post["http_fingerprint"].as_str()),
+        (Some(ja4), Some(http))
+    );
 
     assert_eq!(post["method"], "POST");
     assert_eq!(post["route"], "login");

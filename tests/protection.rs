@@ -448,6 +448,7 @@ async fn a_million_addresses_in_a_process_of_their_own() {
         let keys = AttemptKeys {
             client: ip,
             username: UsernameKey(u64::from(i)),
+            fingerprint: None,
         };
         let _ = state.admit(&keys).await;
         let observation = Observation {

@@ -517,3 +517,32 @@ async fn an_operators_reason_is_shared_and_old_index_entries_still_read() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("card testing"), "{body}");
 }
+
+#[tokio::test]
+async fn the_fingerprint_limit_lives_in_redis_charged_by_failures_across_addresses() {
+    let redis = RedisServer::start();
+    let limits = "[limits]\nfingerprint = { rate = \"1/min\", burst = 4 }\nip = \"off\"\n\
+                  subnet = \"off\"\nusername = \"off\"\nglobal = \"off\"";
+    let r = replicas(&redis, "", limits).await;
+    // One TLS connection (one replica: the client's second connection, to
+    // the other, would offer a session ticket, and a resumed ClientHello
+    // has another JA4), a new address every attempt.
+    for i in 0..10 {
+        let from = format!("192.0.2.{i}");
+        assert_eq!(
+            r.login(&r.a, &from, RIGHT).await,
+            StatusCode::OK,
+            "success {i} refunded"
+        );
+    }
+    for i in 10..14 {
+        let from = format!("192.0.2.{i}");
+        assert_eq!(r.login(&r.a, &from, WRONG).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        r.login(&r.a, "192.0.2.99", WRONG).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let keys = redis.command("KEYS *");
+    assert!(keys.contains("credgate:{fp:t13"), "{keys}");
+}

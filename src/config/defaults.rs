@@ -116,6 +116,25 @@ pub fn on_medium_risk() -> RiskAction {
 pub fn on_high_risk() -> RiskAction {
     RiskAction::Annotate
 }
+/// The tool-fingerprint signal is on: alone it makes a login medium, which
+/// `on_medium = "allow"` forwards unchanged. 50 logins with an outcome from
+/// 10 addresses: a household or an office never shows 10 addresses, and a
+/// browser's fingerprint, shared by many customers, fails 10–30% of the
+/// time, far from 0.8.
+pub(super) fn tool_fingerprint() -> Option<ToolFingerprint> {
+    Some(ToolFingerprint {
+        min_attempts: tool_min_attempts(),
+        min_addresses: tool_min_addresses(),
+        failure_ratio: failure_ratio(),
+    })
+}
+pub fn tool_min_attempts() -> u32 {
+    50
+}
+pub fn tool_min_addresses() -> u32 {
+    10
+}
+
 pub fn device_cookie_max_age() -> HumanDuration {
     secs(90 * 86400)
 }

@@ -17,6 +17,12 @@ use super::{defaults, ConfigError, HumanDuration, SubnetBan};
 /// one who needs them; `ip`, `subnet` and `username` are charged by failures,
 /// so real customers who log in never use them up. Each can be set to
 /// `"off"`. `all` is off unless configured.
+///
+/// `fingerprint` (per JA4) is off unless configured too: a popular
+/// browser's JA4 is shared by a large share of a shop's customers, so its
+/// key sums their typos, and no rate fits every shop. Operators set it after
+/// reading `GET /admin/fingerprints`, usually with the browsers' fingerprints
+/// in `[fingerprints] allowlist`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -30,6 +36,9 @@ pub struct Limits {
     pub global: Option<Limit>,
     #[serde(default, deserialize_with = "switchable")]
     pub all: Option<Limit>,
+    /// Login attempts per client fingerprint (the JA4), charged by failures.
+    #[serde(default, deserialize_with = "switchable")]
+    pub fingerprint: Option<Limit>,
 }
 
 impl Default for Limits {
@@ -40,6 +49,7 @@ impl Default for Limits {
             username: defaults::username_limit(),
             global: defaults::global_limit(),
             all: None,
+            fingerprint: None,
         }
     }
 }
@@ -159,6 +169,14 @@ pub struct Suspicion {
     /// Networks always refused.
     #[serde(default)]
     pub denylist: Vec<IpNet>,
+    /// Client fingerprints (JA4) exempt from the fingerprint limit and the
+    /// fingerprint's reputation. Not from the address limits or bans: a
+    /// fingerprint is no secret, a tool can copy a browser's.
+    #[serde(default)]
+    pub fingerprint_allowlist: Vec<String>,
+    /// Client fingerprints (JA4) whose login attempts are always refused.
+    #[serde(default)]
+    pub fingerprint_denylist: Vec<String>,
 }
 
 /// What a ban refuses.
@@ -307,6 +325,15 @@ impl Suspicion {
         if !(1..=128).contains(&self.ipv6_prefix) {
             return invalid("ipv6_prefix", "must be between 1 and 128");
         }
+        let lists = [
+            ("fingerprint_allowlist", &self.fingerprint_allowlist),
+            ("fingerprint_denylist", &self.fingerprint_denylist),
+        ];
+        for (key, list) in lists {
+            if !list.iter().all(|ja4| is_ja4(ja4)) {
+                return invalid(key, "each entry must be a JA4 as /admin/fingerprints lists it (t13d1516h2_8daaf6152771_e5627efa2ab1)");
+            }
+        }
         self.subnet_ban.as_ref().map_or(Ok(()), SubnetBan::validate)
     }
 }
@@ -359,6 +386,18 @@ impl State {
     }
 }
 
+/// JA4's outline (36 characters, `_` at 10 and 23, letters and digits
+/// elsewhere): enough to catch a truncated or mistyped entry here; the
+/// fingerprint stage parses each exactly.
+fn is_ja4(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            10 | 23 => *b == b'_',
+            _ => b.is_ascii_alphanumeric(),
+        })
+}
+
 fn check_url(url: &str) -> Result<(), &'static str> {
     if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
         return Err("must start with redis:// or rediss://");
@@ -405,6 +444,8 @@ impl Default for Suspicion {
             ban_scope: BanScope::default(),
             allowlist: Vec::new(),
             denylist: Vec::new(),
+            fingerprint_allowlist: Vec::new(),
+            fingerprint_denylist: Vec::new(),
         }
     }
 }
@@ -437,6 +478,23 @@ mod tests {
         assert!("20".parse::<Rate>().is_err());
         assert!("0/s".parse::<Rate>().is_err());
         assert!("5/fortnight".parse::<Rate>().is_err());
+    }
+
+    #[test]
+    fn fingerprint_lists_take_ja4s_only() {
+        let ok: Suspicion =
+            toml::from_str("fingerprint_denylist = [\"t13d1516h2_8daaf6152771_02713d6af862\"]")
+                .unwrap();
+        assert!(ok.validate().is_ok());
+        for bad in [
+            "t13d1516h2_8daaf6152771",
+            "t13d1516h2-8daaf6152771-02713d6af862",
+        ] {
+            let list: Suspicion =
+                toml::from_str(&format!("fingerprint_allowlist = [\"{bad}\"]")).unwrap();
+            let e = list.validate().unwrap_err().to_string();
+            assert!(e.contains("suspicion.fingerprint_allowlist"), "{e}");
+        }
     }
 
     fn state_error(toml: &str) -> String {

@@ -24,6 +24,29 @@ pub struct Risk {
     /// How long a device stays known after its last successful login.
     #[serde(default = "defaults::device_cookie_max_age")]
     pub device_cookie_max_age: HumanDuration,
+    /// When a client fingerprint's logins over the `[suspicion]` window
+    /// make it a tool: a risk signal for every login it sends. `"off"`
+    /// turns the signal off.
+    #[serde(
+        default = "defaults::tool_fingerprint",
+        deserialize_with = "super::protection::switchable"
+    )]
+    pub tool_fingerprint: Option<ToolFingerprint>,
+}
+
+/// A fingerprint is a tool's when at least `min_attempts` of its logins
+/// (with a known outcome) came from at least `min_addresses` addresses and
+/// at least `failure_ratio` of them failed. Browsers' fingerprints are
+/// shared by many customers whose logins mostly succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolFingerprint {
+    #[serde(default = "defaults::tool_min_attempts")]
+    pub min_attempts: u32,
+    #[serde(default = "defaults::tool_min_addresses")]
+    pub min_addresses: u32,
+    #[serde(default = "defaults::failure_ratio")]
+    pub failure_ratio: f64,
 }
 
 /// What a login of some risk level gets.
@@ -48,6 +71,7 @@ impl Default for Risk {
             on_high: defaults::on_high_risk(),
             device_key_file: None,
             device_cookie_max_age: defaults::device_cookie_max_age(),
+            tool_fingerprint: defaults::tool_fingerprint(),
         }
     }
 }
@@ -61,6 +85,21 @@ impl Risk {
                 key: "risk.device_cookie_max_age".into(),
                 reason: "must be between 1s and about 136 years".into(),
             });
+        }
+        if let Some(tool) = &self.tool_fingerprint {
+            let invalid = |key: &str, reason: &str| {
+                Err(ConfigError::Invalid {
+                    file: None,
+                    key: format!("risk.tool_fingerprint.{key}"),
+                    reason: reason.into(),
+                })
+            };
+            if !(tool.failure_ratio > 0.0 && tool.failure_ratio <= 1.0) {
+                return invalid("failure_ratio", "must be above 0 and at most 1");
+            }
+            if tool.min_attempts == 0 {
+                return invalid("min_attempts", "must be at least 1");
+            }
         }
         Ok(())
     }

@@ -126,7 +126,7 @@ fn hex_list(values: &[u16]) -> String {
 }
 
 /// The first 12 lower-case hex digits of the SHA-256 of `list`.
-fn hash12(list: &str) -> [u8; 12] {
+pub(super) fn hash12(list: &str) -> [u8; 12] {
     if list.is_empty() {
         return *EMPTY_HASH;
     }

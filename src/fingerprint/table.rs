@@ -15,7 +15,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Ja4;
+use super::{FingerprintLists, HttpFingerprint, Ja4};
+use crate::config::ToolFingerprint;
 
 /// Distinct fingerprints tracked at once. Real traffic shows a few hundred
 /// to a few thousand client stacks per window; past this, the least
@@ -47,6 +48,8 @@ struct Entry {
     since: Instant,
     current: Bucket,
     previous: Bucket,
+    /// The HTTP fingerprint of its latest login that had one.
+    http: Option<HttpFingerprint>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,6 +72,46 @@ pub struct FingerprintStats {
     pub failure_ratio: Option<f64>,
     /// Estimated distinct client addresses.
     pub addresses: u64,
+    /// The HTTP fingerprint its latest login came with.
+    pub http: Option<HttpFingerprint>,
+}
+
+/// A fingerprint's reputation, the risk signal: whether its logins over
+/// the window are a tool's (`[risk] tool_fingerprint`). Allowlisted
+/// fingerprints have none.
+#[derive(Debug, Clone)]
+pub struct FingerprintReputation {
+    table: Fingerprints,
+    rule: Option<ToolFingerprint>,
+    lists: FingerprintLists,
+}
+
+impl FingerprintReputation {
+    pub fn new(
+        table: Fingerprints,
+        rule: Option<ToolFingerprint>,
+        lists: FingerprintLists,
+    ) -> Self {
+        Self { table, rule, lists }
+    }
+
+    /// Returns true if and only if `fingerprint`'s logins over the window
+    /// mostly failed, from many addresses.
+    pub fn is_tool(&self, fingerprint: Option<Ja4>, now: Instant) -> bool {
+        let (Some(rule), Some(ja4)) = (&self.rule, fingerprint) else {
+            return false;
+        };
+        if self.lists.allowed(fingerprint) {
+            return false;
+        }
+        let Some(stats) = self.table.stats(ja4, now) else {
+            return false;
+        };
+        let known = stats.failures + stats.successes;
+        known >= u64::from(rule.min_attempts)
+            && stats.addresses >= u64::from(rule.min_addresses)
+            && stats.failure_ratio.is_some_and(|r| r >= rule.failure_ratio)
+    }
 }
 
 // === impl Fingerprints ===
@@ -90,9 +133,16 @@ impl Fingerprints {
         }
     }
 
-    /// Counts one login attempt by `ja4` from `client`; `failed` as the
-    /// shop answered (`None`: unknown, or never forwarded).
-    pub fn record(&self, ja4: Ja4, client: IpAddr, failed: Option<bool>, now: Instant) {
+    /// Counts one login attempt by `ja4` (over `http`) from `client`;
+    /// `failed` as the shop answered (`None`: unknown, or never forwarded).
+    pub fn record(
+        &self,
+        ja4: Ja4,
+        http: Option<HttpFingerprint>,
+        client: IpAddr,
+        failed: Option<bool>,
+        now: Instant,
+    ) {
         let mut table = self.lock();
         let bit = (table.hasher.hash_one(client.to_canonical()) % u64::from(SKETCH_BITS)) as usize;
         let window = table.window;
@@ -100,8 +150,12 @@ impl Fingerprints {
             since: now,
             current: Bucket::default(),
             previous: Bucket::default(),
+            http: None,
         });
         entry.advance(now, window);
+        if http.is_some() {
+            entry.http = http;
+        }
         let b = &mut entry.current;
         b.attempts = b.attempts.saturating_add(1);
         match failed {
@@ -110,6 +164,13 @@ impl Fingerprints {
             None => {}
         }
         b.addresses[bit / 64] |= 1 << (bit % 64);
+    }
+
+    /// One fingerprint over the window; `None` if it is not tracked.
+    pub fn stats(&self, ja4: Ja4, now: Instant) -> Option<FingerprintStats> {
+        let table = self.lock();
+        let entry = table.entries.peek(&ja4)?;
+        Some(entry.stats(ja4, now, table.window))
     }
 
     /// The `limit` fingerprints with the most attempts in the window,
@@ -199,6 +260,7 @@ impl Entry {
             successes,
             failure_ratio: (known > 0).then(|| failures as f64 / known as f64),
             addresses: distinct(&sketch).round() as u64,
+            http: self.http,
         }
     }
 }
@@ -232,10 +294,10 @@ mod tests {
         let table = Fingerprints::new(Duration::from_secs(600));
         let now = Instant::now();
         for n in 0..200 {
-            table.record(ja4(1), ip(n), Some(true), now);
+            table.record(ja4(1), None, ip(n), Some(true), now);
         }
         for _ in 0..5 {
-            table.record(ja4(2), ip(7), Some(false), now);
+            table.record(ja4(2), None, ip(7), Some(false), now);
         }
         let top = table.top(10, now);
         assert_eq!(top.len(), 2);
@@ -249,10 +311,45 @@ mod tests {
     }
 
     #[test]
+    fn a_fingerprint_is_a_tool_past_every_threshold_and_never_when_allowed() {
+        let table = Fingerprints::new(Duration::from_secs(600));
+        let rule = ToolFingerprint {
+            min_attempts: 20,
+            min_addresses: 10,
+            failure_ratio: 0.8,
+        };
+        let reputation = FingerprintReputation::new(table.clone(), Some(rule), Default::default());
+        let now = Instant::now();
+        let is_tool = |n| reputation.is_tool(Some(ja4(n)), now);
+        // (attempts, addresses, failures in every ten) → a tool?
+        let cases = [
+            (1, 40, 40, 10, true),
+            (2, 19, 19, 10, false), // too few attempts
+            (3, 40, 5, 10, false),  // from too few addresses
+            (4, 40, 40, 7, false),  // mostly failing, not enough
+            (5, 40, 40, 8, true),
+        ];
+        for (n, attempts, addresses, failing, want) in cases {
+            for i in 0..attempts {
+                let failed = i % 10 < failing;
+                table.record(ja4(n), None, ip(i % addresses), Some(failed), now);
+            }
+            assert_eq!(is_tool(n), want, "case {n}");
+        }
+        assert!(!is_tool(9), "never seen");
+        assert!(!reputation.is_tool(None, now));
+        let allowed = FingerprintLists::new(&[ja4(1).to_string()], &[]);
+        let reputation = FingerprintReputation::new(table.clone(), Some(rule), allowed);
+        assert!(!reputation.is_tool(Some(ja4(1)), now), "allowlisted");
+        let off = FingerprintReputation::new(table, None, Default::default());
+        assert!(!off.is_tool(Some(ja4(1)), now), "the signal is off");
+    }
+
+    #[test]
     fn unknown_outcomes_count_as_attempts_but_not_in_the_ratio() {
         let table = Fingerprints::new(Duration::from_secs(600));
         let now = Instant::now();
-        table.record(ja4(1), ip(1), None, now);
+        table.record(ja4(1), None, ip(1), None, now);
         let stats = table.top(1, now)[0];
         assert_eq!((stats.attempts, stats.failure_ratio), (1, None));
     }
@@ -262,7 +359,7 @@ mod tests {
         let table = Fingerprints::with_capacity(Duration::from_secs(600), 3);
         let now = Instant::now();
         for n in 0..10 {
-            table.record(ja4(n), ip(1), Some(true), now);
+            table.record(ja4(n), None, ip(1), Some(true), now);
         }
         assert_eq!(table.len(), 3);
         let kept: Vec<Ja4> = table.top(10, now).iter().map(|s| s.ja4).collect();
@@ -275,7 +372,7 @@ mod tests {
         let table = Fingerprints::new(window);
         let start = Instant::now();
         for n in 0..10 {
-            table.record(ja4(1), ip(n), Some(true), start);
+            table.record(ja4(1), None, ip(n), Some(true), start);
         }
         let half_later = start + window + window / 2;
         assert_eq!(table.top(1, half_later)[0].attempts, 5);

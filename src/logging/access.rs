@@ -46,6 +46,9 @@ pub struct Entry<'a> {
     pub decision: &'a str,
     pub verdict: Option<&'static str>,
     pub risk: Option<&'static str>,
+    /// The client's JA4 and HTTP fingerprint: which software sent it.
+    pub ja4: Option<&'a str>,
+    pub http_fingerprint: Option<&'a str>,
     pub request_id: &'a str,
     pub referer: Option<&'a str>,
     pub user_agent: Option<&'a str>,
@@ -119,6 +122,8 @@ impl AccessLog {
                 decision = e.decision,
                 verdict = e.verdict,
                 risk = e.risk,
+                ja4 = e.ja4,
+                http_fingerprint = e.http_fingerprint,
                 request_id = e.request_id,
                 "access"
             ),
@@ -207,7 +212,8 @@ fn combined(e: &Entry<'_>, now: SystemTime) -> String {
     format!(
         "{client} - - [{time}] \"{method} {path} {protocol}\" {status} {bytes_out} \"{referer}\" \"{agent}\" \
          host={host} peer={peer} bytes_in={bytes_in} upstream_time={upstream} request_time={total} \
-         route={route} decision={decision} verdict={verdict} risk={risk} request_id={id}",
+         route={route} decision={decision} verdict={verdict} risk={risk} request_id={id} \
+         ja4={ja4} http_fingerprint={http}",
         client = e.client,
         time = nginx_time(now),
         method = e.method,
@@ -227,6 +233,8 @@ fn combined(e: &Entry<'_>, now: SystemTime) -> String {
         verdict = e.verdict.unwrap_or("-"),
         risk = e.risk.unwrap_or("-"),
         id = e.request_id,
+        ja4 = e.ja4.unwrap_or("-"),
+        http = e.http_fingerprint.unwrap_or("-"),
     )
 }
 
@@ -268,6 +276,8 @@ mod tests {
             decision: "block",
             verdict: Some("leaked_pair"),
             risk: None,
+            ja4: Some("t13d1516h2_8daaf6152771_02713d6af862"),
+            http_fingerprint: None,
             request_id: "abc-1",
             referer: None,
             user_agent: Some("curl/8 \"x\""),
@@ -282,7 +292,8 @@ mod tests {
             line,
             "203.0.113.7 - - [01/Dec/2025:15:35:59 +0000] \"POST /login HTTP/1.1\" 403 120 \"-\" \"curl/8 \\\"x\\\"\" \
              host=shop.example peer=127.0.0.1:5000 bytes_in=31 upstream_time=- request_time=0.002 \
-             route=login decision=block verdict=leaked_pair risk=- request_id=abc-1"
+             route=login decision=block verdict=leaked_pair risk=- request_id=abc-1 \
+             ja4=t13d1516h2_8daaf6152771_02713d6af862 http_fingerprint=-"
         );
     }
 

@@ -10,6 +10,7 @@ use hyper::body::Body as _;
 
 use crate::body::ProxyBody;
 use crate::client_ip::ClientIp;
+use crate::fingerprint::{HttpFingerprint, Ja4};
 use crate::logging::access::{self, AccessLog, Entry};
 use crate::risk::Level;
 use crate::route::LoginRoute;
@@ -39,6 +40,8 @@ pub(super) struct Found<'a> {
     pub decision: &'static str,
     pub verdict: Option<Verdict>,
     pub risk: Option<Level>,
+    pub ja4: Option<Ja4>,
+    pub http: Option<HttpFingerprint>,
     pub upstream: Option<Duration>,
     pub total: Duration,
     pub request_id: &'a str,
@@ -110,6 +113,8 @@ impl Seen {
             decision: found.decision,
             verdict: found.verdict.map(Verdict::as_str),
             risk: found.risk.map(Level::as_str),
+            ja4: found.ja4.as_ref().map(Ja4::as_str),
+            http_fingerprint: found.http.as_ref().map(HttpFingerprint::as_str),
             request_id: found.request_id,
             referer: text(&self.referer),
             user_agent: text(&self.user_agent),

@@ -9,7 +9,9 @@ use crate::attack::AttackMode;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::device::DeviceKeys;
-use crate::fingerprint::{FingerprintSource, Fingerprints};
+use crate::fingerprint::{
+    FingerprintLists, FingerprintReputation, FingerprintSource, Fingerprints,
+};
 use crate::leaked::LeakedFilters;
 use crate::logging::access::AccessLog;
 use crate::metrics::Metrics;
@@ -93,6 +95,7 @@ pub(super) fn routes(config: &Config) -> anyhow::Result<Routes> {
 
 /// The risk stage, reading the routes' attack mode from the detector.
 fn risk_stage(config: &Config, kept: &Kept) -> anyhow::Result<Risk> {
+    let s = &config.suspicion;
     let max_age = config.risk.device_cookie_max_age.0;
     let device = match &kept.device {
         Some(running) => running.clone().with_max_age(max_age),
@@ -104,6 +107,11 @@ fn risk_stage(config: &Config, kept: &Kept) -> anyhow::Result<Risk> {
         device,
         memory: kept.memory.clone(),
         attack: Arc::new(kept.attack.clone()),
+        fingerprint: FingerprintReputation::new(
+            kept.fingerprints.clone(),
+            config.risk.tool_fingerprint,
+            FingerprintLists::new(&s.fingerprint_allowlist, &s.fingerprint_denylist),
+        ),
     })
 }
 

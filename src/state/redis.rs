@@ -132,6 +132,7 @@ impl Policy {
                 }),
             ),
             (LimitKind::Username, limits.username),
+            (LimitKind::Fingerprint, limits.fingerprint),
             (LimitKind::Global, limits.global),
         ];
         Self {
@@ -404,21 +405,21 @@ impl Redis {
     /// The login limits for one attempt: one round trip on a single Redis,
     /// one per limit on a cluster.
     pub async fn admit(&self, keys: &AttemptKeys) -> Result<Result<(), Throttled>, BackendError> {
-        let policy = self.policy.load_full();
-        if policy.limits.is_empty() {
+        let limits = self.limits_of(keys);
+        if limits.is_empty() {
             return Ok(Ok(()));
         }
         if !self.is_cluster()? {
-            return self.admit_together(keys, &policy.limits).await;
+            return self.admit_together(keys, &limits).await;
         }
-        for (i, limit) in policy.limits.iter().enumerate() {
+        for (i, limit) in limits.iter().enumerate() {
             let refused = self
                 .admit_together(keys, std::slice::from_ref(limit))
                 .await?;
             if let Err(throttled) = refused {
                 // The attempt is refused: the narrower limits that took a
                 // cell give it back.
-                for taken in &policy.limits[..i] {
+                for taken in &limits[..i] {
                     self.refund_one(keys, taken).await?;
                 }
                 return Ok(Err(throttled));
@@ -453,23 +454,22 @@ impl Redis {
     /// Gives back the per-client cells of an attempt that succeeded (the
     /// global limit is charged by attempts).
     pub async fn refund(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
-        let policy = self.policy.load_full();
-        let per_client: Vec<_> = policy
-            .limits
-            .iter()
+        let per_client: Vec<_> = self
+            .limits_of(keys)
+            .into_iter()
             .filter(|(kind, _)| *kind != LimitKind::Global)
             .collect();
         if per_client.is_empty() {
             return Ok(());
         }
         if self.is_cluster()? {
-            for limit in per_client {
+            for limit in &per_client {
                 self.refund_one(keys, limit).await?;
             }
             return Ok(());
         }
         let mut call = self.scripts.refund.prepare_invoke();
-        for (kind, limit) in per_client {
+        for (kind, limit) in &per_client {
             call.key(self.limit_key(*kind, keys)).arg(gcra(limit).0);
         }
         let _: i64 = self.invoke(&call).await?;
@@ -698,6 +698,15 @@ impl Redis {
         Ok(())
     }
 
+    /// The login limits that apply to `keys`: the fingerprint limit needs a
+    /// fingerprint (none on the cleartext listener).
+    fn limits_of(&self, keys: &AttemptKeys) -> Vec<(LimitKind, Limit)> {
+        (self.policy.load().limits.iter())
+            .filter(|(kind, _)| *kind != LimitKind::Fingerprint || keys.fingerprint.is_some())
+            .copied()
+            .collect()
+    }
+
     fn limit_key(&self, kind: LimitKind, keys: &AttemptKeys) -> String {
         match kind {
             LimitKind::Ip => self.keys.ip(keys.client.0, "limit"),
@@ -707,6 +716,11 @@ impl Redis {
                 self.keys.net_limit(net)
             }
             LimitKind::Username => self.keys.user_limit(keys.username.0),
+            LimitKind::Fingerprint => match keys.fingerprint {
+                Some(ja4) => self.keys.fingerprint_limit(ja4.as_str()),
+                // limits_of leaves the limit out without a fingerprint.
+                None => self.keys.global_limit(),
+            },
             LimitKind::Global | LimitKind::All => self.keys.global_limit(),
         }
     }

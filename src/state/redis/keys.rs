@@ -1,8 +1,9 @@
 //! Key names. Every key starts with the configured `key_prefix` and carries
 //! one hash tag, so that each script touches the keys of one hash slot: a
 //! client's keys share `{ip:ADDR}` (an IPv6 client's suspicion and ban
-//! `{ip:NET}`, its network of `ipv6_prefix`), a network's `{net:NET}`, a username's
-//! `{user:HASH}`; the global limit, the ban index and the username hash key
+//! `{ip:NET}`, its network of `ipv6_prefix`), a network's `{net:NET}`, a
+//! username's `{user:HASH}`, a fingerprint's `{fp:JA4}`; the global limit,
+//! the ban index and the username hash key
 //! have a slot each.
 
 use std::net::IpAddr;
@@ -50,6 +51,11 @@ impl Keys {
 
     pub fn user_limit(&self, hash: u64) -> String {
         format!("{}{{user:{hash:016x}}}:limit", self.prefix)
+    }
+
+    /// A JA4 is 36 characters of `[a-z0-9_]`: safe inside a hash tag.
+    pub fn fingerprint_limit(&self, ja4: &str) -> String {
+        format!("{}{{fp:{ja4}}}:limit", self.prefix)
     }
 
     pub fn global_limit(&self) -> String {
