@@ -122,7 +122,9 @@ async fn three_addresses_of_a_24_banned_ban_the_24() {
     assert_eq!(p.bans("failures").await, 3.0);
     let listing = p.listing().await;
     assert!(
-        listing.contains(r#""target":"198.51.100.0/24","reason":"subnet_escalation""#),
+        listing.contains(
+            r#""target":"198.51.100.0/24","origin":"automatic","reason":"subnet_escalation""#
+        ),
         "{listing}"
     );
 }
@@ -218,7 +220,9 @@ async fn across_replicas(r: &Replicas, settle: Duration) {
     let url = r.b.admin_url("/admin/bans");
     let listing = admin("GET", &url, Some(ADMIN_TOKEN)).await.1;
     assert!(
-        listing.contains(r#""target":"198.51.100.0/24","reason":"subnet_escalation""#),
+        listing.contains(
+            r#""target":"198.51.100.0/24","origin":"automatic","reason":"subnet_escalation""#
+        ),
         "{listing}"
     );
     assert!(listing.contains("\"2001:db8:0:7::/64\""), "{listing}");
