@@ -289,7 +289,13 @@ mod tests {
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {
-        for ip in ["0.0.0.0", "9.10.99.100", "203.0.113.255", "::1", "2001:db8::7"] {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "203.0.113.255",
+            "::1",
+            "2001:db8::7",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             let mut out = b"x ".to_vec();
             push_ip(&mut out, ip);
