@@ -23,6 +23,11 @@ IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 WORKLOADS=${WORKLOADS:-"get-h1 get-h2 login-h1 login-new-tls"}
+# Requests per second offered in total on the keep-alive workloads; 0: as
+# fast as the load generator goes (closed loop). With a rate, h2load paces
+# every keep-alive workload (HTTP/1.1 too), so that both proxies work at the
+# same rate: CPU per request depends on it.
+RATE=${RATE:-0}
 BUILD=${BUILD:-1}
 # Extra lines for credgate's [server] table (e.g. a runtime setting).
 CREDGATE_SERVER_EXTRA=${CREDGATE_SERVER_EXTRA:-}
@@ -288,6 +293,18 @@ EOF
 load() {
     local workload=$1 port=$2 seconds=$3
     local url="https://127.0.0.1:$port"
+    if ((RATE > 0)) && [[ $workload != login-new-tls ]]; then
+        local args=("--rps=$((RATE / CONNECTIONS))")
+        case $workload in
+        get-h1) args+=(--h1 "$url/") ;;
+        get-h2) args+=("$url/") ;;
+        login-h1) args+=(--h1 -d "$tmp/login.form" -H "content-type: application/x-www-form-urlencoded" "$url/login") ;;
+        *) die "unknown workload $workload" ;;
+        esac
+        rm -f "$tmp/h2.log"
+        on_load_cpu h2load -t1 "-c$CONNECTIONS" "-D$seconds" --log-file="$tmp/h2.log" "${args[@]}"
+        return
+    fi
     case $workload in
     get-h1) on_load_cpu wrk -t1 "-c$CONNECTIONS" "-d${seconds}s" --latency "$url/" ;;
     login-h1) on_load_cpu wrk -t1 "-c$CONNECTIONS" "-d${seconds}s" --latency -s "$tmp/login.lua" "$url/login" ;;
@@ -304,8 +321,11 @@ load() {
 # "requests p99_ms errors" (errors: none, or a ';'-separated summary).
 parse() {
     local workload=$1 out=$2 requests p99 errors
+    if [[ $workload == get-h2 ]] || { ((RATE > 0)) && [[ $workload != login-new-tls ]]; }; then
+        workload=h2load
+    fi
     case $workload in
-    get-h2)
+    h2load)
         requests=$(awk '/^requests:/ { print $8 }' <<<"$out") # succeeded
         p99=$(awk -F'\t' '{ print $3 }' "$tmp/h2.log" | sort -n |
             awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f", v[i] / 1000 }')
@@ -407,6 +427,7 @@ read -r shop_port credgate_port admin_port nginx_port < <(free_ports 4)
 make_cert || die "openssl could not create a P-256 certificate"
 login_script "$tmp/login.lua"
 login_script "$tmp/login-close.lua" close
+printf 'username=alice%%40example.com&password=wonderland-42' >"$tmp/login.form"
 
 start_shop
 start_credgate
@@ -458,10 +479,12 @@ fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 describe() {
+    local h1=wrk
+    ((RATE > 0)) && h1="h2load --h1, $RATE/s"
     case $1 in
-    get-h1) echo "GET /, HTTP/1.1 (wrk)" ;;
-    get-h2) echo "GET /, HTTP/2 (h2load -m1)" ;;
-    login-h1) echo "POST /login, HTTP/1.1 (wrk), credgate inspects, nginx passes" ;;
+    get-h1) echo "GET /, HTTP/1.1 ($h1)" ;;
+    get-h2) echo "GET /, HTTP/2 (h2load -m1$( ((RATE > 0)) && echo ", $RATE/s"))" ;;
+    login-h1) echo "POST /login, HTTP/1.1 ($h1), credgate inspects, nginx passes" ;;
     login-new-tls) echo "POST /login, new TLS connection each (wrk, Connection: close)" ;;
     esac
 }
@@ -470,7 +493,7 @@ cat <<EOF
 ### credgate vs nginx: CPU per request (${ROUNDS} round(s), medians)
 
 $(nproc) CPUs; proxy pinned to CPU $PROXY_CPU, load generator and shop to CPU $LOAD_CPU.
-$CONNECTIONS connections, ${DURATION}s measured after ${WARMUP}s warm-up, per workload and proxy.
+$CONNECTIONS connections, ${DURATION}s measured after ${WARMUP}s warm-up, per workload and proxy$( ((RATE > 0)) && echo "; keep-alive workloads paced by h2load at $RATE requests/s in total").
 credgate $build, $(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //') (worker_processes 1), $(wrk -v 2>&1 | head -1 | awk '{ print "wrk " $2 }'), $(h2load --version | awk '{ print $2 }').
 TLS: credgate $tls_credgate; nginx $tls_nginx.
 Started $started UTC; load average before $load_before, after $load_after.
