@@ -121,7 +121,8 @@ make_cert() {
 on_load_cpu() { taskset -c "$LOAD_CPU" "$@"; }
 
 start_shop() {
-    on_load_cpu "$credgate" demo-shop --listen "127.0.0.1:$shop_port" >"$tmp/shop.log" 2>&1 &
+    # taskset directly, not through a function: `$!` must be the shop's pid.
+    taskset -c "$LOAD_CPU" "$credgate" demo-shop --listen "127.0.0.1:$shop_port" >"$tmp/shop.log" 2>&1 &
     shop_pid=$!
     wait_ready "$shop_pid" "http://127.0.0.1:$shop_port/" "the demo shop"
 }
@@ -390,7 +391,8 @@ idle_rss() {
     log "memory / $proxy: opening $IDLE_CONNECTIONS idle TLS connections"
     local before
     before=$(rss_kib "${pids[@]}")
-    coproc IDLE { on_load_cpu python3 "$here/idle_connections.py" 127.0.0.1 "$port" "$IDLE_CONNECTIONS" "$tmp/cert.pem"; }
+    # exec: the coprocess's pid is the client's, which `stop` must reach.
+    coproc IDLE { exec taskset -c "$LOAD_CPU" python3 "$here/idle_connections.py" 127.0.0.1 "$port" "$IDLE_CONNECTIONS" "$tmp/cert.pem"; }
     idle_pid=$IDLE_PID
     local line=''
     read -r line <&"${IDLE[0]}" || true
