@@ -7,7 +7,7 @@ pub mod access;
 
 use std::sync::Arc;
 
-use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer};
@@ -39,6 +39,15 @@ impl LevelControl {
 
 /// Installs the subscriber for the process. Call once, from `main`.
 pub fn init(log: &config::Log) -> LevelControl {
+    let (subscriber, control) = subscriber(log);
+    if let Err(e) = subscriber.try_init() {
+        eprintln!("warning: logging was already set up: {e}");
+    }
+    control
+}
+
+/// The subscriber `init` installs, and the handle that changes its level.
+fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, LevelControl) {
     let from_env = std::env::var_os(EnvFilter::DEFAULT_ENV).is_some();
     let level =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level.0));
@@ -46,7 +55,12 @@ pub fn init(log: &config::Log) -> LevelControl {
     let (access_level, access_handle) = reload::Layer::new(level());
     let combined = log.access_format == AccessFormat::Combined;
     // In the combined format, the access lines are the access layer's alone.
-    let not_access = filter_fn(move |m| !(combined && m.target() == access::TARGET));
+    // Target filters say they may pass any level: without a hint, `and`
+    // drops the level filter's, and then every disabled `trace` span of h2
+    // and hyper is built and torn down per request (half the CPU of an
+    // HTTP/2 request, benches/load), and `enabled!` answers yes.
+    let not_access = filter_fn(move |m| !(combined && m.target() == access::TARGET))
+        .with_max_level_hint(LevelFilter::TRACE);
     let main = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let main = match log.format {
         LogFormat::Json => main.json().flatten_event(true).boxed(),
@@ -59,15 +73,13 @@ pub fn init(log: &config::Log) -> LevelControl {
             .without_time()
             .with_level(false)
             .with_target(false)
-            .with_filter(access_level.and(filter_fn(|m| m.target() == access::TARGET)))
+            .with_filter(access_level.and(
+                filter_fn(|m| m.target() == access::TARGET).with_max_level_hint(LevelFilter::TRACE),
+            ))
     });
-    let result = tracing_subscriber::registry()
+    let subscriber = tracing_subscriber::registry()
         .with(main.with_filter(main_level.and(not_access)))
-        .with(access)
-        .try_init();
-    if let Err(e) = result {
-        eprintln!("warning: logging was already set up: {e}");
-    }
+        .with(access);
     let set = move |level: &str| {
         if from_env {
             return Ok(());
@@ -79,7 +91,7 @@ pub fn init(log: &config::Log) -> LevelControl {
         }
         Ok(())
     };
-    LevelControl { set: Arc::new(set) }
+    (subscriber, LevelControl { set: Arc::new(set) })
 }
 
 /// An error and its causes on one line, `a: b: c`, for a log field.
@@ -92,4 +104,30 @@ pub fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the access log counts as enabled under `log`'s subscriber.
+    fn access_enabled(log: &config::Log) -> bool {
+        let access = access::AccessLog::new(log);
+        tracing::subscriber::with_default(subscriber(log).0, || access.enabled())
+    }
+
+    #[test]
+    fn access_lines_are_skipped_below_info() {
+        for format in [AccessFormat::Json, AccessFormat::Combined] {
+            let mut log = config::Log {
+                access_format: format,
+                ..config::Log::default()
+            };
+            assert!(access_enabled(&log), "{format:?} at info");
+            log.level = config::LogLevel("warn".into());
+            assert!(!access_enabled(&log), "{format:?} at warn");
+            log.level = config::LogLevel("warn,credgate::access=info".into());
+            assert!(access_enabled(&log), "{format:?}, access alone at info");
+        }
+    }
 }

@@ -403,7 +403,13 @@ async fn a_snapshot_that_stops_being_writable_is_retried_and_shown_in_a_gauge() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(seen, 1.0, "{}", proxy.logs());
-    assert!(proxy.logs().contains("state: bans not saved"));
+    // The log line is read from the process' stderr, which can trail the
+    // gauge.
+    let logged = eventually(Duration::from_secs(5), || {
+        proxy.logs().contains("state: bans not saved")
+    })
+    .await;
+    assert!(logged, "{}", proxy.logs());
 
     // Writable again: the retry writes the ban made meanwhile.
     std::fs::create_dir(&dir).unwrap();
