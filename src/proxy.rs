@@ -219,7 +219,8 @@ impl Proxy {
         record.upstream = Some(elapsed);
         if let (Some(attempt), Some(route)) = (attempt, record.login) {
             let outcome = route.failure.classify(&response);
-            self.settle_risk(attempt, outcome, response.headers_mut());
+            self.settle_risk(attempt, outcome, response.headers_mut())
+                .await;
             self.learn(client, attempt, Some(outcome)).await;
         }
         Ok(response.map(Either::Left))
@@ -259,13 +260,15 @@ impl Proxy {
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
         let risk = &self.inner.risk;
-        let signals = risk.signals(
-            &parts.headers,
-            route.index,
-            &username,
-            &keys,
-            found.password,
-        );
+        let signals = risk
+            .signals(
+                &parts.headers,
+                route.index,
+                &username,
+                &keys,
+                found.password,
+            )
+            .await;
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.verdict = Some(verdict);
@@ -280,6 +283,9 @@ impl Proxy {
         };
         match decision {
             verdict::Decision::Block => {
+                if verdict == Verdict::LeakedPair {
+                    self.inner.state.refund_username(&keys).await;
+                }
                 self.learn(client, attempt, None).await;
                 return Err(RequestError::Blocked(verdict));
             }
@@ -305,14 +311,13 @@ impl Proxy {
         mut attempt: Attempt,
         record: &mut Record<'_>,
     ) -> Result<Attempt, RequestError> {
-        let level = risk::assess(signals);
+        let (level, over_budget) = self.inner.risk.level(signals);
+        if over_budget {
+            self.inner.metrics.record_untrusted_over_budget();
+        }
         self.inner.metrics.record_login_risk(level);
         record.risk = Some(level);
         let client = attempt.keys.client;
-        if let Err(wait) = self.inner.risk.admit_untrusted(signals) {
-            self.learn(client, attempt, None).await;
-            return Err(RequestError::UntrustedBudget { wait });
-        }
         match self.inner.risk.policy.action(level) {
             RiskAction::Allow => {}
             RiskAction::Annotate => {
@@ -335,9 +340,16 @@ impl Proxy {
 
     /// Tells risk what the shop answered, and hands a trusted login's
     /// browser its device cookie.
-    fn settle_risk(&self, attempt: Attempt, outcome: LoginOutcome, headers: &mut http::HeaderMap) {
+    async fn settle_risk(
+        &self,
+        attempt: Attempt,
+        outcome: LoginOutcome,
+        headers: &mut http::HeaderMap,
+    ) {
         if attempt.parsed {
-            (self.inner.risk).settle(&attempt.keys, attempt.device, outcome, headers);
+            (self.inner.risk)
+                .settle(&attempt.keys, attempt.device, outcome, headers)
+                .await;
         }
     }
 
@@ -409,7 +421,6 @@ impl Proxy {
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)
             | RequestError::RiskThrottled(_)
-            | RequestError::UntrustedBudget { .. }
             | RequestError::RiskBlocked(_)
             | RequestError::Refused(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");

@@ -186,7 +186,7 @@ impl Parts {
             state: state.clone(),
             attack: attack.clone(),
             login: login_policy(config)?,
-            risk: risk_stage(config, &attack)?,
+            risk: risk_stage(config, &attack, &state)?,
             metrics: metrics.clone(),
             access: AccessLog::new(&config.log),
         });
@@ -401,13 +401,15 @@ fn admin_token(s: &config::Server) -> anyhow::Result<Option<AdminToken>> {
         .context("key `server.admin_token_file`")
 }
 
-/// The risk stage, reading the routes' attack mode from the detector.
-fn risk_stage(config: &Config, attack: &AttackMode) -> anyhow::Result<Risk> {
+/// The risk stage, reading the routes' attack mode from the detector and
+/// the shared history from the state.
+fn risk_stage(config: &Config, attack: &AttackMode, state: &State) -> anyhow::Result<Risk> {
     Ok(Risk {
         policy: risk::Policy::new(&config.risk),
         untrusted: config.attack.untrusted_budget.as_ref().map(Budget::new),
         device: DeviceKeys::from_config(&config.risk).context("key `risk.device_key_file`")?,
         memory: RiskMemory::new(config),
+        shared: state.clone(),
         attack: Arc::new(attack.clone()),
     })
 }

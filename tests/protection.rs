@@ -613,3 +613,47 @@ async fn a_customer_retrying_their_leaked_pair_is_not_banned() {
         0.0
     );
 }
+
+/// On defaults (username limit burst 5), a customer refused six times for
+/// their leaked pair, a mistype among them, resets the password and logs in
+/// with the new one at once: the blocked attempts never reached the shop,
+/// so they took nothing from the username's limit.
+#[tokio::test]
+async fn a_customer_refused_for_a_leaked_pair_logs_in_with_the_new_password() {
+    use crate::support::customers::{customer, start_customer_shop};
+    let cert = TestCert::generate();
+    let shop = start_customer_shop().await;
+    // The shop already holds the new password; the filter, the old one.
+    let (user, new_password) = customer(7);
+    let old = "the old password, leaked";
+    let pairs = build_filter(
+        cert.dir.path(),
+        "pairs.cgf",
+        credgate::leaked::FilterKind::Pairs,
+        &["someone@example.com:x", &format!("{user}:{old}")],
+    );
+    let server = trusting_server_with_admin(&cert);
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[leaked]\npairs_filter = \"{}\"\n",
+        config_toml(&cert, shop, &server, ""),
+        pairs.display()
+    );
+    let proxy = start_proxy(&toml).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let from = "203.0.113.45";
+    let typo = client.send(login(&proxy, from, &user, WRONG)).await;
+    assert_eq!(typo.status, StatusCode::UNAUTHORIZED);
+    for attempt in 0..6 {
+        let answer = client.send(login(&proxy, from, &user, old)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "attempt {attempt}: {}",
+            answer.body
+        );
+    }
+    let answer = client
+        .send(login(&proxy, from, &user, &new_password))
+        .await;
+    assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
+}

@@ -173,6 +173,32 @@ async fn suspicion_is_shared_a_client_failing_on_both_replicas_is_banned_on_both
     assert!(listing.contains("\"failures\""), "{listing}");
 }
 
+/// Risk's history is shared: a client that failed five times on replica A
+/// is a failing client on replica B (medium risk, which this config
+/// throttles), while another client of B is not.
+#[tokio::test]
+async fn risk_history_built_on_one_replica_decides_on_the_other() {
+    let redis = RedisServer::start();
+    let tables = "[limits]\nip = \"off\"\nsubnet = \"off\"\nusername = \"off\"\nglobal = \"off\"\n\
+        [suspicion]\nenabled = false\n[attack]\nenabled = false\n\
+        [risk]\non_medium = \"throttle\"\non_high = \"block\"";
+    let r = replicas(&redis, "", tables).await;
+    let from = "198.51.100.77";
+    for attempt in 0..5 {
+        let status = r.login(&r.a, from, WRONG).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    assert_eq!(r.login(&r.b, "198.51.100.78", RIGHT).await, StatusCode::OK);
+    let answer = r.login_answer(&r.b, from, RIGHT).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("unusual"), "{}", answer.body);
+}
+
 /// With Redis killed, five attempts from one address on one replica, one
 /// more than the burst of four: `local` limits in this replica's memory and
 /// throttles the fifth, `allow` lets all five through, `deny` refuses every

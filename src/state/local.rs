@@ -43,8 +43,11 @@ impl Local {
         self.limiters.admit(keys)
     }
 
-    pub fn refund(&self, keys: &AttemptKeys) {
-        self.limiters.refund(keys);
+    pub fn refund(&self, keys: &AttemptKeys, username_only: bool) {
+        match username_only {
+            true => self.limiters.refund_username(keys),
+            false => self.limiters.refund(keys),
+        }
     }
 
     pub fn observe(&self, ip: IpAddr, observation: Observation) -> Option<Ban> {

@@ -18,7 +18,9 @@
 //! | `P:{ip:ADDR}:ban` | hash | the ban on the address: `until`, `reason` | ends with the ban |
 //! | `P:{net:NET}:limit` | string | per-subnet GCRA | same as limits |
 //! | `P:{net:NET}:ban` | hash | an operator's ban on a network | ends with the ban |
+//! | `P:{ip:ADDR}:risk`, `P:{net:NET}:risk` | hash | risk's memory: successes `s` and failures `f` of the client, its subnet | the suspicion window, from the first count |
 //! | `P:{user:HASH}:limit` | string | per-username GCRA (a keyed hash, never the name) | same |
+//! | `P:{user:HASH}:seen` | string | the username logged in here (risk) | `risk.device_cookie_max_age`, from the last success |
 //! | `P:{global}:limit` | string | the global GCRA | same |
 //! | `P:{bans}:ip`, `P:{bans}:net`, `P:{bans}:reason` | zset, zset, hash | the index `GET /admin/bans` lists | purged when they end |
 //! | `P:{hashkey}` | string | the shared key of the username hash | none |
@@ -56,10 +58,12 @@ use self::keys::{is_address, member, Keys};
 use self::reply::{parse_reason, Clock, Tally};
 
 pub use self::connection::Mismatch;
+pub use self::risk::{Counts, Seen};
 
 mod connection;
 mod keys;
 mod reply;
+mod risk;
 
 /// Why the shared backend did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,8 @@ pub struct Redis {
     rules: Rules,
     /// The username hash key every replica shares, once read from Redis.
     username_key: OnceLock<Vec<u8>>,
+    /// How long risk remembers that a username logged in here.
+    risk_memory: Duration,
     /// Cluster only: the prefix lengths of the network bans in force, and
     /// when they were read. A std `Mutex`: held for a copy, never across
     /// an await.
@@ -122,6 +128,7 @@ struct Scripts {
     index: Script,
     unban: Script,
     bans: Script,
+    risk: Script,
 }
 
 impl std::fmt::Debug for Redis {
@@ -183,6 +190,7 @@ impl Redis {
             all: limits.all,
             rules: Rules::new(&config.suspicion),
             username_key: OnceLock::new(),
+            risk_memory: config.risk.device_cookie_max_age.0,
             net_lengths: Mutex::new(NetLengths::default()),
         })
     }
@@ -427,6 +435,15 @@ impl Redis {
         }
         let _: i64 = self.invoke(&call).await?;
         Ok(())
+    }
+
+    /// Gives back the username cell only (see
+    /// [`crate::rate_limit::Limiters::refund_username`]).
+    pub async fn refund_username(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
+        match self.limits.iter().find(|(kind, _)| *kind == LimitKind::Username) {
+            Some(limit) => self.refund_one(keys, limit).await,
+            None => Ok(()),
+        }
     }
 
     async fn refund_one(
@@ -701,6 +718,7 @@ impl Scripts {
             index: with_gcra(include_str!("redis/index.lua")),
             unban: Script::new(include_str!("redis/unban.lua")),
             bans: with_gcra(include_str!("redis/bans.lua")),
+            risk: risk::script(),
         }
     }
 }
