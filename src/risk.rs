@@ -244,7 +244,9 @@ impl Risk {
         let failed = outcome.failed();
         (self.memory).record(keys.client.0, keys.username, failed, Instant::now());
         if let Some(failed) = failed {
-            (self.shared).risk_record(keys.client, keys.username, failed).await;
+            (self.shared)
+                .risk_record(keys.client, keys.username, failed)
+                .await;
         }
         if let (Some(false), Some(user)) = (failed, device) {
             response.append(SET_COOKIE, self.device.issue(user, SystemTime::now()));

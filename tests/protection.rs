@@ -652,8 +652,6 @@ async fn a_customer_refused_for_a_leaked_pair_logs_in_with_the_new_password() {
             answer.body
         );
     }
-    let answer = client
-        .send(login(&proxy, from, &user, &new_password))
-        .await;
+    let answer = client.send(login(&proxy, from, &user, &new_password)).await;
     assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
 }

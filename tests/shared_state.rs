@@ -104,7 +104,12 @@ async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
     // client whose login succeeded got its cell back: no limit key); risk's
     // memory: each client's and their one subnet's counts, and the username
     // that logged in; plus the shared username hash key.
-    assert_eq!(redis.keys(), 2 + 1 + (2 + 1 + 1) + 1, "{}", redis.command("KEYS *"));
+    assert_eq!(
+        redis.keys(),
+        2 + 1 + (2 + 1 + 1) + 1,
+        "{}",
+        redis.command("KEYS *")
+    );
     for key in redis
         .command("KEYS *")
         .lines()

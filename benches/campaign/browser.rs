@@ -228,7 +228,11 @@ impl Browser {
     async fn read(&mut self, response: http::Response<hyper::body::Incoming>) -> Reply {
         let (parts, body) = response.into_parts();
         // Drain the body so that the connection returns to the pool.
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         self.keep_cookies(&parts.headers);
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let from_shop = header(SHOP_HEADER).is_some();

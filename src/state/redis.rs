@@ -440,7 +440,11 @@ impl Redis {
     /// Gives back the username cell only (see
     /// [`crate::rate_limit::Limiters::refund_username`]).
     pub async fn refund_username(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
-        match self.limits.iter().find(|(kind, _)| *kind == LimitKind::Username) {
+        match self
+            .limits
+            .iter()
+            .find(|(kind, _)| *kind == LimitKind::Username)
+        {
             Some(limit) => self.refund_one(keys, limit).await,
             None => Ok(()),
         }

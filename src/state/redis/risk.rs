@@ -3,8 +3,8 @@
 //! replica's risk decision sees what every replica saw (`risk::memory`
 //! keeps the same in process, and answers when Redis does not).
 
-use std::net::IpAddr;
 use redis::Script;
+use std::net::IpAddr;
 
 use super::{millis, BackendError, Redis};
 use crate::rate_limit::{subnet_of, UsernameKey};
@@ -30,11 +30,7 @@ pub(super) fn script() -> Script {
 
 impl Redis {
     /// Reads risk's shared memory for a login from `ip` for `username`.
-    pub async fn risk_seen(
-        &self,
-        ip: IpAddr,
-        username: UsernameKey,
-    ) -> Result<Seen, BackendError> {
+    pub async fn risk_seen(&self, ip: IpAddr, username: UsernameKey) -> Result<Seen, BackendError> {
         let (client, subnet, user) = self.risk_keys(ip, username);
         let hmget = |key: &str| {
             let mut cmd = redis::cmd("HMGET");
@@ -104,9 +100,7 @@ impl Redis {
         for key in keys {
             call.key(*key);
         }
-        call.arg(field)
-            .arg(millis(self.rules.window()))
-            .arg(mark);
+        call.arg(field).arg(millis(self.rules.window())).arg(mark);
         let _: i64 = self.invoke(&call).await?;
         Ok(())
     }
