@@ -97,7 +97,10 @@ impl Customer {
         if self.person.mistypes {
             let typo = format!("{password}x");
             if self.submit(&user, &typo).await != Outcome::WrongPassword {
-                return self.story; // refused and gave up (or, oddly, in)
+                // Refused and gave up (or, oddly, in).
+                let note = self.note.take();
+                self.story.why_not_in = note.map(|n| format!("at the mistyped password: {n}"));
+                return self.story;
             }
             self.pause(2.0, 5.0).await;
         }
