@@ -111,12 +111,10 @@ pub enum RefusalReason {
     Unavailable,
     /// A login whose risk level the operator throttles or blocks.
     Risk,
-    /// An untrusted device on a route under attack, over the shared budget.
-    UntrustedBudget,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 25] = [
+    pub const ALL: [RefusalReason; 24] = [
         Self::AmbiguousHost,
         Self::PathControl,
         Self::BodyNotAllowed,
@@ -141,7 +139,6 @@ impl RefusalReason {
         Self::Throttled,
         Self::Unavailable,
         Self::Risk,
-        Self::UntrustedBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -170,7 +167,6 @@ impl RefusalReason {
             Self::Throttled => "throttled",
             Self::Unavailable => "unavailable",
             Self::Risk => "risk",
-            Self::UntrustedBudget => "untrusted_budget",
         }
     }
 }
@@ -274,6 +270,10 @@ impl Metrics {
 
     pub fn record_login_risk(&self, level: Level) {
         self.inner.logins.risk[level as usize].inc();
+    }
+
+    pub fn record_untrusted_over_budget(&self) {
+        self.inner.logins.over_budget.inc();
     }
 
     pub fn record_rate_limited(&self, limit: LimitKind) {

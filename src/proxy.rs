@@ -262,7 +262,8 @@ impl Pipeline {
         record.upstream = Some(elapsed);
         if let (Some(attempt), Some(route)) = (attempt, record.login) {
             let outcome = route.failure.classify(&response);
-            self.settle_risk(attempt, outcome, response.headers_mut());
+            self.settle_risk(attempt, outcome, response.headers_mut())
+                .await;
             self.learn(client, attempt, Some(outcome)).await;
         }
         Ok(response.map(Either::Left))
@@ -306,13 +307,15 @@ impl Pipeline {
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
         let risk = &self.inner.risk;
-        let signals = risk.signals(
-            &parts.headers,
-            route.index,
-            &username,
-            &keys,
-            found.password,
-        );
+        let signals = risk
+            .signals(
+                &parts.headers,
+                route.index,
+                &username,
+                &keys,
+                found.password,
+            )
+            .await;
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.verdict = Some(verdict);
@@ -327,6 +330,9 @@ impl Pipeline {
         };
         match decision {
             verdict::Decision::Block => {
+                if verdict == Verdict::LeakedPair {
+                    self.inner.state.refund_username(&keys).await;
+                }
                 self.learn(client, attempt, None).await;
                 return Err(RequestError::Blocked(verdict));
             }
@@ -352,14 +358,13 @@ impl Pipeline {
         mut attempt: Attempt,
         record: &mut Record<'_>,
     ) -> Result<Attempt, RequestError> {
-        let level = risk::assess(signals);
+        let (level, over_budget) = self.inner.risk.level(signals);
+        if over_budget {
+            self.inner.metrics.record_untrusted_over_budget();
+        }
         self.inner.metrics.record_login_risk(level);
         record.risk = Some(level);
         let client = attempt.keys.client;
-        if let Err(wait) = self.inner.risk.admit_untrusted(signals) {
-            self.learn(client, attempt, None).await;
-            return Err(RequestError::UntrustedBudget { wait });
-        }
         match self.inner.risk.policy.action(level) {
             RiskAction::Allow => {}
             RiskAction::Annotate => {
@@ -382,9 +387,16 @@ impl Pipeline {
 
     /// Tells risk what the shop answered, and hands a trusted login's
     /// browser its device cookie.
-    fn settle_risk(&self, attempt: Attempt, outcome: LoginOutcome, headers: &mut http::HeaderMap) {
+    async fn settle_risk(
+        &self,
+        attempt: Attempt,
+        outcome: LoginOutcome,
+        headers: &mut http::HeaderMap,
+    ) {
         if attempt.parsed {
-            (self.inner.risk).settle(&attempt.keys, attempt.device, outcome, headers);
+            (self.inner.risk)
+                .settle(&attempt.keys, attempt.device, outcome, headers)
+                .await;
         }
     }
 
@@ -459,7 +471,6 @@ impl Pipeline {
             | RequestError::Credentials(_)
             | RequestError::Blocked(_)
             | RequestError::RiskThrottled(_)
-            | RequestError::UntrustedBudget { .. }
             | RequestError::RiskBlocked(_)
             | RequestError::Refused(_) => {
                 tracing::debug!(peer = %conn.peer, error = %error, "request refused");

@@ -263,6 +263,19 @@ where
         self.give_back(keys, subnet.as_ref(), all);
     }
 
+    /// Gives back the username cell of an attempt refused as a leaked
+    /// pair: it never reached the shop, so it told nobody whether a
+    /// password is right, and the account's owner, refused for that very
+    /// pair, must still have attempts left for the new password. The
+    /// client's own cells stay charged.
+    pub fn refund_username(&self, keys: &AttemptKeys) {
+        let username = Charged {
+            username: true,
+            ..Charged::default()
+        };
+        self.give_back(keys, None, username);
+    }
+
     /// Admits one request of any kind from `ip` (`limits.all`).
     pub fn admit_request(&self, ip: IpAddr) -> Result<(), Throttled> {
         match &self.all {
@@ -690,6 +703,33 @@ mod tests {
         assert!(l.admit(&a).is_ok());
         assert!(l.admit(&a).is_ok());
         assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Ip);
+    }
+
+    /// A leaked pair refused again and again leaves the username its cells
+    /// for the new password; the client's own stay charged.
+    #[test]
+    fn a_username_refund_gives_back_only_the_username_cell() {
+        let clock = FakeRelativeClock::default();
+        let l = Limiters::with_clock(
+            &limits(
+                r#"
+                ip = { rate = "1/min", burst = 3 }
+                username = { rate = "1/min", burst = 2 }
+                "#,
+            ),
+            100,
+            clock,
+        );
+        let a = keys("192.0.2.1", 1);
+        for _ in 0..3 {
+            assert!(l.admit(&a).is_ok());
+            l.refund_username(&a);
+        }
+        assert_eq!(l.admit(&a).unwrap_err().limit, LimitKind::Ip);
+        let b = keys("192.0.2.2", 1);
+        assert!(l.admit(&b).is_ok());
+        assert!(l.admit(&b).is_ok());
+        assert_eq!(l.admit(&b).unwrap_err().limit, LimitKind::Username);
     }
 
     #[test]

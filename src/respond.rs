@@ -40,10 +40,6 @@ pub enum RequestError {
     /// `[risk]` throttles logins of this level.
     #[error("login throttled: {} risk", .0.as_str())]
     RiskThrottled(Level),
-    /// `[attack] untrusted_budget`: an unknown device on a route under
-    /// attack, and the budget they share is spent.
-    #[error("login throttled: the budget of untrusted devices under attack is spent")]
-    UntrustedBudget { wait: Duration },
     /// `[risk]` blocks logins of this level.
     #[error("login refused: {} risk", .0.as_str())]
     RiskBlocked(Level),
@@ -63,7 +59,6 @@ impl RequestError {
                 RequestDecision::Block
             }
             Self::RiskThrottled(_)
-            | Self::UntrustedBudget { .. }
             | Self::Refused(Refusal::Throttled(_) | Refusal::Unavailable) => {
                 RequestDecision::Throttle
             }
@@ -110,7 +105,6 @@ impl RequestError {
             Self::Refused(Refusal::Throttled(_)) => R::Throttled,
             Self::Refused(Refusal::Unavailable) => R::Unavailable,
             Self::RiskThrottled(_) | Self::RiskBlocked(_) => R::Risk,
-            Self::UntrustedBudget { .. } => R::UntrustedBudget,
             Self::Upstream(_) => return None,
         })
     }
@@ -169,10 +163,14 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
             response
         }
         RequestError::Refused(Refusal::Throttled(t)) => {
-            let mut response = json(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many attempts; slow down",
-            );
+            // Which limit (a bounded name): a client learns it by trying
+            // anyway, and it tells a customer's support ticket (and the
+            // campaign simulator) what refused them.
+            let body = serde_json::json!({
+                "error": "too many attempts; slow down",
+                "limit": t.limit.as_str(),
+            });
+            let mut response = json_body(StatusCode::TOO_MANY_REQUESTS, &body);
             retry_after(&mut response, t.retry_after);
             response
         }
@@ -190,14 +188,6 @@ pub fn for_error(error: &RequestError, version: Version, block: &BlockPage) -> R
                 "this sign-in looks unusual; try again later",
             );
             retry_after(&mut response, risk::RETRY_AFTER);
-            response
-        }
-        RequestError::UntrustedBudget { wait } => {
-            let mut response = json(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many sign-ins from new devices right now; try again shortly",
-            );
-            retry_after(&mut response, *wait);
             response
         }
         RequestError::RiskBlocked(_) => json(
@@ -229,7 +219,11 @@ pub fn json(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
 }
 
 fn json_owned(status: StatusCode, message: String) -> Response<ProxyBody> {
-    let body = serde_json::json!({ "error": message }).to_string();
+    json_body(status, &serde_json::json!({ "error": message }))
+}
+
+fn json_body(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
+    let body = body.to_string();
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     let headers = response.headers_mut();

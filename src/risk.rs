@@ -24,6 +24,7 @@ use crate::device::{DeviceKeys, DeviceUser};
 use crate::fingerprint::FingerprintReputation;
 use crate::outcome::LoginOutcome;
 use crate::rate_limit::{AttemptKeys, Budget};
+use crate::state::State;
 
 pub use memory::RiskMemory;
 
@@ -125,6 +126,23 @@ pub fn assess(s: &Signals) -> Level {
     }
 }
 
+/// The level after the untrusted-device budget. Every unknown device on a
+/// route under attack takes a cell of `budget`, so a campaign's volume
+/// spends it; over it, the attempt is high, and gets what the operator
+/// does with high (a step-up on defaults). A step-up, not a 429: a
+/// first-time customer competes with the campaign for the budget, and a
+/// refusal turns them away for good, while a step-up lets them prove who
+/// they are and costs a bot the pair.
+pub fn within_budget(level: Level, signals: &Signals, budget: Option<&Budget>) -> Level {
+    match budget {
+        Some(budget) if signals.attack_mode && !signals.known_device => match budget.admit() {
+            Ok(()) => level,
+            Err(_) => Level::High,
+        },
+        _ => level,
+    }
+}
+
 /// The operator's action per level, from `[risk]`. Low is always allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -173,23 +191,25 @@ pub struct Risk {
     pub device: DeviceKeys,
     /// Kept by a reload that reads it the same way ([`RiskMemory::fits`]).
     pub memory: Arc<RiskMemory>,
+    /// Every replica's history, with `backend = "redis"`; `memory` answers
+    /// on the local backend and when Redis does not.
+    pub shared: State,
     pub attack: Arc<dyn AttackMode>,
     pub fingerprint: FingerprintReputation,
 }
 
 impl Risk {
-    /// Takes a cell of the untrusted-device budget if the attempt needs one
-    /// (an unknown device on a route under attack); `Err`: none is left.
-    pub fn admit_untrusted(&self, signals: &Signals) -> Result<(), Duration> {
-        match &self.untrusted {
-            Some(budget) if signals.attack_mode && !signals.known_device => budget.admit(),
-            _ => Ok(()),
-        }
+    /// The level to act on: [`assess`], then the untrusted-device budget.
+    /// Returns the level and whether the budget raised it.
+    pub fn level(&self, signals: &Signals) -> (Level, bool) {
+        let assessed = assess(signals);
+        let level = within_budget(assessed, signals, self.untrusted.as_ref());
+        (level, level != assessed)
     }
 
     /// The signals of one parsed login attempt on the route at
     /// `route_index`, for the username `normalized`.
-    pub fn signals(
+    pub async fn signals(
         &self,
         headers: &HeaderMap,
         route_index: usize,
@@ -198,7 +218,15 @@ impl Risk {
         leaked_password: bool,
     ) -> Signals {
         let now = Instant::now();
-        let (client, subnet) = self.memory.history(keys.client.0, now);
+        let here = self.memory.succeeded_before(keys.username);
+        let ((client, subnet), succeeded) =
+            match self.shared.risk_seen(keys.client, keys.username).await {
+                Some(seen) => (
+                    memory::shared_history(&seen),
+                    seen.username_succeeded || here,
+                ),
+                None => (self.memory.history(keys.client.0, now), here),
+            };
         let fingerprint = match self.fingerprint.is_tool(keys.fingerprint, now) {
             true => History::Failing,
             false => History::Quiet,
@@ -209,16 +237,17 @@ impl Risk {
                 .device
                 .recognizes(headers, normalized, SystemTime::now()),
             leaked_password,
-            username_succeeded_before: Some(self.memory.succeeded_before(keys.username)),
+            username_succeeded_before: Some(succeeded),
             client,
             subnet,
             fingerprint,
         }
     }
 
-    /// Learns from the shop's answer to a login, and gives a successful one
-    /// for `device` (a login not annotated as risky) the device cookie.
-    pub fn settle(
+    /// Learns from the shop's answer to a login (here and, with Redis, for
+    /// every replica), and gives a successful one for `device` (a login not
+    /// annotated as risky) the device cookie.
+    pub async fn settle(
         &self,
         keys: &AttemptKeys,
         device: Option<DeviceUser>,
@@ -227,6 +256,11 @@ impl Risk {
     ) {
         let failed = outcome.failed();
         (self.memory).record(keys.client.0, keys.username, failed, Instant::now());
+        if let Some(failed) = failed {
+            (self.shared)
+                .risk_record(keys.client, keys.username, failed)
+                .await;
+        }
         if let (Some(false), Some(user)) = (failed, device) {
             response.append(SET_COOKIE, self.device.issue(user, SystemTime::now()));
         }
@@ -307,6 +341,40 @@ mod tests {
             };
             assert_eq!(assess(&signals), want, "{signals:?}");
         }
+    }
+
+    /// Over the budget an unknown device under attack is stepped up, not
+    /// refused; known devices and quiet routes take no cell.
+    #[test]
+    fn over_the_untrusted_budget_an_unknown_device_is_high() {
+        let limit: config::Limit = toml::from_str("rate = \"1/h\"\nburst = 2").unwrap();
+        let budget = Budget::new(&limit);
+        let attack = Signals {
+            attack_mode: true,
+            username_succeeded_before: Some(true),
+            ..Signals::default()
+        };
+        let known = Signals {
+            known_device: true,
+            ..attack
+        };
+        let quiet = Signals {
+            attack_mode: false,
+            ..attack
+        };
+        let high = Signals {
+            username_succeeded_before: Some(false),
+            ..attack
+        };
+        let budget = Some(&budget);
+        assert_eq!(within_budget(assess(&high), &high, budget), High, "1 of 2");
+        assert_eq!(within_budget(Low, &known, budget), Low);
+        assert_eq!(within_budget(Low, &quiet, budget), Low);
+        assert_eq!(within_budget(Medium, &attack, budget), Medium, "2 of 2");
+        assert_eq!(within_budget(Medium, &attack, budget), High, "spent");
+        assert_eq!(within_budget(Low, &known, budget), Low);
+        assert_eq!(within_budget(Medium, &quiet, budget), Medium);
+        assert_eq!(within_budget(Medium, &attack, None), Medium);
     }
 
     #[test]

@@ -51,6 +51,7 @@ use self::local::Local;
 use self::origin::{Cause, Note, Origin};
 use self::redis::{BackendError, Mismatch, Redis, Screened};
 
+pub use self::redis::{Counts, Seen};
 pub use self::snapshot::SnapshotError;
 
 /// Why a client is refused before its request is looked at.
@@ -312,20 +313,55 @@ impl State {
     /// Gives back what a login attempt took from the per-client limits: the
     /// shop said it succeeded.
     pub async fn refund(&self, keys: &AttemptKeys) {
+        self.give_back(keys, false).await;
+    }
+
+    /// Gives back the username cell of an attempt refused as a leaked pair
+    /// (see [`crate::rate_limit::Limiters::refund_username`]).
+    pub async fn refund_username(&self, keys: &AttemptKeys) {
+        self.give_back(keys, true).await;
+    }
+
+    async fn give_back(&self, keys: &AttemptKeys, username_only: bool) {
         if self.allowed(keys.client) {
             return;
         }
         let keys = &self.exempting(keys);
         let local = &self.inner.local;
         match &self.inner.backend {
-            Backend::Local => local.refund(keys),
+            Backend::Local => local.refund(keys, username_only),
             Backend::Redis(redis) => {
-                self.shared(redis.refund(keys), |policy| match policy {
-                    OnBackendError::Local => local.refund(keys),
+                let shared = async {
+                    match username_only {
+                        true => redis.refund_username(keys).await,
+                        false => redis.refund(keys).await,
+                    }
+                };
+                self.shared(shared, |policy| match policy {
+                    OnBackendError::Local => local.refund(keys, username_only),
                     OnBackendError::Allow | OnBackendError::Deny => {}
                 })
                 .await
             }
+        }
+    }
+
+    /// What every replica saw of a login's client, subnet and username, for
+    /// risk; `None` on the local backend, or when Redis fails (risk then
+    /// reads its own memory).
+    pub async fn risk_seen(&self, client: ClientIp, username: UsernameKey) -> Option<Seen> {
+        let Backend::Redis(redis) = &self.inner.backend else {
+            return None;
+        };
+        let shared = async { redis.risk_seen(client.0, username).await.map(Some) };
+        self.shared(shared, |_| None).await
+    }
+
+    /// Counts the shop's answer to a login for every replica's risk.
+    pub async fn risk_record(&self, client: ClientIp, username: UsernameKey, failed: bool) {
+        if let Backend::Redis(redis) = &self.inner.backend {
+            let shared = redis.risk_record(client.0, username, failed);
+            self.shared(shared, |_| ()).await;
         }
     }
 

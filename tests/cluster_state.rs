@@ -72,10 +72,24 @@ async fn on_a_cluster_limits_are_shared_at_exactly_the_configured_total() {
         StatusCode::TOO_MANY_REQUESTS,
         "another address has its own budget"
     );
+    let bob = r
+        .login_as(
+            &r.b,
+            "192.0.2.12",
+            "bob@example.com",
+            "correct horse battery staple",
+        )
+        .await;
+    assert_eq!(bob, StatusCode::OK);
     let keys = cluster.keys();
     eprintln!("{} keys: {keys:#?}", keys.len());
     assert!(keys.iter().all(|k| k.starts_with("shop:")), "{keys:?}");
     assert!(keys.contains(&"shop:{ip:192.0.2.10}:limit".to_owned()));
+    // Risk's memory, one slot per key: the failures, and bob's success.
+    for key in ["shop:{ip:192.0.2.10}:risk", "shop:{net:192.0.2.0/24}:risk"] {
+        assert!(keys.contains(&key.to_owned()), "{key}: {keys:?}");
+    }
+    assert!(keys.iter().any(|k| k.ends_with("}:seen")), "{keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

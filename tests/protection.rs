@@ -564,15 +564,11 @@ async fn three_hundred_customers_on_one_24_are_never_limited_on_defaults() {
     }
 }
 
-/// A customer whose password leaked tries it four times (refused each
-/// time: the pair is in the breach), then resets it and logs in: never
-/// banned, never limited. Suspicion counts distinct leaked pairs.
-#[tokio::test]
-async fn a_customer_retrying_their_leaked_pair_is_not_banned() {
-    use crate::support::customers::{customer, start_customer_shop};
+/// On defaults, in front of the customers' shop, with `user:password` in
+/// the pairs filter.
+async fn with_leaked_pair(user: &str, password: &str) -> (TestCert, RunningProxy) {
     let cert = TestCert::generate();
-    let shop = start_customer_shop().await;
-    let (user, password) = customer(7);
+    let shop = crate::support::customers::start_customer_shop().await;
     let pairs = build_filter(
         cert.dir.path(),
         "pairs.cgf",
@@ -586,6 +582,17 @@ async fn a_customer_retrying_their_leaked_pair_is_not_banned() {
         pairs.display()
     );
     let proxy = start_proxy(&toml).await;
+    (cert, proxy)
+}
+
+/// A customer whose password leaked tries it four times (refused each
+/// time: the pair is in the breach), then resets it and logs in: never
+/// banned, never limited. Suspicion counts distinct leaked pairs.
+#[tokio::test]
+async fn a_customer_retrying_their_leaked_pair_is_not_banned() {
+    use crate::support::customers::customer;
+    let (user, password) = customer(7);
+    let (cert, proxy) = with_leaked_pair(&user, &password).await;
     let client = TestClient::new(&cert.der, Version::Http1);
     let from = "203.0.113.44";
     for attempt in 0..4 {
@@ -613,4 +620,32 @@ async fn a_customer_retrying_their_leaked_pair_is_not_banned() {
         ),
         0.0
     );
+}
+
+/// On defaults (username limit burst 5), a customer refused six times for
+/// their leaked pair, a mistype among them, resets the password and logs in
+/// with the new one at once: the blocked attempts never reached the shop,
+/// so they took nothing from the username's limit.
+#[tokio::test]
+async fn a_customer_refused_for_a_leaked_pair_logs_in_with_the_new_password() {
+    use crate::support::customers::customer;
+    // The shop already holds the new password; the filter, the old one.
+    let (user, new_password) = customer(7);
+    let old = "the old password, leaked";
+    let (cert, proxy) = with_leaked_pair(&user, old).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let from = "203.0.113.45";
+    let typo = client.send(login(&proxy, from, &user, WRONG)).await;
+    assert_eq!(typo.status, StatusCode::UNAUTHORIZED);
+    for attempt in 0..6 {
+        let answer = client.send(login(&proxy, from, &user, old)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "attempt {attempt}: {}",
+            answer.body
+        );
+    }
+    let answer = client.send(login(&proxy, from, &user, &new_password)).await;
+    assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
 }

@@ -101,10 +101,16 @@ async fn attempts_spread_over_two_replicas_trip_the_ip_limit_at_its_total() {
         "another address has its own budget"
     );
     // Keys per tracked client: its limit and its suspicion counters (a
-    // client whose login succeeded got its cell back: no limit key); plus
-    // the /24's record of successful logins (`subnet_ban`) and the shared
-    // username hash key.
-    assert_eq!(redis.keys(), 2 + 1 + 1 + 1, "{}", redis.command("KEYS *"));
+    // client whose login succeeded got its cell back: no limit key); risk's
+    // memory: each client's and their one subnet's counts, and the username
+    // that logged in; the /24's record of successful logins (`subnet_ban`);
+    // plus the shared username hash key.
+    assert_eq!(
+        redis.keys(),
+        2 + 1 + (2 + 1 + 1) + 1 + 1,
+        "{}",
+        redis.command("KEYS *")
+    );
     for key in redis
         .command("KEYS *")
         .lines()
@@ -172,6 +178,32 @@ async fn suspicion_is_shared_a_client_failing_on_both_replicas_is_banned_on_both
     );
     let (_, listing) = admin("GET", &r.a.admin_url("/admin/bans"), Some(TOKEN)).await;
     assert!(listing.contains("\"failures\""), "{listing}");
+}
+
+/// Risk's history is shared: a client that failed five times on replica A
+/// is a failing client on replica B (medium risk, which this config
+/// throttles), while another client of B is not.
+#[tokio::test]
+async fn risk_history_built_on_one_replica_decides_on_the_other() {
+    let redis = RedisServer::start();
+    let tables = "[limits]\nip = \"off\"\nsubnet = \"off\"\nusername = \"off\"\nglobal = \"off\"\n\
+        [suspicion]\nenabled = false\n[attack]\nenabled = false\n\
+        [risk]\non_medium = \"throttle\"\non_high = \"block\"";
+    let r = replicas(&redis, "", tables).await;
+    let from = "198.51.100.77";
+    for attempt in 0..5 {
+        let status = r.login(&r.a, from, WRONG).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    assert_eq!(r.login(&r.b, "198.51.100.78", RIGHT).await, StatusCode::OK);
+    let answer = r.login_answer(&r.b, from, RIGHT).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("unusual"), "{}", answer.body);
 }
 
 /// With Redis killed, five attempts from one address on one replica, one

@@ -50,6 +50,60 @@ impl Http {
     }
 }
 
+/// Why credgate itself refused, as its answer tells: the JSON body's
+/// message, and for a rate limit the `limit` it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Refusal {
+    /// A rate limit (`[limits]`): ip, subnet, username, global, all.
+    Limit(&'static str),
+    /// `[attack] untrusted_budget`.
+    UntrustedBudget,
+    /// `[risk]` throttles (429) this level.
+    RiskThrottle,
+    /// `[risk]` blocks (403) this level.
+    RiskBlock,
+    /// A ban (403 with `Retry-After`).
+    Ban,
+    /// The deny list, or an answer this list does not know.
+    Other,
+}
+
+impl Refusal {
+    /// From a refusal's status and body.
+    fn of(status: StatusCode, body: &[u8]) -> Self {
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let message = json["error"].as_str().unwrap_or_default();
+        let limit = match json["limit"].as_str() {
+            Some("ip") => Some("ip"),
+            Some("subnet") => Some("subnet"),
+            Some("username") => Some("username"),
+            Some("global") => Some("global"),
+            Some("all") => Some("all"),
+            Some(_) => Some("?"),
+            None => None,
+        };
+        match (status, limit) {
+            (_, Some(limit)) => Self::Limit(limit),
+            _ if message.contains("new devices") => Self::UntrustedBudget,
+            (StatusCode::TOO_MANY_REQUESTS, _) if message.contains("unusual") => Self::RiskThrottle,
+            (StatusCode::FORBIDDEN, _) if message.contains("unusual") => Self::RiskBlock,
+            (StatusCode::FORBIDDEN, _) if message.contains("suspicious") => Self::Ban,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            Self::Limit(limit) => format!("429 {limit} limit"),
+            Self::UntrustedBudget => "429 untrusted budget".to_owned(),
+            Self::RiskThrottle => "429 risk throttle".to_owned(),
+            Self::RiskBlock => "403 risk block".to_owned(),
+            Self::Ban => "403 ban".to_owned(),
+            Self::Other => "other refusal".to_owned(),
+        }
+    }
+}
+
 /// What an answer meant to the person (or bot) who got it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -60,22 +114,16 @@ pub enum Outcome {
     /// The shop asked for a step-up; the challenge token.
     StepUp(String),
     /// credgate refused (429, or 403 with `Retry-After`: a ban); how long
-    /// it said to wait, if it said.
+    /// it said to wait, if it said, and why (see [`Refusal`]).
     Refused {
         status: u16,
         retry_after: Option<Duration>,
+        why: Refusal,
     },
     /// credgate blocked a leaked pair (403 without `Retry-After`).
     LeakedBlock,
     /// Anything else (an error of the simulation or of credgate).
     Other(u16),
-}
-
-impl Outcome {
-    /// Returns true if and only if credgate, not the shop, answered.
-    pub fn refused(&self) -> bool {
-        matches!(self, Self::Refused { .. } | Self::LeakedBlock)
-    }
 }
 
 /// One answer: its meaning, and whether the shop answered it.
@@ -180,7 +228,11 @@ impl Browser {
     async fn read(&mut self, response: http::Response<hyper::body::Incoming>) -> Reply {
         let (parts, body) = response.into_parts();
         // Drain the body so that the connection returns to the pool.
-        let _ = body.collect().await;
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         self.keep_cookies(&parts.headers);
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let from_shop = header(SHOP_HEADER).is_some();
@@ -194,10 +246,17 @@ impl Browser {
                 Some(challenge) => Outcome::StepUp(challenge.to_owned()),
                 None => Outcome::Other(200),
             },
-            (StatusCode::FORBIDDEN, false) if retry_after.is_none() => Outcome::LeakedBlock,
+            // The block page (HTML, or the operator's): not credgate's JSON.
+            (StatusCode::FORBIDDEN, false)
+                if retry_after.is_none()
+                    && serde_json::from_slice::<serde_json::Value>(&body).is_err() =>
+            {
+                Outcome::LeakedBlock
+            }
             (StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS, false) => Outcome::Refused {
                 status: parts.status.as_u16(),
                 retry_after,
+                why: Refusal::of(parts.status, &body),
             },
             (status, _) => Outcome::Other(status.as_u16()),
         };

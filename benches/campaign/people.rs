@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::browser::{Browser, Http, Outcome};
+use crate::browser::{Browser, Http, Outcome, Refusal};
 use crate::population::{Kind, Person};
 use crate::rng::Rng;
 use crate::shop::Shop;
@@ -33,6 +33,11 @@ pub struct Story {
     pub warm_up_failed: bool,
     /// Told the password leaked (expected only of leaked customers).
     pub told_leaked: bool,
+    /// Why this person did not get in, when they did not.
+    pub why_not_in: Option<String>,
+    /// The friction met during the campaign, each time: a refusal's cause
+    /// (`429 untrusted budget`, ...) or `step-up`.
+    pub met: Vec<String>,
 }
 
 /// One person and their browser.
@@ -41,6 +46,8 @@ pub struct Customer {
     browser: Browser,
     rng: Rng,
     story: Story,
+    /// Why the last password typed in did not get in.
+    note: Option<String>,
 }
 
 impl Customer {
@@ -54,12 +61,15 @@ impl Customer {
             refusals: 0,
             warm_up_failed: false,
             told_leaked: false,
+            why_not_in: None,
+            met: Vec::new(),
         };
         Self {
             person,
             browser,
             rng,
             story,
+            note: None,
         }
     }
 
@@ -77,6 +87,7 @@ impl Customer {
         self.story.warm_up_failed = !got_in;
         self.story.friction = false;
         self.story.step_up = false;
+        self.story.met.clear();
     }
 
     /// The login during the campaign, from today's network.
@@ -86,15 +97,24 @@ impl Customer {
         if self.person.mistypes {
             let typo = format!("{password}x");
             if self.submit(&user, &typo).await != Outcome::WrongPassword {
-                return self.story; // refused and gave up (or, oddly, in)
+                // Refused and gave up (or, oddly, in).
+                let note = self.note.take();
+                self.story.why_not_in = note.map(|n| format!("at the mistyped password: {n}"));
+                return self.story;
             }
             self.pause(2.0, 5.0).await;
         }
         let mut outcome = self.submit(&user, &password).await;
         if outcome == Outcome::LeakedBlock {
             outcome = self.reset_and_retry(&shop, &user, &password).await;
+            if let Some(note) = self.note.take() {
+                self.note = Some(format!("after the reset: {note}"));
+            }
         }
         self.story.got_in = outcome == Outcome::In;
+        if !self.story.got_in {
+            self.story.why_not_in = self.note.take();
+        }
         self.story
     }
 
@@ -117,39 +137,74 @@ impl Customer {
     }
 
     /// One password typed in: retried once after a short `Retry-After`,
-    /// a step-up passed if asked.
+    /// a step-up passed if asked. Notes why it did not get in.
     async fn submit(&mut self, user: &str, password: &str) -> Outcome {
         let mut outcome = self.browser.log_in(user, password).await.outcome;
-        if let Outcome::Refused { retry_after, .. } = outcome {
-            self.met_friction();
+        if let Outcome::Refused {
+            retry_after, why, ..
+        } = outcome
+        {
+            self.met_friction(why);
             match retry_after {
                 Some(wait) if wait <= PATIENCE => {
                     tokio::time::sleep(wait).await;
                     self.pause(0.5, 2.0).await;
                     outcome = self.browser.log_in(user, password).await.outcome;
+                    if let Outcome::Refused { why: again, .. } = outcome {
+                        self.met_friction(again);
+                        self.note = Some(format!(
+                            "{} after waiting out a {}",
+                            again.label(),
+                            why.label()
+                        ));
+                        return outcome;
+                    }
                 }
-                _ => return outcome,
+                Some(_) => {
+                    self.note = Some(format!("{}, Retry-After over 60 s", why.label()));
+                    return outcome;
+                }
+                None => {
+                    self.note = Some(format!("{}, no Retry-After", why.label()));
+                    return outcome;
+                }
             }
-        }
-        if outcome.refused() && outcome != Outcome::LeakedBlock {
-            self.met_friction();
         }
         if let Outcome::StepUp(challenge) = &outcome {
             self.story.friction = true;
             self.story.step_up = true;
+            self.story.met.push("step-up".to_owned());
             self.pause(5.0, 15.0).await; // fetching the code
             outcome = self.browser.pass_step_up(challenge).await.outcome;
+            if outcome != Outcome::In {
+                self.note = Some(format!("step-up not completed ({})", describe(&outcome)));
+                return outcome;
+            }
         }
+        self.note = (outcome != Outcome::In).then(|| describe(&outcome));
         outcome
     }
 
-    fn met_friction(&mut self) {
+    fn met_friction(&mut self, why: Refusal) {
         self.story.friction = true;
         self.story.refusals += 1;
+        self.story.met.push(why.label());
     }
 
     async fn pause(&mut self, low: f64, high: f64) {
         let seconds = self.rng.between(low, high);
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    }
+}
+
+/// A final answer in a few words (bounded, so that causes add up).
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::In => "in".to_owned(),
+        Outcome::WrongPassword => "wrong password".to_owned(),
+        Outcome::StepUp(_) => "step-up asked again".to_owned(),
+        Outcome::Refused { why, .. } => why.label(),
+        Outcome::LeakedBlock => "refused as a leaked pair".to_owned(),
+        Outcome::Other(status) => format!("answer {status}"),
     }
 }

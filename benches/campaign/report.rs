@@ -77,6 +77,12 @@ pub struct Measure {
     pub seed: u64,
     pub shape: String,
     pub figures: Figures,
+    /// People who did not get in, by kind and cause ("FirstTime: 429
+    /// untrusted budget after waiting out a 429 untrusted budget").
+    pub not_in: BTreeMap<String, u64>,
+    /// Friction returning people met during the campaign, by kind and
+    /// cause, each time.
+    pub returning_friction_met: BTreeMap<String, u64>,
     pub crews: Vec<CrewReport>,
     pub shop_received: BTreeMap<String, Received>,
     pub metrics: Vec<(String, f64)>,
@@ -108,6 +114,8 @@ impl Measure {
             seed,
             shape: shape_name(shapes),
             figures: figures(&crews, stories),
+            not_in: causes(stories),
+            returning_friction_met: friction_met(stories),
             crews,
             shop_received,
             metrics,
@@ -157,6 +165,25 @@ fn figures(crews: &[CrewReport], stories: &[Story]) -> Figures {
         warm_up_failures: stories.iter().filter(|s| s.warm_up_failed).count() as u64,
         attacker_step_ups: crews.iter().map(|c| c.stats.step_ups).sum(),
     }
+}
+
+fn causes(stories: &[Story]) -> BTreeMap<String, u64> {
+    let mut causes = BTreeMap::new();
+    for s in stories.iter().filter(|s| !s.got_in) {
+        let why = s.why_not_in.as_deref().unwrap_or("no visit");
+        *causes.entry(format!("{:?}: {why}", s.kind)).or_default() += 1;
+    }
+    causes
+}
+
+fn friction_met(stories: &[Story]) -> BTreeMap<String, u64> {
+    let mut met = BTreeMap::new();
+    for s in stories.iter().filter(|s| s.kind.returning()) {
+        for why in &s.met {
+            *met.entry(format!("{:?}: {why}", s.kind)).or_default() += 1;
+        }
+    }
+    met
 }
 
 /// One figure's line: its value, the goal and whether it is met.
@@ -263,6 +290,20 @@ pub fn detail(m: &Measure) -> String {
             "{:<38} {:<22} {:<18} {verdict}",
             l.name, l.value, l.goal
         );
+    }
+    let _ = writeln!(out, "\nwhy people did not get in (kind: cause):");
+    if m.not_in.is_empty() {
+        let _ = writeln!(out, "  (everyone got in)");
+    }
+    for (cause, n) in &m.not_in {
+        let _ = writeln!(out, "  {n:>4}  {cause}");
+    }
+    let _ = writeln!(
+        out,
+        "friction returning people met in the campaign (kind: cause, each time):"
+    );
+    for (cause, n) in &m.returning_friction_met {
+        let _ = writeln!(out, "  {n:>4}  {cause}");
     }
     let _ = writeln!(
         out,

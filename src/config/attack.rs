@@ -45,8 +45,10 @@ pub struct Attack {
     #[serde(default = "defaults::attack_hold")]
     pub hold: HumanDuration,
     /// While a route is under attack, logins from devices without a valid
-    /// device cookie share this budget (per replica), so that a campaign's
-    /// volume cannot drown the shop; returning customers are not charged.
+    /// device cookie share this budget (per replica); beyond it they are
+    /// high risk (a step-up on defaults), so that a campaign's volume
+    /// cannot get past the shop's step-up; returning customers are not
+    /// charged.
     /// `"off"` turns it off.
     #[serde(
         default = "defaults::untrusted_budget",

@@ -139,6 +139,8 @@ pub(super) struct Logins {
     pub outcomes: [[IntCounter; Verdict::ALL.len()]; LoginOutcome::ALL.len()],
     /// `credgate_login_risk_total`, by level.
     pub risk: [IntCounter; Level::ALL.len()],
+    /// `credgate_untrusted_budget_exceeded_total`.
+    pub over_budget: IntCounter,
 }
 
 impl Logins {
@@ -167,8 +169,16 @@ impl Logins {
                 &["level"],
             )?,
         )?;
+        let over_budget = register(
+            registry,
+            IntCounter::new(
+                "credgate_untrusted_budget_exceeded_total",
+                "Logins from unknown devices under attack raised to high risk because [attack] untrusted_budget was spent.",
+            )?,
+        )?;
         Ok(Self {
             risk: Level::ALL.map(|l| risk.with_label_values(&[l.as_str()])),
+            over_budget,
             attempts: Verdict::ALL.map(|v| attempts.with_label_values(&[v.as_str()])),
             outcomes: LoginOutcome::ALL.map(|o| {
                 Verdict::ALL.map(|v| outcomes.with_label_values(&[o.as_str(), v.as_str()]))

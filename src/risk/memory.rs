@@ -8,7 +8,9 @@
 //! [`UsernameKey`]s, keyed hashes, never names. The per-network counts are
 //! a fixed window (`[suspicion] window`): coarse, but two integers per key.
 //! A std `Mutex` is enough: each call holds it for a map lookup, never
-//! across an `await`.
+//! across an `await`. With `backend = "redis"` the state keeps the same
+//! counts for every replica ([`crate::state::Seen`]), read through
+//! [`shared_history`]; these tables then answer only when Redis does not.
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
@@ -21,6 +23,7 @@ use lru::LruCache;
 use super::History;
 use crate::config::Config;
 use crate::rate_limit::{subnet_of, UsernameKey};
+use crate::state::Seen;
 
 /// Failures in a window before a client's history counts as failing.
 const CLIENT_MIN_FAILURES: u32 = 5;
@@ -130,6 +133,16 @@ impl RiskMemory {
     }
 }
 
+/// The histories of the client and the subnet from the counts every
+/// replica shares, by the same thresholds as the local tables.
+pub fn shared_history(seen: &Seen) -> (History, History) {
+    let (client, subnet) = (seen.client, seen.subnet);
+    (
+        History::of(client.successes, client.failures, CLIENT_MIN_FAILURES),
+        History::of(subnet.successes, subnet.failures, SUBNET_MIN_FAILURES),
+    )
+}
+
 fn count<K: std::hash::Hash + Eq>(
     table: &mut LruCache<K, Tally>,
     key: K,
@@ -179,6 +192,26 @@ mod tests {
         memory.record(ip, UsernameKey(5), Some(false), now);
         assert!(!memory.succeeded_before(UsernameKey(1)), "over the cap");
         assert!(memory.succeeded_before(UsernameKey(5)));
+    }
+
+    #[test]
+    fn shared_counts_use_the_same_thresholds() {
+        use crate::state::Counts;
+        let failing = |failures| Counts {
+            successes: 1,
+            failures,
+        };
+        let seen = Seen {
+            client: failing(CLIENT_MIN_FAILURES),
+            subnet: failing(SUBNET_MIN_FAILURES - 1),
+            username_succeeded: false,
+        };
+        assert_eq!(shared_history(&seen), (History::Failing, History::Quiet));
+        let seen = Seen {
+            subnet: failing(SUBNET_MIN_FAILURES),
+            ..seen
+        };
+        assert_eq!(shared_history(&seen).1, History::Failing);
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn risk_stage(config: &Config, kept: &Kept) -> anyhow::Result<Risk> {
         untrusted: config.attack.untrusted_budget.as_ref().map(Budget::new),
         device,
         memory: kept.memory.clone(),
+        shared: kept.state.clone(),
         attack: Arc::new(kept.attack.clone()),
         fingerprint: FingerprintReputation::new(
             kept.fingerprints.clone(),

@@ -69,8 +69,12 @@ impl Local {
         self.limiters.load().admit(keys)
     }
 
-    pub fn refund(&self, keys: &AttemptKeys) {
-        self.limiters.load().refund(keys);
+    pub fn refund(&self, keys: &AttemptKeys, username_only: bool) {
+        let limiters = self.limiters.load();
+        match username_only {
+            true => limiters.refund_username(keys),
+            false => limiters.refund(keys),
+        }
     }
 
     /// Records an attempt; returns the bans it led to, each with what it

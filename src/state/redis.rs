@@ -20,7 +20,9 @@
 //! | `P:{net:NET}:limit` | string | per-subnet GCRA | same as limits |
 //! | `P:{net:NET}:ban` | hash | an operator's ban on a network, or an escalation | ends with the ban |
 //! | `P:{net:NET}:escalation` | hash | the network's banned addresses and successful logins | `subnet_ban.within` |
+//! | `P:{ip:ADDR}:risk`, `P:{net:NET}:risk` | hash | risk's memory: successes `s` and failures `f` of the client, its subnet | the suspicion window, from the first count |
 //! | `P:{user:HASH}:limit` | string | per-username GCRA (a keyed hash, never the name) | same |
+//! | `P:{user:HASH}:seen` | string | the username logged in here (risk) | `risk.device_cookie_max_age`, from the last success |
 //! | `P:{global}:limit` | string | the global GCRA | same |
 //! | `P:{bans}:ip`, `P:{bans}:net`, `P:{bans}:reason` | zset, zset, hash | the index `GET /admin/bans` lists | purged when they end |
 //! | `P:{hashkey}` | string | the shared key of the username hash | none |
@@ -59,11 +61,13 @@ use self::reply::{parse_reason, Clock, Tally};
 use super::origin::{index_value, parse_index_value, Held, Note};
 
 pub use self::connection::Mismatch;
+pub use self::risk::{Counts, Seen};
 
 mod connection;
 mod escalation;
 mod keys;
 mod reply;
+mod risk;
 
 /// Why the shared backend did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +106,8 @@ pub struct Redis {
     policy: ArcSwap<Policy>,
     /// The username hash key every replica shares, once read from Redis.
     username_key: OnceLock<Vec<u8>>,
+    /// How long risk remembers that a username logged in here.
+    risk_memory: Duration,
     /// Cluster only: the prefix lengths of the network bans in force, and
     /// when they were read. A std `Mutex`: held for a copy, never across
     /// an await.
@@ -167,6 +173,7 @@ struct Scripts {
     unban: Script,
     bans: Script,
     escalate: Script,
+    risk: Script,
 }
 
 impl std::fmt::Debug for Redis {
@@ -206,6 +213,7 @@ impl Redis {
             keys: Keys::new(&state.key_prefix, config.suspicion.ipv6_prefix),
             policy: ArcSwap::from_pointee(Policy::new(config)),
             username_key: OnceLock::new(),
+            risk_memory: config.risk.device_cookie_max_age.0,
             net_lengths: Mutex::new(NetLengths::default()),
         })
     }
@@ -474,6 +482,20 @@ impl Redis {
         }
         let _: i64 = self.invoke(&call).await?;
         Ok(())
+    }
+
+    /// Gives back the username cell only (see
+    /// [`crate::rate_limit::Limiters::refund_username`]).
+    pub async fn refund_username(&self, keys: &AttemptKeys) -> Result<(), BackendError> {
+        let policy = self.policy.load();
+        match policy
+            .limits
+            .iter()
+            .find(|(kind, _)| *kind == LimitKind::Username)
+        {
+            Some(limit) => self.refund_one(keys, limit).await,
+            None => Ok(()),
+        }
     }
 
     async fn refund_one(
@@ -785,6 +807,7 @@ impl Scripts {
             unban: Script::new(include_str!("redis/unban.lua")),
             bans: with_gcra(include_str!("redis/bans.lua")),
             escalate: with_gcra(include_str!("redis/escalate.lua")),
+            risk: risk::script(),
         }
     }
 }

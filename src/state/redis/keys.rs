@@ -49,6 +49,16 @@ impl Keys {
         format!("{}{{net:{net}}}:limit", self.prefix)
     }
 
+    /// A network's key other than its limit and ban (`risk`).
+    pub fn net(&self, net: IpNet, what: &str) -> String {
+        format!("{}{{net:{net}}}:{what}", self.prefix)
+    }
+
+    /// A username's key other than its limit (`seen`).
+    pub fn user(&self, hash: u64, what: &str) -> String {
+        format!("{}{{user:{hash:016x}}}:{what}", self.prefix)
+    }
+
     pub fn user_limit(&self, hash: u64) -> String {
         format!("{}{{user:{hash:016x}}}:limit", self.prefix)
     }
