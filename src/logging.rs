@@ -7,7 +7,7 @@ pub mod access;
 
 use std::sync::Arc;
 
-use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter};
+use tracing_subscriber::filter::{filter_fn, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer};
@@ -49,14 +49,16 @@ pub fn init(log: &config::Log) -> LevelControl {
 /// The subscriber `init` installs, and the handle that changes its level.
 fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, LevelControl) {
     let from_env = std::env::var_os(EnvFilter::DEFAULT_ENV).is_some();
-    let level =
-        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level.0));
-    let (main_level, main_handle) = reload::Layer::new(level());
-    let (access_level, access_handle) = reload::Layer::new(level());
+    let level = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level.0));
+    // The level is one global filter, not one per layer: `enabled!` (the
+    // access log asks it per request) consults per-layer filters through
+    // thread-local state that a reload did not always reach, so a reloaded
+    // level sometimes left the access log off.
+    let (level, handle) = reload::Layer::new(level);
     let combined = log.access_format == AccessFormat::Combined;
     // In the combined format, the access lines are the access layer's alone.
-    // Target filters say they may pass any level: without a hint, `and`
-    // drops the level filter's, and then every disabled `trace` span of h2
+    // Target filters say they may pass any level: without a hint, the
+    // level filter's is dropped, and then every disabled `trace` span of h2
     // and hyper is built and torn down per request (half the CPU of an
     // HTTP/2 request, benches/load), and `enabled!` answers yes.
     let not_access = filter_fn(move |m| !(combined && m.target() == access::TARGET))
@@ -73,23 +75,20 @@ fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, Lev
             .without_time()
             .with_level(false)
             .with_target(false)
-            .with_filter(access_level.and(
+            .with_filter(
                 filter_fn(|m| m.target() == access::TARGET).with_max_level_hint(LevelFilter::TRACE),
-            ))
+            )
     });
     let subscriber = tracing_subscriber::registry()
-        .with(main.with_filter(main_level.and(not_access)))
+        .with(level)
+        .with(main.with_filter(not_access))
         .with(access);
     let set = move |level: &str| {
         if from_env {
             return Ok(());
         }
-        let filter = || EnvFilter::try_new(level).map_err(|e| e.to_string());
-        main_handle.reload(filter()?).map_err(|e| e.to_string())?;
-        if combined {
-            access_handle.reload(filter()?).map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
     };
     (subscriber, LevelControl { set: Arc::new(set) })
 }
