@@ -27,7 +27,8 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every `.rs` file under `dir`, with its text before `#[cfg(test)]`.
+/// Every `.rs` file under `dir`, with its text before `#[cfg(test)]`; a
+/// `tests.rs` (a module's `#[cfg(test)] mod tests;`) is test code throughout.
 fn sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -35,7 +36,11 @@ fn sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
             sources(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+            let tests = path.file_name().is_some_and(|n| n == "tests.rs");
+            let code = match tests {
+                true => String::new(),
+                false => text.split("#[cfg(test)]").next().unwrap_or("").to_owned(),
+            };
             out.push((path, code));
         }
     }
