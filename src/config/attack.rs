@@ -119,7 +119,7 @@ mod tests {
     fn the_attack_table_takes_defaults_and_checks_its_values() {
         let attack: Attack = toml::from_str("").unwrap();
         assert!(attack.enabled);
-        assert_eq!(attack.min_failure_rate, 5.0);
+        assert_eq!(attack.min_failure_rate, 2.0);
         assert_eq!(attack.hold.0, std::time::Duration::from_secs(120));
         assert!(attack.validate().is_ok());
 
