@@ -124,6 +124,8 @@ pub struct CrewStats {
     pub probes: u64,
     pub valid_pairs: usize,
     pub takeovers: usize,
+    /// When each takeover happened, in seconds from the campaign's start.
+    pub takeover_secs: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -209,7 +211,11 @@ impl Crew {
             })
             .collect();
         // A tool keeps up to a fifth of its capacity for refused pairs.
-        let list_size = count * per_bot * 4 / 5;
+        let mut list_size = count * per_bot * 4 / 5;
+        if shape == Shape::UsernameFirst {
+            // It probes a longer list so that what exists fills its capacity.
+            list_size = (list_size as f64 / params.exist_rate).round() as usize;
+        }
         let pairs = match (shape, breach) {
             (Shape::Spraying, _) => spray_list(population, list_size, rng),
             (_, Breach::Known) => sample(&population.known_breach, list_size, rng),
@@ -309,7 +315,7 @@ impl Crew {
             };
             let pair = &self.pairs[index];
             let reply = browser.log_in(&pair.username, &pair.password).await;
-            self.record(index, tries, &reply);
+            self.record(index, tries, &reply, start.elapsed());
         }
     }
 
@@ -345,14 +351,16 @@ impl Crew {
         self.progress.lock().expect("crew").queue.pop_front()
     }
 
-    fn record(&self, index: usize, tries: u8, reply: &Reply) {
+    fn record(&self, index: usize, tries: u8, reply: &Reply, at: Duration) {
         let mut progress = self.progress.lock().expect("crew");
         let stats = &mut progress.stats;
         stats.attempts += 1;
         stats.reached_shop += u64::from(reply.from_shop);
         match &reply.outcome {
             Outcome::In => {
-                progress.taken.insert(index);
+                if progress.taken.insert(index) {
+                    progress.stats.takeover_secs.push(at.as_secs_f64());
+                }
             }
             Outcome::StepUp(_) => stats.step_ups += 1,
             Outcome::WrongPassword => {}

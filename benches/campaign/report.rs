@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::attack::{Breach, Crew, CrewStats, Shape};
 use crate::people::Story;
 use crate::population::Kind;
+use crate::scenario::Switch;
 use crate::shop::Received;
 
 /// `num` of `den`.
@@ -86,6 +87,8 @@ pub struct Measure {
     pub crews: Vec<CrewReport>,
     pub shop_received: BTreeMap<String, Received>,
     pub metrics: Vec<(String, f64)>,
+    /// When attack mode switched on and off, from the admin API.
+    pub attack_mode: Vec<Switch>,
     pub credgate_warnings: u64,
     pub seconds: f64,
 }
@@ -99,6 +102,7 @@ impl Measure {
         stories: &[Story],
         shop_received: BTreeMap<String, Received>,
         metrics: Vec<(String, f64)>,
+        attack_mode: Vec<Switch>,
         credgate_warnings: u64,
         took: Duration,
     ) -> Self {
@@ -119,6 +123,7 @@ impl Measure {
             crews,
             shop_received,
             metrics,
+            attack_mode,
             credgate_warnings,
             seconds: took.as_secs_f64(),
         }
@@ -336,15 +341,50 @@ pub fn detail(m: &Measure) -> String {
             s.takeovers
         );
     }
+    let _ = writeln!(out, "\ntimeline (seconds from the campaign's start):");
+    let switches: Vec<String> = m
+        .attack_mode
+        .iter()
+        .map(|s| format!("{} at {:.1}", if s.on { "on" } else { "off" }, s.secs))
+        .collect();
     let _ = writeln!(
         out,
-        "\nshop received (logins; Credgate-Risk medium/high; Credgate-Leaked; step-ups asked):"
+        "  attack mode: {}",
+        match switches.is_empty() {
+            true => "never on".to_owned(),
+            false => switches.join(", "),
+        }
+    );
+    for c in m.crews.iter().filter(|c| !c.stats.takeover_secs.is_empty()) {
+        let at: Vec<String> = c
+            .stats
+            .takeover_secs
+            .iter()
+            .map(|s| format!("{s:.1}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} {} takeovers at: {}",
+            c.shape,
+            c.breach,
+            at.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nshop received (logins; Credgate-Risk medium/high; Credgate-Leaked; step-ups asked; sessions opened without Credgate-Risk/at medium):"
     );
     for (actor, r) in &m.shop_received {
         let _ = writeln!(
             out,
-            "  {actor:<15} {:>6}; {}/{}; {}; {}",
-            r.logins, r.risk_medium, r.risk_high, r.leaked_annotated, r.step_ups_asked
+            "  {actor:<15} {:>6}; {}/{}; {}; {}; {}/{}",
+            r.logins,
+            r.risk_medium,
+            r.risk_high,
+            r.leaked_annotated,
+            r.step_ups_asked,
+            r.sessions_unannotated,
+            r.sessions_at_medium
         );
     }
     let _ = writeln!(out, "credgate metrics (non-zero):");

@@ -61,7 +61,7 @@ pub async fn run(seed: u64, shapes: &[Shape], settings: &Settings) -> anyhow::Re
     for crew in &crews {
         jars.push(crew.harvest_cookies(&http, credgate.plain).await);
     }
-    let stories = campaign(
+    let (stories, attack_mode) = campaign(
         customers, &crews, jars, &http, &credgate, &shop, &rng, settings,
     )
     .await;
@@ -76,6 +76,7 @@ pub async fn run(seed: u64, shapes: &[Shape], settings: &Settings) -> anyhow::Re
         &stories,
         shop.received(),
         metrics,
+        attack_mode,
         credgate.warnings(),
         began.elapsed(),
     ))
@@ -127,7 +128,7 @@ async fn warm_up(
 }
 
 /// The campaign: every crew attacks while every customer visits once, at
-/// a random moment of it.
+/// a random moment of it. Also returns when attack mode switched on and off.
 #[allow(clippy::too_many_arguments)] // one call site, each a distinct part
 async fn campaign(
     customers: Vec<Customer>,
@@ -138,9 +139,16 @@ async fn campaign(
     shop: &Arc<Shop>,
     rng: &Rng,
     settings: &Settings,
-) -> Vec<Story> {
+) -> (Vec<Story>, Vec<Switch>) {
     let start = Instant::now() + Duration::from_millis(500);
     let length = settings.campaign;
+    let switches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watcher = tokio::spawn(watch_attack_mode(
+        http.clone(),
+        credgate.admin,
+        start,
+        switches.clone(),
+    ));
     let mut attacks = JoinSet::new();
     for (crew, jars) in crews.iter().zip(jars) {
         let run = crew
@@ -160,5 +168,44 @@ async fn campaign(
     }
     let stories = visits.join_all().await;
     attacks.join_all().await;
-    stories
+    watcher.abort();
+    let switches = switches.lock().expect("switches").clone();
+    (stories, switches)
+}
+
+/// Attack mode (on any route) switching on or off, seconds from the
+/// campaign's start.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Switch {
+    pub secs: f64,
+    pub on: bool,
+}
+
+/// Scrapes `credgate_attack_mode` every 250 ms (the detector ticks once a
+/// second) and records each change, so that a takeover can be set against
+/// the detector's timing.
+async fn watch_attack_mode(
+    http: Http,
+    admin: std::net::SocketAddr,
+    start: Instant,
+    switches: Arc<std::sync::Mutex<Vec<Switch>>>,
+) {
+    let mut was_on = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Ok(series) = gate::scrape(&http, admin).await else {
+            continue;
+        };
+        let on = series
+            .iter()
+            .any(|(name, value)| name.starts_with("credgate_attack_mode") && *value > 0.0);
+        if on != was_on {
+            was_on = on;
+            let secs = Instant::now()
+                .saturating_duration_since(start)
+                .as_secs_f64();
+            switches.lock().expect("switches").push(Switch { secs, on });
+        }
+    }
 }

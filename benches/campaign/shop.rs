@@ -41,6 +41,11 @@ pub struct Received {
     pub risk_high: u64,
     pub leaked_annotated: u64,
     pub step_ups_asked: u64,
+    /// Sessions opened at the login itself, without `Credgate-Risk`.
+    pub sessions_unannotated: u64,
+    /// Sessions opened at the login itself, on `Credgate-Risk: medium`
+    /// (the shop steps up only on high unless `--step-up-medium`).
+    pub sessions_at_medium: u64,
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +171,10 @@ impl State {
         if risk == "high" || (risk == "medium" && policy.on_medium) {
             seen.step_ups_asked += 1;
             return self.challenge(user);
+        }
+        match risk {
+            "medium" => seen.sessions_at_medium += 1,
+            _ => seen.sessions_unannotated += 1,
         }
         self.session()
     }
