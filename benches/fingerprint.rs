@@ -201,6 +201,7 @@ fn per_login(c: &mut Criterion, ja4: Ja4) {
         client: ClientIp(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         username: UsernameKey(7),
         fingerprint,
+        known_device: false,
     };
     for (name, limits) in [
         ("login/limits_ip_only", keyed(None)),

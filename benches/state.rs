@@ -63,6 +63,7 @@ async fn attempt(state: &State, i: u32) {
         client: client(i),
         username: UsernameKey(u64::from(i.wrapping_mul(2_654_435_761))),
         fingerprint: None,
+        known_device: false,
     };
     let _ = state.screen(keys.client, true).await;
     let _ = state.admit(&keys).await;

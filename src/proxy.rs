@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use http::header::{HeaderValue, CONTENT_LENGTH, EXPECT};
@@ -299,23 +299,16 @@ impl Pipeline {
             Err(e) => return Err(e.into()),
         };
         let username = self.inner.leaked.normalize(credentials.username.as_str());
+        let risk = &self.inner.risk;
         let keys = AttemptKeys {
             client,
             username: self.inner.state.username_key(&username),
             fingerprint: record.fingerprint,
+            known_device: (risk.device).recognizes(&parts.headers, &username, SystemTime::now()),
         };
         self.inner.state.admit(&keys).await?;
         let found = self.inner.leaked.check(&username, &credentials.password);
-        let risk = &self.inner.risk;
-        let signals = risk
-            .signals(
-                &parts.headers,
-                route.index,
-                &username,
-                &keys,
-                found.password,
-            )
-            .await;
+        let signals = risk.signals(route.index, &keys, found.password).await;
         let (verdict, decision) = verdict::decide(&found.into(), &login.verdicts);
         self.inner.metrics.record_login_attempt(verdict);
         record.verdict = Some(verdict);
@@ -418,6 +411,7 @@ impl Pipeline {
                 .state
                 .username_key(&format!("\0unparsed {client}")),
             fingerprint,
+            known_device: false,
         };
         self.inner.state.admit(&keys).await?;
         Ok(Attempt {

@@ -82,6 +82,18 @@ pub struct AttemptKeys {
     /// The connection's JA4 (or a trusted peer's header); `None` on the
     /// cleartext listener, where the fingerprint limit does not apply.
     pub fingerprint: Option<Ja4>,
+    /// The request carries the account's device cookie. The username
+    /// limit, there to stop many clients on one account, does not apply
+    /// to the owner's own browser: a campaign that spends an account's
+    /// attempts must not lock its owner out.
+    pub known_device: bool,
+}
+
+impl AttemptKeys {
+    /// Whether the username limit applies to this attempt.
+    pub fn username_limited(&self) -> bool {
+        !self.known_device
+    }
 }
 
 /// A keyed hash of a normalised username: what limits and suspicion key on,
@@ -257,7 +269,7 @@ where
         let all = Charged {
             ip: true,
             subnet: true,
-            username: true,
+            username: keys.username_limited(),
             fingerprint: true,
         };
         self.give_back(keys, subnet.as_ref(), all);
@@ -270,7 +282,7 @@ where
     /// client's own cells stay charged.
     pub fn refund_username(&self, keys: &AttemptKeys) {
         let username = Charged {
-            username: true,
+            username: keys.username_limited(),
             ..Charged::default()
         };
         self.give_back(keys, None, username);
@@ -298,7 +310,7 @@ where
             self.check(limit.limiter.check_key(net), LimitKind::Subnet)?;
             charged.subnet = true;
         }
-        if let Some(username) = &self.username {
+        if let (Some(username), true) = (&self.username, keys.username_limited()) {
             let checked = username.limiter.check_key(&keys.username);
             self.check(checked, LimitKind::Username)?;
             charged.username = true;

@@ -59,20 +59,27 @@ impl Level {
 /// memory knows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum History {
-    /// Nothing that stands out: few attempts, or mostly successes.
+    /// Nothing that stands out: no attempts, as many failures as
+    /// successes, or a few failures.
     #[default]
     Quiet,
     /// Mostly failing: at least `min_failures`, and more failures than
     /// successes.
     Failing,
+    /// Logging people in: more successes than failures. An office or a
+    /// household; a stuffer's address fails far more than it succeeds.
+    Succeeding,
 }
 
 impl History {
     /// The history of `successes` and `failures` in the current window.
     pub fn of(successes: u32, failures: u32, min_failures: u32) -> Self {
-        match failures >= min_failures && failures > successes {
-            true => Self::Failing,
-            false => Self::Quiet,
+        if failures >= min_failures && failures > successes {
+            Self::Failing
+        } else if successes > failures {
+            Self::Succeeding
+        } else {
+            Self::Quiet
         }
     }
 }
@@ -101,10 +108,19 @@ pub struct Signals {
 /// A known device is low: a stuffer does not hold the cookie the account's
 /// owner earned, unless it also tries a leaked password during an attack
 /// (a stolen browser profile), which is medium. Otherwise points add up:
-/// attack mode 2, a leaked password 1, a failing client 1, a failing subnet
-/// 1, a tool's fingerprint 1, and, during an attack only, an account that never logged in here 1
-/// (outside an attack, first logins are ordinary, and a fresh replica knows
+/// attack mode 3, or 2 from an address that has been logging people in
+/// (an office, a household: [`History::Succeeding`]); a leaked password 1,
+/// a failing client 1, a failing subnet 1, a tool's fingerprint 1, and,
+/// during an attack only, an account that never logged in here 1 (outside
+/// an attack, first logins are ordinary, and a fresh replica knows
 /// nobody). 0 is low, 1–2 medium, 3 or more high.
+///
+/// So during an attack a device that never logged in to the account is
+/// high on its own, whichever account it tries: the campaign's bots try
+/// the shop's active customers as often as its dormant ones, from
+/// addresses with no history. A first-time customer's device meets the
+/// shop's step-up then; a customer's new device at the office, on an
+/// account that has logged in before, stays medium.
 pub fn assess(s: &Signals) -> Level {
     if s.known_device {
         return match s.attack_mode && s.leaked_password {
@@ -113,7 +129,9 @@ pub fn assess(s: &Signals) -> Level {
         };
     }
     let never_succeeded = s.username_succeeded_before == Some(false);
+    let vouched = s.client == History::Succeeding;
     let points = 2 * u8::from(s.attack_mode)
+        + u8::from(s.attack_mode && !vouched)
         + u8::from(s.leaked_password)
         + u8::from(s.client == History::Failing)
         + u8::from(s.subnet == History::Failing)
@@ -208,12 +226,10 @@ impl Risk {
     }
 
     /// The signals of one parsed login attempt on the route at
-    /// `route_index`, for the username `normalized`.
+    /// `route_index`.
     pub async fn signals(
         &self,
-        headers: &HeaderMap,
         route_index: usize,
-        normalized: &str,
         keys: &AttemptKeys,
         leaked_password: bool,
     ) -> Signals {
@@ -233,9 +249,7 @@ impl Risk {
         };
         Signals {
             attack_mode: self.attack.is_on(route_index),
-            known_device: self
-                .device
-                .recognizes(headers, normalized, SystemTime::now()),
+            known_device: keys.known_device,
             leaked_password,
             username_succeeded_before: Some(succeeded),
             client,
@@ -289,12 +303,23 @@ mod tests {
             (false, false, true, Some(false), Failing, Quiet, Medium),
             // Several: high.
             (false, false, true, Some(true), Failing, Failing, High),
-            // Attack mode.
-            (true, false, false, Some(true), Quiet, Quiet, Medium),
-            (true, false, false, None, Quiet, Quiet, Medium),
+            // An address that logs people in is nothing outside an attack.
+            (false, false, false, Some(false), Succeeding, Quiet, Low),
+            (false, false, true, Some(true), Succeeding, Quiet, Medium),
+            // Attack mode: a device new to the account is high on its own,
+            // on an active account as on a dormant one.
+            (true, false, false, Some(true), Quiet, Quiet, High),
+            (true, false, false, None, Quiet, Quiet, High),
             (true, false, false, Some(false), Quiet, Quiet, High),
             (true, false, true, Some(true), Quiet, Quiet, High),
             (true, false, false, Some(true), Failing, Quiet, High),
+            // ...unless its address has been logging people in: medium on
+            // an account that has logged in before, and no more.
+            (true, false, false, Some(true), Succeeding, Quiet, Medium),
+            (true, false, false, None, Succeeding, Quiet, Medium),
+            (true, false, false, Some(false), Succeeding, Quiet, High),
+            (true, false, true, Some(true), Succeeding, Quiet, High),
+            (true, false, false, Some(true), Succeeding, Failing, High),
             // A known device outweighs everything but a leaked password in
             // an attack.
             (true, true, false, Some(false), Failing, Failing, Low),
@@ -325,6 +350,7 @@ mod tests {
             (false, false, Failing, Failing, Medium),
             (true, false, Quiet, Failing, High),
             (true, false, Failing, Failing, High),
+            (true, false, Succeeding, Failing, High),
             // The account's owner, with its browser's cookie, is not
             // suspected for the tool that shares its TLS stack.
             (false, true, Quiet, Failing, Low),
@@ -383,6 +409,16 @@ mod tests {
         assert_eq!(History::of(0, 3, 3), Failing);
         assert_eq!(History::of(3, 3, 3), Quiet);
         assert_eq!(History::of(2, 5, 3), Failing);
+    }
+
+    #[test]
+    fn history_is_succeeding_when_successes_outnumber_failures() {
+        assert_eq!(History::of(0, 0, 3), Quiet);
+        assert_eq!(History::of(1, 0, 3), Succeeding);
+        assert_eq!(History::of(4, 2, 3), Succeeding);
+        assert_eq!(History::of(2, 2, 3), Quiet);
+        // A few failures without the minimum stay quiet, not failing.
+        assert_eq!(History::of(0, 2, 3), Quiet);
     }
 
     #[test]

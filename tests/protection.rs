@@ -449,6 +449,7 @@ async fn a_million_addresses_in_a_process_of_their_own() {
             client: ip,
             username: UsernameKey(u64::from(i)),
             fingerprint: None,
+            known_device: false,
         };
         let _ = state.admit(&keys).await;
         let observation = Observation {
@@ -648,4 +649,47 @@ async fn a_customer_refused_for_a_leaked_pair_logs_in_with_the_new_password() {
     }
     let answer = client.send(login(&proxy, from, &user, &new_password)).await;
     assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
+}
+
+/// Bots that spend an account's username limit from many addresses do
+/// not lock its owner out: the owner's browser holds the device cookie its
+/// last login earned, and the username limit does not apply to it. A new
+/// device still meets the limit.
+#[tokio::test]
+async fn bots_spending_a_username_limit_do_not_lock_out_the_owners_browser() {
+    let (cert, _shop, proxy) =
+        protected("[limits]\nusername = { rate = \"1/min\", burst = 2 }").await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let (alice, right) = credgate::demo::ACCOUNTS[0];
+    let home = client
+        .send(login(&proxy, "198.51.100.7", alice, right))
+        .await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    let set = home.headers["set-cookie"].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    for bot in ["192.0.2.1", "192.0.2.2"] {
+        let answer = client.send(login(&proxy, bot, alice, WRONG)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    }
+    let spent = client.send(login(&proxy, "192.0.2.3", alice, WRONG)).await;
+    assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(spent.json()["limit"], "username");
+
+    // The owner, on another network now, mistypes, then logs in.
+    let owner = |password: &str| {
+        let mut request = login(&proxy, "203.0.113.30", alice, password);
+        let value = cookie.parse().unwrap();
+        request.headers_mut().insert("cookie", value);
+        request
+    };
+    let typo = client.send(owner(WRONG)).await;
+    assert_eq!(typo.status, StatusCode::UNAUTHORIZED, "{}", typo.body);
+    let back = client.send(owner(right)).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+
+    let new_device = client
+        .send(login(&proxy, "203.0.113.31", alice, right))
+        .await;
+    assert_eq!(new_device.status, StatusCode::TOO_MANY_REQUESTS);
 }

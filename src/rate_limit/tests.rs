@@ -10,6 +10,7 @@ fn keys(ip: &str, username: u64) -> AttemptKeys {
         client: ClientIp(ip.parse().unwrap()),
         username: UsernameKey(username),
         fingerprint: None,
+        known_device: false,
     }
 }
 
@@ -127,6 +128,41 @@ fn a_username_refund_gives_back_only_the_username_cell() {
     assert!(l.admit(&b).is_ok());
     assert!(l.admit(&b).is_ok());
     assert_eq!(l.admit(&b).unwrap_err().limit, LimitKind::Username);
+}
+
+/// Bots spending an account's attempts from many addresses do not lock
+/// its owner's browser out; the owner's own failures do not spend them, and
+/// a refund gives back nothing the owner never took.
+#[test]
+fn the_username_limit_spares_the_accounts_known_device() {
+    let clock = FakeRelativeClock::default();
+    let l = Limiters::with_clock(
+        &limits(
+            r#"
+            ip = { rate = "1/min", burst = 2 }
+            username = { rate = "1/min", burst = 2 }
+            "#,
+        ),
+        100,
+        clock,
+    );
+    assert!(l.admit(&keys("192.0.2.1", 1)).is_ok());
+    assert!(l.admit(&keys("192.0.2.2", 1)).is_ok());
+    let bot = keys("192.0.2.3", 1);
+    assert_eq!(l.admit(&bot).unwrap_err().limit, LimitKind::Username);
+    let owner = AttemptKeys {
+        known_device: true,
+        ..keys("198.51.100.9", 1)
+    };
+    assert!(l.admit(&owner).is_ok(), "a success");
+    l.refund(&owner);
+    assert!(l.admit(&owner).is_ok(), "a leaked pair refused");
+    l.refund_username(&owner);
+    assert!(l.admit(&owner).is_ok(), "a mistyped password");
+    // The owner's browser is still one client: its own address is limited.
+    assert_eq!(l.admit(&owner).unwrap_err().limit, LimitKind::Ip);
+    // The refunds gave the username nothing the owner had not taken.
+    assert_eq!(l.admit(&bot).unwrap_err().limit, LimitKind::Username);
 }
 
 #[test]

@@ -243,4 +243,26 @@ mod tests {
             "a new window"
         );
     }
+
+    #[test]
+    fn an_address_that_logs_people_in_is_succeeding_until_it_fails_as_often() {
+        let memory = RiskMemory::with_limits(WINDOW, 24, 64, 100);
+        let now = Instant::now();
+        let office = IpAddr::from([198, 51, 100, 7]);
+        memory.record(office, UsernameKey(1), Some(false), now);
+        memory.record(office, UsernameKey(2), Some(false), now);
+        memory.record(office, UsernameKey(3), Some(true), now);
+        assert_eq!(memory.history(office, now).0, History::Succeeding);
+        // Its subnet logged people in too; a neighbour is not the address.
+        let neighbour = IpAddr::from([198, 51, 100, 8]);
+        assert_eq!(
+            memory.history(neighbour, now),
+            (History::Quiet, History::Succeeding)
+        );
+        memory.record(office, UsernameKey(4), Some(true), now);
+        assert_eq!(memory.history(office, now).0, History::Quiet);
+        // Unknown outcomes count for neither.
+        memory.record(office, UsernameKey(5), None, now);
+        assert_eq!(memory.history(office, now).0, History::Quiet);
+    }
 }

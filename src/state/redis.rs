@@ -491,7 +491,7 @@ impl Redis {
         match policy
             .limits
             .iter()
-            .find(|(kind, _)| *kind == LimitKind::Username)
+            .find(|(kind, _)| *kind == LimitKind::Username && keys.username_limited())
         {
             Some(limit) => self.refund_one(keys, limit).await,
             None => Ok(()),
@@ -725,6 +725,7 @@ impl Redis {
     fn limits_of(&self, keys: &AttemptKeys) -> Vec<(LimitKind, Limit)> {
         (self.policy.load().limits.iter())
             .filter(|(kind, _)| *kind != LimitKind::Fingerprint || keys.fingerprint.is_some())
+            .filter(|(kind, _)| *kind != LimitKind::Username || keys.username_limited())
             .copied()
             .collect()
     }
