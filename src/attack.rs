@@ -104,7 +104,8 @@ impl From<&config::Attack> for Rules {
 /// What one route saw since the last tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    /// Attempts the shop answered (or, unparsed, that reached it).
+    /// Attempts the shop answered (or, unparsed, that reached it), and
+    /// leaked pairs blocked before it (counted as failures).
     pub attempts: u64,
     pub failures: u64,
     pub elapsed: Duration,

@@ -439,7 +439,13 @@ impl Pipeline {
             true => outcome.and_then(LoginOutcome::failed),
             false => Some(outcome != Some(LoginOutcome::Success)),
         };
-        self.inner.attack.record(attempt.route, failed);
+        // A replayed leaked pair is a campaign's attempt that never reached
+        // the shop: the detector counts it as the failure it would have been,
+        // so that a combo list mixing known and unknown breaches switches
+        // attack mode on sooner.
+        let leaked_block = outcome.is_none() && attempt.verdict == Verdict::LeakedPair;
+        let detected = failed.or(leaked_block.then_some(true));
+        self.inner.attack.record(attempt.route, detected);
         if let Some(ja4) = attempt.keys.fingerprint {
             let now = Instant::now();
             (self.inner.fingerprints).record(ja4, attempt.http, client.0, failed, now);

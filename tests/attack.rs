@@ -159,6 +159,42 @@ async fn a_surge_of_failed_logins_switches_attack_mode_on_and_its_end_off() {
     );
 }
 
+/// A combo list replays pairs the filter knows as well as pairs it does
+/// not: the blocked ones never reach the shop, but the detector counts
+/// them as the failures they would have been.
+#[tokio::test]
+async fn a_surge_of_blocked_leaked_pairs_switches_attack_mode_on() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let pairs = build_filter(
+        cert.dir.path(),
+        "pairs.cgf",
+        credgate::leaked::FilterKind::Pairs,
+        &["victim@example.com:hunter2"],
+    );
+    let leaked = format!("[leaked]\npairs_filter = \"{}\"", pairs.display());
+    let proxy = start_proxy(&toml(&cert, shop.addr(), &leaked)).await;
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut sent = 0;
+    while attack_mode(&proxy, "shop").await == 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "attack mode stayed off after {sent} blocked leaked pairs"
+        );
+        for i in 0..20 {
+            let from = format!("198.{}.{}.1", 18 + sent / 250 % 2, sent % 250 + 1);
+            let url = proxy.url("/login");
+            let request = form_login(url, &from, "victim@example.com", "hunter2");
+            let answer = client.send(request).await;
+            assert_eq!(answer.status, StatusCode::FORBIDDEN, "attempt {i}");
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shop.login_requests(), 0, "a leaked pair reached the shop");
+}
+
 #[tokio::test]
 async fn an_operator_forces_attack_mode_on_and_off() {
     let cert = TestCert::generate();
