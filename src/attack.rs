@@ -132,9 +132,16 @@ pub struct Detector {
 impl Detector {
     /// Folds one tick's counts in and returns whether the route is under
     /// attack. On when the failure rate exceeds [`Detector::threshold`] and
-    /// more than `rules.ratio` of attempts fail; off once the rate has
-    /// stayed under `release × threshold` for `hold`. The baseline learns
-    /// only while off, so an attack is never learned as normal.
+    /// more than `rules.ratio` of attempts fail, over the window or in the
+    /// last tick alone (which must then exceed the threshold by itself);
+    /// off once the rate has stayed under `release × threshold` for
+    /// `hold`. The baseline learns only while off, so an attack is never
+    /// learned as normal.
+    ///
+    /// The last tick's share matters when a campaign starts right after a
+    /// busy, mostly successful period (an evening peak): the window still
+    /// remembers the peak's successes, and its share of failures lags the
+    /// campaign by seconds, each of which lets right pairs through.
     pub fn evaluate(&mut self, counts: Counts, rules: &Rules) -> bool {
         let dt = counts.elapsed.as_secs_f64();
         if dt <= 0.0 || !rules.enabled {
@@ -147,8 +154,10 @@ impl Detector {
         self.failure_rate += fast * (failures - self.failure_rate);
         self.attempt_rate += fast * (attempts - self.attempt_rate);
         let threshold = self.threshold(rules);
+        let tick_failing = failures > threshold && failures > rules.ratio * attempts;
         if !self.on {
-            if self.failure_rate > threshold && self.failure_ratio() > rules.ratio {
+            let failing = self.failure_ratio() > rules.ratio || tick_failing;
+            if self.failure_rate > threshold && failing {
                 self.on = true;
                 self.quiet = Duration::ZERO;
             } else {

@@ -79,6 +79,31 @@ fn the_table_of_single_situations() {
     }
 }
 
+/// A campaign that starts right after a busy, mostly successful minute is
+/// seen at its first tick, although the window still remembers the
+/// successes; a lone failure in a quiet tick after a sale is not a
+/// campaign.
+#[test]
+fn the_last_ticks_share_of_failures_counts_when_the_tick_is_over_the_threshold() {
+    let rules = rules();
+    let mut peak = Detector::default();
+    assert!(!run(&mut peak, &rules, 60, second(100, 8)).contains(&true));
+    assert!(peak.evaluate(second(60, 40), &rules), "the first tick");
+    assert!(peak.failure_ratio() < rules.ratio, "the window lags");
+
+    let mut sale = Detector::default();
+    assert!(!run(&mut sale, &rules, 30, second(100, 40)).contains(&true));
+    assert!(sale.failure_rate > rules.floor);
+    assert!(
+        !sale.evaluate(second(1, 1), &rules),
+        "one failure, all of a quiet tick"
+    );
+    assert!(
+        !sale.evaluate(second(16, 9), &rules),
+        "a tick under the floor by itself"
+    );
+}
+
 #[test]
 fn a_rate_between_the_two_thresholds_keeps_it_on_hysteresis() {
     let rules = rules();
