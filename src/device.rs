@@ -20,6 +20,7 @@
 //!
 //! Cookie values are never logged.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -162,13 +163,18 @@ impl DeviceKeys {
     /// Returns true if and only if `headers` carry an unexpired cookie,
     /// signed by one of the keys, for the account `normalized`.
     pub fn recognizes(&self, headers: &HeaderMap, normalized: &str, now: SystemTime) -> bool {
+        // Most attempts carry no device cookie at all (none of a
+        // campaign's do): then no key needs to hash the username.
+        if !cookies(headers).any(|(n, _)| n.starts_with(NAME_PREFIX)) {
+            return false;
+        }
         let now = unix(now);
         let latest = now.saturating_add(self.max_age.as_secs());
         self.keys.iter().any(|key| {
             let user = user_hash(key, normalized);
-            let name = slot_name(&user);
+            let slot = Slot::of(&user);
             cookies(headers)
-                .filter(|(n, _)| *n == name)
+                .filter(|(n, _)| slot.names(n))
                 .any(|(_, value)| verify(key, &user, value, now, latest))
         })
     }
@@ -178,11 +184,18 @@ impl DeviceKeys {
         let max_age = self.max_age.as_secs();
         let expiry = unix(now).saturating_add(max_age);
         let tag = sign(&self.keys[0], &user, expiry);
-        let cookie = format!(
-            "{}={VERSION}.{expiry}.{}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax",
-            slot_name(&user),
-            URL_SAFE_NO_PAD.encode(tag.as_ref()),
-        );
+        // Written piece by piece into one buffer: a successful login pays
+        // for this on the request path.
+        let mut cookie = String::with_capacity(160);
+        cookie.push_str(NAME_PREFIX);
+        cookie.push_str(Slot::of(&user).as_str());
+        write!(cookie, "={VERSION}.{expiry}.").expect("a String takes any write");
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut cookie);
+        write!(
+            cookie,
+            "; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+        )
+        .expect("a String takes any write");
         HeaderValue::try_from(cookie).expect("a cookie of base64url and digits is a header value")
     }
 }
@@ -196,11 +209,28 @@ fn user_hash(key: &hmac::Key, normalized: &str) -> DeviceUser {
     DeviceUser(user)
 }
 
-fn slot_name(user: &DeviceUser) -> String {
-    format!(
-        "{NAME_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(&user.0[..SLOT_BYTES])
-    )
+/// The part of a cookie's name after [`NAME_PREFIX`]: base64url of the
+/// first [`SLOT_BYTES`] of the user hash, on the stack.
+struct Slot([u8; 8]);
+
+impl Slot {
+    fn of(user: &DeviceUser) -> Self {
+        let mut slot = [0u8; 8];
+        URL_SAFE_NO_PAD
+            .encode_slice(&user.0[..SLOT_BYTES], &mut slot)
+            .expect("6 bytes are 8 base64 characters");
+        Self(slot)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base64url is ASCII")
+    }
+
+    /// Returns true if and only if `name` is this slot's cookie name.
+    fn names(&self, name: &str) -> bool {
+        name.strip_prefix(NAME_PREFIX)
+            .is_some_and(|rest| rest.as_bytes() == self.0)
+    }
 }
 
 fn sign(key: &hmac::Key, user: &DeviceUser, expiry: u64) -> hmac::Tag {
@@ -208,7 +238,9 @@ fn sign(key: &hmac::Key, user: &DeviceUser, expiry: u64) -> hmac::Tag {
 }
 
 fn message(user: &DeviceUser, expiry: u64) -> Vec<u8> {
-    let mut message = format!("{VERSION}.{expiry}.").into_bytes();
+    let mut message = String::with_capacity(64);
+    write!(message, "{VERSION}.{expiry}.").expect("a String takes any write");
+    let mut message = message.into_bytes();
     message.extend_from_slice(&user.0);
     message
 }
@@ -326,6 +358,15 @@ mod tests {
         assert!(k.recognizes(&headers, "alice@example.com", at(1_086_399)));
         assert!(!k.recognizes(&headers, "alice@example.com", at(1_086_400)));
         assert!(!k.recognizes(&headers, "bob@example.com", now));
+    }
+
+    #[test]
+    fn no_device_cookie_is_no_known_device() {
+        let k = keys(HEX_KEY, DAY);
+        let mut headers = HeaderMap::new();
+        assert!(!k.recognizes(&headers, "alice@example.com", at(10)));
+        headers.insert(COOKIE, HeaderValue::from_static("theme=dark; lang=en"));
+        assert!(!k.recognizes(&headers, "alice@example.com", at(10)));
     }
 
     #[test]

@@ -5,10 +5,12 @@
 
 pub mod access;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tracing_subscriber::filter::{filter_fn, LevelFilter};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::subscriber::Interest;
+use tracing::Metadata;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{self, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer};
 
@@ -50,6 +52,7 @@ pub fn init(log: &config::Log) -> LevelControl {
 fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, LevelControl) {
     let from_env = std::env::var_os(EnvFilter::DEFAULT_ENV).is_some();
     let level = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level.0));
+    let hint = LevelHint::of(&level);
     // The level is one global filter, not one per layer: `enabled!` (the
     // access log asks it per request) consults per-layer filters through
     // thread-local state that a reload did not always reach, so a reloaded
@@ -57,12 +60,13 @@ fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, Lev
     let (level, handle) = reload::Layer::new(level);
     let combined = log.access_format == AccessFormat::Combined;
     // In the combined format, the access lines are the access layer's alone.
-    // Target filters say they may pass any level: without a hint, the
-    // level filter's is dropped, and then every disabled `trace` span of h2
-    // and hyper is built and torn down per request (half the CPU of an
-    // HTTP/2 request, benches/load), and `enabled!` answers yes.
-    let not_access = filter_fn(move |m| !(combined && m.target() == access::TARGET))
-        .with_max_level_hint(LevelFilter::TRACE);
+    let not_access = ByTarget {
+        keep: match combined {
+            true => |m| m.target() != access::TARGET,
+            false => |_| true,
+        },
+        hint: hint.clone(),
+    };
     let main = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let main = match log.format {
         LogFormat::Json => main.json().flatten_event(true).boxed(),
@@ -75,9 +79,10 @@ fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, Lev
             .without_time()
             .with_level(false)
             .with_target(false)
-            .with_filter(
-                filter_fn(|m| m.target() == access::TARGET).with_max_level_hint(LevelFilter::TRACE),
-            )
+            .with_filter(ByTarget {
+                keep: |m| m.target() == access::TARGET,
+                hint: hint.clone(),
+            })
     });
     let subscriber = tracing_subscriber::registry()
         .with(level)
@@ -88,9 +93,63 @@ fn subscriber(log: &config::Log) -> (impl tracing::Subscriber + Send + Sync, Lev
             return Ok(());
         }
         let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        // Before the reload, which asks every filter for its hint again.
+        hint.set(&filter);
         handle.reload(filter).map_err(|e| e.to_string())
     };
     (subscriber, LevelControl { set: Arc::new(set) })
+}
+
+/// A per-layer filter by target. Its level hint is the level filter's:
+/// tracing takes the most verbose hint of any layer as the level below
+/// which a `trace!` or `debug!` costs nothing, and a filter by target that
+/// said "any level" (or nothing) made that TRACE. Every disabled event and
+/// span of h2 and hyper then asked the subscriber, about 130 times per
+/// HTTP/2 request (a sixth of its instructions, benches/load), and
+/// `enabled!` answered yes.
+struct ByTarget {
+    keep: fn(&Metadata<'_>) -> bool,
+    hint: LevelHint,
+}
+
+impl<S> layer::Filter<S> for ByTarget {
+    fn enabled(&self, meta: &Metadata<'_>, _: &layer::Context<'_, S>) -> bool {
+        (self.keep)(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        match (self.keep)(meta) {
+            true => Interest::always(),
+            false => Interest::never(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.hint.get()
+    }
+}
+
+/// The level filter's current hint, shared with the [`ByTarget`] filters.
+/// A std `Mutex` is fine: tracing reads it only when it rebuilds its
+/// caches (at start and on a reload), never per event.
+#[derive(Clone)]
+struct LevelHint(Arc<Mutex<Option<LevelFilter>>>);
+
+impl LevelHint {
+    fn of(filter: &EnvFilter) -> Self {
+        Self(Arc::new(Mutex::new(layer::Layer::<
+            tracing_subscriber::Registry,
+        >::max_level_hint(filter))))
+    }
+
+    fn set(&self, filter: &EnvFilter) {
+        let hint = layer::Layer::<tracing_subscriber::Registry>::max_level_hint(filter);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = hint;
+    }
+
+    fn get(&self) -> Option<LevelFilter> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// An error and its causes on one line, `a: b: c`, for a log field.

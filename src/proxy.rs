@@ -216,7 +216,8 @@ impl Pipeline {
                 http: record.http,
                 upstream: record.upstream,
                 total: elapsed,
-                request_id: &request_id,
+                // Text either way: a kept id was checked, ours is hex.
+                request_id: request_id.to_str().unwrap_or_default(),
             };
             seen.write(&self.inner.access, found, &response);
         }

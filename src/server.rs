@@ -538,7 +538,12 @@ impl Acceptor {
             let app = app.clone();
             let upgraded = upgraded.clone();
             let capture = capture.clone();
-            async move {
+            // Boxed: hyper moves a service's future around (into the HTTP/1
+            // dispatcher's slot, into a task per HTTP/2 stream), and the
+            // pipeline's is kilobytes; boxed, it is copied once and hyper
+            // moves a pointer. The HTTP/1 slot also lives as long as the
+            // connection: a pointer's size there keeps idle connections small.
+            Box::pin(async move {
                 match app {
                     App::Proxy { proxy, scheme } => {
                         let client =
@@ -561,7 +566,7 @@ impl Acceptor {
                     }
                     App::Admin(admin) => Ok(admin.handle(req).await),
                 }
-            }
+            })
         });
         let conn = self.limits.http.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);

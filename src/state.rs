@@ -572,19 +572,28 @@ impl State {
     /// Asks the shared backend. A failure is counted, logged now and then,
     /// and answered by `fallback` under the `on_backend_error` policy; the
     /// next answer from the backend ends the degraded state.
-    async fn shared<T>(
-        &self,
-        call: impl Future<Output = Result<T, BackendError>>,
-        fallback: impl FnOnce(OnBackendError) -> T,
-    ) -> T {
-        match call.await {
-            Ok(answer) => {
-                self.inner.health.recovered();
-                answer
-            }
-            Err(error) => {
-                self.inner.health.failed(&error, self.inner.on_error);
-                fallback(self.inner.on_error)
+    ///
+    /// Not an `async fn`: the call is boxed before the returned future is
+    /// built. A Redis call's future is kilobytes, and unboxed it would sit
+    /// inline in every request's future, on the local backend too, to be
+    /// copied each time hyper and tokio move that future; boxed, only a
+    /// call to Redis pays, with one allocation.
+    fn shared<'a, T: 'a>(
+        &'a self,
+        call: impl Future<Output = Result<T, BackendError>> + 'a,
+        fallback: impl FnOnce(OnBackendError) -> T + 'a,
+    ) -> impl Future<Output = T> + 'a {
+        let call = Box::pin(call);
+        async move {
+            match call.await {
+                Ok(answer) => {
+                    self.inner.health.recovered();
+                    answer
+                }
+                Err(error) => {
+                    self.inner.health.failed(&error, self.inner.on_error);
+                    fallback(self.inner.on_error)
+                }
             }
         }
     }

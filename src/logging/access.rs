@@ -12,6 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
+
 use crate::config::{self, AccessFormat};
 
 /// The `tracing` target of access-log lines.
@@ -98,7 +100,7 @@ impl AccessLog {
     }
 
     /// A fresh request id.
-    pub fn next_id(&self) -> String {
+    pub fn next_id(&self) -> HeaderValue {
         self.ids.next()
     }
 
@@ -167,9 +169,26 @@ impl RequestIds {
         }
     }
 
-    pub fn next(&self) -> String {
+    /// The next id, `<prefix>-<counter in hex>`, as the header value it
+    /// is forwarded in. Written by hand rather than with `format!`: every
+    /// request pays for it, and the bytes become the value without a copy.
+    pub fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", self.prefix)
+        let mut id = Vec::with_capacity(self.prefix.len() + 17);
+        id.extend_from_slice(self.prefix.as_bytes());
+        id.push(b'-');
+        push_hex(&mut id, n);
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
+            .expect("hex and a dash are a valid header value")
+    }
+}
+
+/// `n` in lowercase hex, without leading zeros (as `{n:x}`).
+fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (u64::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(HEX[((n >> (i * 4)) & 0xf) as usize]);
     }
 }
 
@@ -332,6 +351,17 @@ mod tests {
         let ids = RequestIds::new();
         let (a, b) = (ids.next(), ids.next());
         assert_ne!(a, b);
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
         assert_eq!(a.split('-').next(), b.split('-').next());
+        assert_eq!(a.len(), 12 + 2);
+    }
+
+    #[test]
+    fn hex_is_written_as_format_writes_it() {
+        for n in [0, 1, 9, 10, 15, 16, 255, 256, 0xdead_beef, u64::MAX] {
+            let mut out = Vec::new();
+            push_hex(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{n:x}"));
+        }
     }
 }

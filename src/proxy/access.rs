@@ -16,7 +16,7 @@ use crate::risk::Level;
 use crate::route::LoginRoute;
 use crate::verdict::Verdict;
 
-const X_REQUEST_ID: &str = "x-request-id";
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request line and headers the access log reports. Cheap clones:
 /// `Uri` and header values share their bytes.
@@ -49,19 +49,20 @@ pub(super) struct Found<'a> {
 
 /// The request's id: a trusted peer's `X-Request-Id`, or a fresh one that
 /// replaces whatever an untrusted client sent. Either way the shop gets it.
-pub(super) fn request_id<B>(req: &mut Request<B>, log: &AccessLog, peer_trusted: bool) -> String {
+pub(super) fn request_id<B>(
+    req: &mut Request<B>,
+    log: &AccessLog,
+    peer_trusted: bool,
+) -> HeaderValue {
     let kept = peer_trusted
         .then(|| req.headers().get(X_REQUEST_ID))
         .flatten()
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty());
+        .filter(|v| v.to_str().is_ok_and(|v| !v.is_empty()));
     if let Some(id) = kept {
-        return id.to_owned();
+        return id.clone();
     }
     let id = log.next_id();
-    let value = HeaderValue::from_str(&id).expect("hex and a dash are a valid header value");
-    req.headers_mut()
-        .insert(HeaderName::from_static(X_REQUEST_ID), value);
+    req.headers_mut().insert(X_REQUEST_ID, id.clone());
     id
 }
 
