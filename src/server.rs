@@ -90,10 +90,12 @@ async fn watch_attacks(
 }
 
 /// Every [`STATE_MAINTENANCE`]: expires bans, forgets idle limiter keys,
-/// updates the state gauges, until `shutdown`.
+/// closes shop connections idle too long, updates the state gauges, until
+/// `shutdown`.
 async fn maintain(
     state: State,
     fingerprints: Fingerprints,
+    proxy: Proxy,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
@@ -106,8 +108,10 @@ async fn maintain(
         let (bans_active, tracked_clients) = state.maintain().await;
         metrics.record_state(bans_active, tracked_clients);
         metrics.record_ban_snapshot(state.snapshot_failing());
-        fingerprints.expire(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        fingerprints.expire(now);
         metrics.record_fingerprints(fingerprints.len());
+        proxy.stages().upstream.expire_idle(now);
     }
 }
 
@@ -346,6 +350,7 @@ impl Server {
         loops.spawn(maintain(
             self.state.clone(),
             self.fingerprints.clone(),
+            self.proxy.clone(),
             self.metrics.clone(),
             shutdown.clone(),
         ));

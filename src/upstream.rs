@@ -6,19 +6,17 @@
 //! after a framing error, so one confused exchange cannot poison the next.
 
 mod headers;
+mod pool;
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, Version};
+use http::uri::{self, PathAndQuery, Uri};
+use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::crypto::CryptoProvider;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
@@ -29,16 +27,18 @@ use crate::body::ProxyBody;
 use crate::config::{self, UpstreamUrl};
 use headers::{join_cookies, keep_upgrade, prepare_headers, strip_client_headers};
 pub use headers::{strip_hop_by_hop, upgrade_of};
+pub use pool::ConnectError;
+use pool::Pool;
 
 /// Why the shop did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot connect to the upstream")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] ConnectError),
     #[error("the upstream did not answer within {after:?}")]
     Timeout { after: Duration },
     #[error("the upstream exchange failed")]
-    Protocol(#[source] hyper_util::client::legacy::Error),
+    Protocol(#[source] hyper::Error),
 }
 
 /// Why the shop could not answer.
@@ -103,7 +103,7 @@ pub struct Hop {
 /// A cheap handle to the pooled upstream client.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    pool: Arc<Pool>,
     base: UpstreamUrl,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -132,15 +132,22 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout.0)
-            .pool_max_idle_per_host(config.pool_max_idle)
-            .retry_canceled_requests(false)
-            .set_host(false)
-            .build(connector);
+        let origin = Uri::from_parts({
+            let mut parts = uri::Parts::default();
+            parts.scheme = Some(config.url.scheme.clone());
+            parts.authority = Some(config.url.authority.clone());
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+            parts
+        })
+        .expect("a validated scheme and authority make a URI");
+        let pool = Pool::new(
+            connector,
+            origin,
+            config.pool_max_idle,
+            config.pool_idle_timeout.0,
+        );
         Ok(Self {
-            client,
+            pool: Arc::new(pool),
             base: config.url.clone(),
             request_timeout: config.request_timeout.0,
             connect_timeout: config.connect_timeout.0,
@@ -163,7 +170,8 @@ impl Upstream {
         host: HeaderValue,
         hop: Hop,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
-        *req.uri_mut() = self.target(std::mem::take(req.uri_mut()));
+        let connect = req.method() == Method::CONNECT;
+        *req.uri_mut() = self.target(connect, std::mem::take(req.uri_mut()));
         // An HTTP/1.1 upgrade (WebSocket) is the one hop-by-hop request the
         // shop must see; HTTP/2 has no `Upgrade`.
         let upgrade = (req.version() == Version::HTTP_11)
@@ -181,15 +189,11 @@ impl Upstream {
             keep_upgrade(req.headers_mut(), protocol);
         }
         let started = Instant::now();
-        let response = tokio::time::timeout(self.request_timeout, self.client.request(req))
+        let response = tokio::time::timeout(self.request_timeout, self.pool.send(req, started))
             .await
             .map_err(|_| UpstreamError::Timeout {
                 after: self.request_timeout,
-            })?
-            .map_err(|e| match e.is_connect() {
-                true => UpstreamError::Connect(e),
-                false => UpstreamError::Protocol(e),
-            })?;
+            })??;
         let elapsed = started.elapsed();
         let (mut parts, body) = response.into_parts();
         let switched = (parts.status == http::StatusCode::SWITCHING_PROTOCOLS)
@@ -219,14 +223,22 @@ impl Upstream {
         )
     }
 
-    fn target(&self, uri: Uri) -> Uri {
-        let mut parts = uri.into_parts();
-        parts.scheme = Some(self.base.scheme.clone());
-        parts.authority = Some(self.base.authority.clone());
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    /// Closes the shop connections idle past `upstream.pool_idle_timeout`.
+    pub fn expire_idle(&self, now: Instant) {
+        self.pool.expire(now);
+    }
+
+    /// The request target the shop sees: the client's path and query
+    /// (origin-form), or the shop's own authority for `CONNECT`.
+    fn target(&self, connect: bool, uri: Uri) -> Uri {
+        let mut parts = uri::Parts::default();
+        if connect {
+            parts.authority = Some(self.base.authority.clone());
+        } else {
+            let path = uri.into_parts().path_and_query;
+            parts.path_and_query = Some(path.unwrap_or(PathAndQuery::from_static("/")));
         }
-        Uri::from_parts(parts).expect("scheme, authority and path were each valid already")
+        Uri::from_parts(parts).expect("an authority or a path alone is a valid target")
     }
 }
 
