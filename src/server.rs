@@ -9,11 +9,14 @@
 mod capture;
 mod hello;
 mod idle;
+mod protocol;
 mod stages;
 mod tunnel;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +24,7 @@ use anyhow::Context as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use prometheus::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,16 +49,13 @@ use crate::tls::{self, validity, CertStore};
 use crate::upstream::{upgrade_of, Upstream};
 use capture::{Capture, CaptureIo};
 use idle::{Activity, ActivityIo};
+use protocol::{Builders, Protocol};
 use stages::Kept;
 use tunnel::Tunnel;
 
 // Bounds the admin listener on its own: a scrape storm must not be able to
 // take proxy connection slots, nor the other way round.
 const ADMIN_MAX_CONNECTIONS: usize = 64;
-// Past this many HTTP/2 streams reset by the client before we handle them,
-// the connection is an attack (CVE-2023-44487, "rapid reset").
-const H2_MAX_PENDING_RESETS: usize = 20;
-const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// How often expired bans and idle limiter keys are dropped, and the state
 /// gauges updated.
 const STATE_MAINTENANCE: Duration = Duration::from_secs(5);
@@ -217,7 +216,7 @@ impl Parts {
 /// Per-connection settings shared by every accept loop.
 #[derive(Debug)]
 struct ConnLimits {
-    http: auto::Builder<TokioExecutor>,
+    http: Builders,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     shutdown_grace: Duration,
@@ -427,22 +426,8 @@ async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
 
 impl ConnLimits {
     fn new(s: &config::Server) -> Self {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        // hyper enforces `header_read_timeout` only when it has a timer.
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(s.header_read_timeout.0)
-            .max_headers(s.max_headers)
-            .max_buf_size(usize::try_from(s.max_header_size.0).unwrap_or(usize::MAX))
-            .keep_alive(true);
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(s.h2_max_concurrent_streams)
-            .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
-            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
-            .max_header_list_size(u32::try_from(s.max_header_size.0).unwrap_or(u32::MAX));
         Self {
-            http,
+            http: Builders::new(s),
             handshake_timeout: s.tls_handshake_timeout.0,
             idle_timeout: s.idle_timeout.0,
             shutdown_grace: s.shutdown_grace.0,
@@ -502,7 +487,7 @@ impl Acceptor {
             App::Admin(_) => None,
         };
         let Some(tls) = &self.tls else {
-            return self.serve_http(stream, peer, None).await;
+            return self.serve_http(stream, peer, None, Protocol::Detect).await;
         };
         // One deadline covers the ClientHello read and the handshake.
         let handshake = async {
@@ -514,7 +499,10 @@ impl Acceptor {
             Ok::<_, hello::HelloError>((ja4, stream))
         };
         match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
-            Ok(Ok((ja4, stream))) => self.serve_http(stream, peer, Some(ja4)).await,
+            Ok(Ok((ja4, stream))) => {
+                let protocol = Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
+                self.serve_http(stream, peer, Some(ja4), protocol).await
+            }
             Ok(Err(e)) => {
                 self.metrics.record_tls_handshake_error();
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -526,7 +514,7 @@ impl Acceptor {
         }
     }
 
-    async fn serve_http<I>(&self, io: I, peer: SocketAddr, ja4: Option<Ja4>)
+    async fn serve_http<I>(&self, io: I, peer: SocketAddr, ja4: Option<Ja4>, protocol: Protocol)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -573,7 +561,45 @@ impl Acceptor {
                 }
             })
         });
-        let conn = self.limits.http.serve_connection_with_upgrades(io, service);
+        let http = &self.limits.http;
+        let ended = match protocol {
+            Protocol::Http1 => {
+                let conn = http.http1.serve_connection(io, service).with_upgrades();
+                self.drive(conn, |c| c.graceful_shutdown(), &activity, peer)
+                    .await
+            }
+            Protocol::Http2 => {
+                let conn = http.http2.serve_connection(io, service);
+                self.drive(conn, |c| c.graceful_shutdown(), &activity, peer)
+                    .await
+            }
+            Protocol::Detect => {
+                let conn = http.detect.serve_connection_with_upgrades(io, service);
+                self.drive(conn, |c| c.graceful_shutdown(), &activity, peer)
+                    .await
+            }
+        };
+        let upgraded = tunnel.lock().expect("never poisoned").take();
+        if let (true, Some(upgraded)) = (ended, upgraded) {
+            let idle = self.limits.idle_timeout;
+            tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
+        }
+    }
+
+    /// Serves `conn` until it ends (true), or until it stays silent through
+    /// two idle periods (false). `graceful` asks it to finish: on shutdown,
+    /// and at the first idle period.
+    async fn drive<C, E>(
+        &self,
+        conn: C,
+        graceful: impl Fn(Pin<&mut C>),
+        activity: &Activity,
+        peer: SocketAddr,
+    ) -> bool
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
         tokio::pin!(conn);
         let mut draining = false;
         let mut idle_warned = false;
@@ -583,16 +609,11 @@ impl Acceptor {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
-                    let upgraded = tunnel.lock().expect("never poisoned").take();
-                    if let Some(upgraded) = upgraded {
-                        let idle = self.limits.idle_timeout;
-                        tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
-                    }
-                    return;
+                    return true;
                 }
                 _ = self.shutdown.cancelled(), if !draining => {
                     draining = true;
-                    conn.as_mut().graceful_shutdown();
+                    graceful(conn.as_mut());
                 }
                 _ = activity.idle_for(self.limits.idle_timeout) => {
                     // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
@@ -601,13 +622,13 @@ impl Acceptor {
                     // GOAWAY, is dropped.
                     if idle_warned {
                         tracing::debug!(%peer, "closing a connection that stayed idle");
-                        return;
+                        return false;
                     }
                     idle_warned = true;
                     activity.touch();
                     if !draining {
                         draining = true;
-                        conn.as_mut().graceful_shutdown();
+                        graceful(conn.as_mut());
                     }
                 }
             }
