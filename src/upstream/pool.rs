@@ -77,7 +77,10 @@ impl Pool {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let mut sender = match self.take(now) {
             Some(sender) => sender,
-            None => self.connect().await?,
+            // Boxed: a connection is opened seldom, and its future inline
+            // would make every request's future (moved into the timeout,
+            // and with it into the pipeline's) as large as a handshake's.
+            None => Box::pin(self.connect()).await?,
         };
         let response = sender
             .send_request(req)
