@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use crate::support::binary::Process;
 use crate::support::client;
 use crate::support::*;
+use credgate::demo::Shop;
 use credgate::leaked::FilterKind;
 
 fn write_config(cert: &TestCert, toml: &str) -> std::path::PathBuf {
@@ -127,11 +128,18 @@ async fn drains_on(signal: Signal) {
     let cert = TestCert::generate();
     let shop = start_shop().await;
     let toml = config_toml(&cert, shop.addr(), r#"shutdown_grace = "10s""#, "");
-    let mut proxy = Process::serve(&write_config(&cert, &toml));
-    let client = TestClient::new(&cert.der, Version::Http1);
+    let proxy = Process::serve(&write_config(&cert, &toml));
+    drains(proxy, &cert.der, &shop, signal).await;
+}
+
+/// The drain of `drains_on`, on a proxy already running whose certificate
+/// `ca_der` signs.
+async fn drains(mut proxy: Process, ca_der: &[u8], shop: &Shop, signal: Signal) {
+    let client = TestClient::new(ca_der, Version::Http1);
     let url = format!("https://127.0.0.1:{}/slow?ms=1500", proxy.proxy.port());
+    let before = shop.requests();
     let in_flight = tokio::spawn(async move { client.get(&url).await });
-    let arrived = eventually(Duration::from_secs(10), || shop.requests() == 1).await;
+    let arrived = eventually(Duration::from_secs(10), || shop.requests() == before + 1).await;
     assert!(arrived, "the request never reached the shop");
 
     proxy.signal(signal);
@@ -161,6 +169,61 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_lets_the_in_flight_request_finish_then_exits_zero() {
     drains_on(Signal::SIGINT).await;
+}
+
+/// On one CPU the proxy runs on a current-thread runtime (and says so):
+/// it still inspects logins, reloads on SIGHUP and drains on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_cpu_a_current_thread_runtime_serves_reloads_and_drains() {
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let pairs = build_filter(
+        cert.dir.path(),
+        "pairs.cgf",
+        FilterKind::Pairs,
+        &["leaky@example.com:Leaked-Pa1r-secret"],
+    );
+    let toml = format!(
+        "{}\n[[login]]\npath = \"/login\"\n[leaked]\npairs_filter = \"{}\"\n",
+        config_toml(&cert, shop.addr(), r#"shutdown_grace = "10s""#, ""),
+        pairs.display()
+    );
+    let proxy = Process::serve_on_one_cpu(&write_config(&cert, &toml));
+    let listening = || {
+        events(&proxy.logs())
+            .into_iter()
+            .find(|e| e["message"] == "listening")
+    };
+    // The line that reported the addresses may still be on its way to the
+    // log buffer.
+    assert!(eventually(Duration::from_secs(5), || listening().is_some()).await);
+    let listening = listening().unwrap();
+    assert_eq!(listening["runtime"], "CurrentThread", "{listening}");
+    assert_eq!(listening["workers"], 1, "{listening}");
+
+    let client = TestClient::new(&cert.der, Version::Http1);
+    let login = |body: &'static str| {
+        let url = format!("https://127.0.0.1:{}/login", proxy.proxy.port());
+        let request = Request::post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(client::full(body))
+            .unwrap();
+        client.send(request)
+    };
+    let right = login("username=alice%40example.com&password=wonderland-42").await;
+    assert_eq!(right.status, StatusCode::OK);
+    let leaked = login("username=leaky%40example.com&password=Leaked-Pa1r-secret").await;
+    assert_eq!(leaked.status, StatusCode::FORBIDDEN);
+
+    let new_der = TestCert::write_new(&cert.cert_path(), &cert.key_path());
+    proxy.signal(Signal::SIGHUP);
+    let reloaded = eventually(Duration::from_secs(10), || {
+        proxy.logs().contains("TLS certificate reloaded")
+    })
+    .await;
+    assert!(reloaded, "{}", proxy.logs());
+
+    drains(proxy, &new_der, &shop, Signal::SIGTERM).await;
 }
 
 /// A request longer than `shutdown_grace` is cut when the grace runs out:

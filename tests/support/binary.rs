@@ -33,10 +33,34 @@ impl Process {
 
     /// [`Process::serve`] with extra environment variables.
     pub fn serve_with_env(config: &Path, env: &[(&str, &Path)]) -> Self {
-        let mut child = credgate()
+        let mut command = credgate();
+        command.envs(env.iter().copied());
+        Self::start(command, config)
+    }
+
+    /// [`Process::serve`] allowed one CPU only (`taskset`, util-linux), as
+    /// in a one-CPU container or pinned to a core.
+    pub fn serve_on_one_cpu(config: &Path) -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim();
+        let first: String = allowed.chars().take_while(char::is_ascii_digit).collect();
+        let mut command = Command::new("taskset");
+        command
+            .args(["--cpu-list", &first])
+            .arg(env!("CARGO_BIN_EXE_credgate"));
+        Self::start(command, config)
+    }
+
+    /// Runs `command serve --config CONFIG`, `command` being the binary or
+    /// a wrapper that executes it.
+    fn start(mut command: Command, config: &Path) -> Self {
+        let mut child = command
             .args(["serve", "--config"])
             .arg(config)
-            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
