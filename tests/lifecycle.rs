@@ -202,17 +202,12 @@ async fn on_one_cpu_a_current_thread_runtime_serves_reloads_and_drains() {
     assert_eq!(listening["workers"], 1, "{listening}");
 
     let client = TestClient::new(&cert.der, Version::Http1);
-    let login = |body: &'static str| {
-        let url = format!("https://127.0.0.1:{}/login", proxy.proxy.port());
-        let request = Request::post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(client::full(body))
-            .unwrap();
-        client.send(request)
-    };
-    let right = login("username=alice%40example.com&password=wonderland-42").await;
+    let url = format!("https://127.0.0.1:{}/login", proxy.proxy.port());
+    // The address header is an untrusted peer's here, and ignored.
+    let login = |user, password| client.send(form_login(url.clone(), "192.0.2.1", user, password));
+    let right = login("alice@example.com", "wonderland-42").await;
     assert_eq!(right.status, StatusCode::OK);
-    let leaked = login("username=leaky%40example.com&password=Leaked-Pa1r-secret").await;
+    let leaked = login("leaky@example.com", "Leaked-Pa1r-secret").await;
     assert_eq!(leaked.status, StatusCode::FORBIDDEN);
 
     let new_der = TestCert::write_new(&cert.cert_path(), &cert.key_path());
