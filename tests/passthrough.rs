@@ -346,3 +346,40 @@ async fn a_failed_request_is_never_retried() {
     // A retry would have happened before the 502 was sent.
     assert_eq!(posts.load(Ordering::SeqCst), 1, "the POST was sent again");
 }
+
+/// A TLS client that offers no ALPN (wrk, scripts, old libraries) speaks
+/// HTTP/1.1: HTTP/2 over TLS is negotiated by ALPN or not at all (RFC 9113,
+/// section 3.3), so an HTTP/2 preface without it is a malformed HTTP/1.1
+/// request, refused before the shop.
+#[tokio::test]
+async fn without_alpn_tls_is_http1_and_an_http2_preface_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = TestCert::generate();
+    let shop = start_shop().await;
+    let proxy = start_proxy(&config_toml(&cert, shop.addr(), "", "")).await;
+    let read_all = |mut tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>| async move {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer));
+        let _ = read.await.expect("no answer within 10 s");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+
+    let mut tls = raw_tls(proxy.addrs.proxy, &cert.der, &[]).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(tls).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("Demo shop"));
+
+    let mut tls = raw_tls(proxy.addrs.proxy, &cert.der, &[]).await;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let answer = read_all(tls).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer:?}"
+    );
+    assert_eq!(shop.requests(), 1, "only the HTTP/1.1 GET reached the shop");
+}

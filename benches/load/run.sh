@@ -31,6 +31,10 @@ RATE=${RATE:-0}
 BUILD=${BUILD:-1}
 # Extra lines for credgate's [server] table (e.g. a runtime setting).
 CREDGATE_SERVER_EXTRA=${CREDGATE_SERVER_EXTRA:-}
+# A directory: each measured run is also recorded by `perf record` there
+# (WORKLOAD-PROXY-ROUND.data), for `perf report`. Sampling costs both
+# proxies alike, a few percent.
+PERF_DIR=${PERF_DIR:-}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -356,9 +360,15 @@ measure() {
     load "$workload" "$port" "$WARMUP" >/dev/null 2>&1 || true
     log "$workload / $proxy: measuring ${DURATION}s"
     local before after out
+    local recorder=''
+    if [[ -n $PERF_DIR ]]; then
+        perf record -q -o "$PERF_DIR/$workload-$proxy-$round.data" -p "$(IFS=,; echo "${pids[*]}")" >/dev/null 2>&1 &
+        recorder=$!
+    fi
     before=$(cpu_ticks "${pids[@]}")
     out=$(load "$workload" "$port" "$DURATION" 2>&1) || die "$workload / $proxy: the load generator failed: $out"
     after=$(cpu_ticks "${pids[@]}")
+    [[ -n $recorder ]] && stop "$recorder" INT
     alive "$shop_pid" "${pids[@]}" || die "$workload / $proxy: a server process exited during the run (logs in $tmp)"
     printf '%s\n' "$out" >&2
     local requests latency errors
@@ -415,6 +425,7 @@ tls_summary() {
 # --- run -----------------------------------------------------------------------
 
 install_tools
+[[ -z $PERF_DIR ]] || { command -v perf >/dev/null || die "PERF_DIR needs perf (apt-get install linux-perf)"; mkdir -p "$PERF_DIR"; }
 ulimit -n "$(ulimit -Hn)"
 
 if ((BUILD)); then

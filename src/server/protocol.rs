@@ -6,9 +6,11 @@
 //! hand them back through a rewinding reader: hyper's first read then gets
 //! only those bytes, and its second read doubles its 8 KiB read buffer to
 //! 16 KiB, which a keep-alive connection keeps for its whole life (dhat: 16
-//! of the 39 KiB an idle HTTP/1.1 connection held). Without ALPN (the
-//! cleartext listener, or a client that offers none) the auto builder still
-//! tells them apart.
+//! of the 39 KiB an idle HTTP/1.1 connection held). A TLS client that
+//! offers no ALPN speaks HTTP/1.1: HTTP/2 over TLS must be negotiated by
+//! ALPN (RFC 9113, section 3.3), and nginx answers such a client the same
+//! way. Only the cleartext listener, where prior-knowledge HTTP/2 is
+//! allowed, still reads the first bytes to tell them apart.
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -26,17 +28,18 @@ const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 pub enum Protocol {
     Http1,
     Http2,
-    /// Not negotiated: read the first bytes to find out.
+    /// Cleartext, where HTTP/2 may start by prior knowledge: read the first
+    /// bytes to find out.
     Detect,
 }
 
 impl Protocol {
-    /// The protocol ALPN agreed on, if it agreed on one.
+    /// The protocol of a TLS connection: HTTP/2 if ALPN agreed on it,
+    /// HTTP/1.1 otherwise (agreed on, or nothing offered).
     pub fn from_alpn(alpn: Option<&[u8]>) -> Self {
         match alpn {
             Some(b"h2") => Self::Http2,
-            Some(b"http/1.1") => Self::Http1,
-            _ => Self::Detect,
+            _ => Self::Http1,
         }
     }
 }
@@ -96,10 +99,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alpn_picks_the_protocol_and_anything_else_is_detected() {
+    fn tls_is_http2_only_when_alpn_agreed_on_it() {
         assert_eq!(Protocol::from_alpn(Some(b"h2")), Protocol::Http2);
         assert_eq!(Protocol::from_alpn(Some(b"http/1.1")), Protocol::Http1);
-        assert_eq!(Protocol::from_alpn(Some(b"h3")), Protocol::Detect);
-        assert_eq!(Protocol::from_alpn(None), Protocol::Detect);
+        assert_eq!(Protocol::from_alpn(None), Protocol::Http1);
     }
 }
