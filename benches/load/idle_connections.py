@@ -6,11 +6,14 @@ and reads its answer, then holds them all open and silent until killed.
 
 Prints "ready N" on stdout once every connection has had its answer (the
 caller measures then), or exits non-zero. Used by run.sh's memory figure.
+IDLE_ALPN (default "http/1.1") is the ALPN protocol offered; empty offers
+none, as wrk does.
 """
 
 import resource
 import signal
 import socket
+import os
 import ssl
 import sys
 import time
@@ -27,7 +30,9 @@ def main() -> int:
 
     context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.set_alpn_protocols(["http/1.1"])
+    alpn = os.environ.get("IDLE_ALPN", "http/1.1")
+    if alpn:
+        context.set_alpn_protocols([alpn])
     request = f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     held = []
     started = time.monotonic()
