@@ -10,10 +10,10 @@ IDLE_ALPN (default "http/1.1") is the ALPN protocol offered; empty offers
 none, as wrk does.
 """
 
+import os
 import resource
 import signal
 import socket
-import os
 import ssl
 import sys
 import time

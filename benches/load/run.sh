@@ -32,8 +32,9 @@ BUILD=${BUILD:-1}
 # Extra lines for credgate's [server] table (e.g. a runtime setting).
 CREDGATE_SERVER_EXTRA=${CREDGATE_SERVER_EXTRA:-}
 # A directory: each measured run is also recorded by `perf record` there
-# (WORKLOAD-PROXY-ROUND.data), for `perf report`. Sampling costs both
-# proxies alike, a few percent.
+# (WORKLOAD-PROXY-ROUND.data), for `perf report`. Sampling slows both
+# proxies (about threefold on a small VM): read the profiles, not that
+# run's figures.
 PERF_DIR=${PERF_DIR:-}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
