@@ -257,6 +257,12 @@ cpu_ticks() {
     echo "$total"
 }
 
+# "busy total" clock ticks of core $1 since boot (/proc/stat): busy is all
+# but idle and iowait.
+core_ticks() {
+    awk -v cpu="cpu$1" '$1 == cpu { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
 # Resident memory of the given pids, KiB.
 rss_kib() {
     local total=0 pid
@@ -347,7 +353,7 @@ parse() {
     echo "${requests:-0} ${p99:-?} ${errors:-none}"
 }
 
-declare -A cpu p99 rps
+declare -A cpu p99 rps load_busy
 problems=()
 clk_tck=$(getconf CLK_TCK)
 
@@ -366,9 +372,12 @@ measure() {
         perf record -q -o "$PERF_DIR/$workload-$proxy-$round.data" -p "$(IFS=,; echo "${pids[*]}")" >/dev/null 2>&1 &
         recorder=$!
     fi
+    local core_before core_after
     before=$(cpu_ticks "${pids[@]}")
+    core_before=$(core_ticks "$LOAD_CPU")
     out=$(load "$workload" "$port" "$DURATION" 2>&1) || die "$workload / $proxy: the load generator failed: $out"
     after=$(cpu_ticks "${pids[@]}")
+    core_after=$(core_ticks "$LOAD_CPU")
     [[ -n $recorder ]] && stop "$recorder" INT
     alive "$shop_pid" "${pids[@]}" || die "$workload / $proxy: a server process exited during the run (logs in $tmp)"
     printf '%s\n' "$out" >&2
@@ -382,6 +391,12 @@ measure() {
     cpu[$key]+="$us "
     p99[$key]+="$latency "
     rps[$key]+="$(awk -v n="$requests" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }') "
+    # How busy the load generator's core was: near 100 %, the load
+    # generator (and the shop beside it) is the bottleneck, and the latency
+    # it reports is partly its own queue.
+    load_busy[$key]+="$(awk -v b="$core_before" -v a="$core_after" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); t = y[2] - x[2]
+        if (t > 0) printf "%.0f", 100 * (y[1] - x[1]) / t; else print "?" }') "
     log "$workload / $proxy: $requests requests, $us µs CPU each, p99 $latency ms"
 }
 
@@ -512,17 +527,33 @@ credgate $build, $(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //') (worker_processes 1
 TLS: credgate $tls_credgate; nginx $tls_nginx.
 Started $started UTC; load average before $load_before, after $load_after.
 
-| workload | credgate µs/req | nginx µs/req | credgate / nginx | credgate p99 ms | nginx p99 ms | credgate req/s | nginx req/s |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| workload | credgate µs/req | nginx µs/req | credgate / nginx | credgate p99 ms | nginx p99 ms | credgate req/s | nginx req/s | load CPU busy % (credgate, nginx) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
+saturated=()
 for workload in $WORKLOADS; do
     c=$(median ${cpu[$workload:credgate]})
     n=$(median ${cpu[$workload:nginx]})
     ratio=$(awk -v c="$c" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", c / n; else print "?" }')
-    printf '| %s | %s | %s | **%s** | %s | %s | %s | %s |\n' "$(describe "$workload")" "$c" "$n" "$ratio" \
+    busy_c=$(median ${load_busy[$workload:credgate]})
+    busy_n=$(median ${load_busy[$workload:nginx]})
+    printf '| %s | %s | %s | **%s** | %s | %s | %s | %s | %s, %s |\n' "$(describe "$workload")" "$c" "$n" "$ratio" \
         "$(median ${p99[$workload:credgate]})" "$(median ${p99[$workload:nginx]})" \
-        "$(median ${rps[$workload:credgate]})" "$(median ${rps[$workload:nginx]})"
+        "$(median ${rps[$workload:credgate]})" "$(median ${rps[$workload:nginx]})" "$busy_c" "$busy_n"
+    if awk -v c="$busy_c" -v n="$busy_n" 'BEGIN { exit !(c >= 95 || n >= 95) }'; then
+        saturated+=("$workload")
+    fi
 done
+if ((${#saturated[@]} > 0)); then
+    cat <<EOF
+
+The load generator's core was 95 % busy or more on: ${saturated[*]}. There the
+load generator (and the shop beside it), not the proxy, sets the pace, and the
+p99 it reports includes its own queue. Compare CPU per request there, and
+latency at a pace that leaves the load generator room (RATE, or fewer
+CONNECTIONS).
+EOF
+fi
 if ((ROUNDS > 1)); then
     printf '\nPer round, µs/req (credgate | nginx):\n\n'
     for workload in $WORKLOADS; do
