@@ -498,23 +498,37 @@ impl Acceptor {
                 .map_err(hello::HelloError::Handshake)?;
             Ok::<_, hello::HelloError>((ja4, stream))
         };
-        match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
-            Ok(Ok((ja4, stream))) => {
-                let protocol = Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
-                self.serve_http(stream, peer, Some(ja4), protocol).await
-            }
-            Ok(Err(e)) => {
-                self.metrics.record_tls_handshake_error();
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            }
-            Err(_) => {
-                self.metrics.record_tls_handshake_error();
-                tracing::debug!(%peer, "TLS handshake timed out");
-            }
-        }
+        let (ja4, stream) =
+            match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => {
+                    self.metrics.record_tls_handshake_error();
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    self.metrics.record_tls_handshake_error();
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let protocol = Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
+        self.serve_http(stream, peer, Some(ja4), protocol).await
     }
 
-    async fn serve_http<I>(&self, io: I, peer: SocketAddr, ja4: Option<Ja4>, protocol: Protocol)
+    /// Not an `async fn`, and the connection boxed: the connection's task
+    /// lives as long as the connection, idle or not. As an `async fn` it
+    /// would keep the transport (over a kilobyte with TLS) a second time
+    /// beside the connection that owns it, and, inline, every connection
+    /// would be as large as the largest protocol's state (HTTP/2's).
+    /// Boxed, a connection holds its own protocol's state once.
+    fn serve_http<I>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        ja4: Option<Ja4>,
+        protocol: Protocol,
+    ) -> impl Future<Output = ()> + Send + '_
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -562,27 +576,42 @@ impl Acceptor {
             })
         });
         let http = &self.limits.http;
-        let ended = match protocol {
+        let served: Pin<Box<dyn Future<Output = bool> + Send + '_>> = match protocol {
             Protocol::Http1 => {
                 let conn = http.http1.serve_connection(io, service).with_upgrades();
-                self.drive(conn, |c| c.graceful_shutdown(), &activity, peer)
-                    .await
+                Box::pin(self.drive(
+                    Box::pin(conn),
+                    |c| c.graceful_shutdown(),
+                    activity.clone(),
+                    peer,
+                ))
             }
             Protocol::Http2 => {
                 let conn = http.http2.serve_connection(io, service);
-                self.drive(conn, |c| c.graceful_shutdown(), &activity, peer)
-                    .await
+                Box::pin(self.drive(
+                    Box::pin(conn),
+                    |c| c.graceful_shutdown(),
+                    activity.clone(),
+                    peer,
+                ))
             }
             Protocol::Detect => {
                 let conn = http.detect.serve_connection_with_upgrades(io, service);
-                self.drive(conn, |c| c.graceful_shutdown(), &activity, peer)
-                    .await
+                Box::pin(self.drive(
+                    Box::pin(conn),
+                    |c| c.graceful_shutdown(),
+                    activity.clone(),
+                    peer,
+                ))
             }
         };
-        let upgraded = tunnel.lock().expect("never poisoned").take();
-        if let (true, Some(upgraded)) = (ended, upgraded) {
-            let idle = self.limits.idle_timeout;
-            tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
+        async move {
+            let ended = served.await;
+            let upgraded = tunnel.lock().expect("never poisoned").take();
+            if let (true, Some(upgraded)) = (ended, upgraded) {
+                let idle = self.limits.idle_timeout;
+                tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
+            }
         }
     }
 
@@ -591,16 +620,15 @@ impl Acceptor {
     /// and at the first idle period.
     async fn drive<C, E>(
         &self,
-        conn: C,
+        mut conn: Pin<Box<C>>,
         graceful: impl Fn(Pin<&mut C>),
-        activity: &Activity,
+        activity: Activity,
         peer: SocketAddr,
     ) -> bool
     where
         C: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
-        tokio::pin!(conn);
         let mut draining = false;
         let mut idle_warned = false;
         loop {
