@@ -20,6 +20,11 @@ WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-1}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+# The ALPN protocols of the memory figure, one figure each: HTTP/1.1 as
+# scripts and bots speak it, HTTP/2 as browsers do; "none" offers no ALPN,
+# as wrk (set but empty means the same).
+IDLE_ALPN=${IDLE_ALPN-"http/1.1 h2"}
+IDLE_ALPN=${IDLE_ALPN:-none}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 WORKLOADS=${WORKLOADS:-"get-h1 get-h2 login-h1 login-new-tls"}
@@ -408,17 +413,17 @@ median() {
     }'
 }
 
-# idle_rss PROXY PORT "PIDS": RSS before and while IDLE_CONNECTIONS idle
-# keep-alive TLS connections (one GET each, then silence) are held open.
+# idle_rss PROXY PORT "PIDS" ALPN: RSS before and while IDLE_CONNECTIONS
+# idle keep-alive TLS connections (one GET each, then silence) are held open.
 # Prints "rss_before_kib rss_held_kib established".
 idle_rss() {
-    local proxy=$1 port=$2 pids
+    local proxy=$1 port=$2 pids alpn=${4/#none/}
     read -r -a pids <<<"$3"
-    log "memory / $proxy: opening $IDLE_CONNECTIONS idle TLS connections"
+    log "memory / $proxy: opening $IDLE_CONNECTIONS idle TLS connections (ALPN: ${4})"
     local before
     before=$(rss_kib "${pids[@]}")
     # exec: the coprocess's pid is the client's, which `stop` must reach.
-    coproc IDLE { exec taskset -c "$LOAD_CPU" python3 "$here/idle_connections.py" 127.0.0.1 "$port" "$IDLE_CONNECTIONS" "$tmp/cert.pem"; }
+    coproc IDLE { IDLE_ALPN=$alpn exec taskset -c "$LOAD_CPU" python3 "$here/idle_connections.py" 127.0.0.1 "$port" "$IDLE_CONNECTIONS" "$tmp/cert.pem"; }
     idle_pid=$IDLE_PID
     local line=''
     read -r line <&"${IDLE[0]}" || true
@@ -496,13 +501,15 @@ done
 
 memory_rows=()
 if ((IDLE_CONNECTIONS > 0)); then
-    for proxy in credgate nginx; do
-        case $proxy in
-        credgate) read -r before held established <<<"$(idle_rss credgate "$credgate_port" "$credgate_pid")" ;;
-        nginx) read -r before held established <<<"$(idle_rss nginx "$nginx_port" "$nginx_pids")" ;;
-        esac
-        per=$(awk -v b="$before" -v h="$held" -v n="$established" 'BEGIN { if (n > 0) printf "%.1f", (h - b) / n; else print "?" }')
-        memory_rows+=("| $proxy | $((before / 1024)) | $((held / 1024)) | $established | $per |")
+    for alpn in $IDLE_ALPN; do
+        for proxy in credgate nginx; do
+            case $proxy in
+            credgate) read -r before held established <<<"$(idle_rss credgate "$credgate_port" "$credgate_pid" "$alpn")" ;;
+            nginx) read -r before held established <<<"$(idle_rss nginx "$nginx_port" "$nginx_pids" "$alpn")" ;;
+            esac
+            per=$(awk -v b="$before" -v h="$held" -v n="$established" 'BEGIN { if (n > 0) printf "%.1f", (h - b) / n; else print "?" }')
+            memory_rows+=("| $proxy | $alpn | $((before / 1024)) | $((held / 1024)) | $established | $per |")
+        done
     done
 fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -565,8 +572,8 @@ if ((${#memory_rows[@]} > 0)); then
 
 ### Memory: $IDLE_CONNECTIONS idle keep-alive TLS connections (one GET each, then silence)
 
-| proxy | RSS idle MiB | RSS holding them MiB | connections established | KiB per connection |
-|---|---:|---:|---:|---:|
+| proxy | ALPN | RSS idle MiB | RSS holding them MiB | connections established | KiB per connection |
+|---|---|---:|---:|---:|---:|
 $(printf '%s\n' "${memory_rows[@]}")
 EOF
 fi
