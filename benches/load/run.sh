@@ -185,7 +185,7 @@ untrusted_budget = "off"
 format = "json"
 level = "warn"
 EOF
-    taskset -c "$PROXY_CPU" "$credgate" serve --config "$tmp/credgate.toml" >"$tmp/credgate.log" 2>&1 &
+    taskset -c "$PROXY_CPU" "$credgate" serve --config "$tmp/credgate.toml" >>"$tmp/credgate.log" 2>&1 &
     credgate_pid=$!
     wait_ready "$credgate_pid" "https://127.0.0.1:$credgate_port/" "credgate"
 }
@@ -422,11 +422,19 @@ idle_rss() {
     log "memory / $proxy: opening $IDLE_CONNECTIONS idle TLS connections (ALPN: ${4})"
     local before
     before=$(rss_kib "${pids[@]}")
-    # exec: the coprocess's pid is the client's, which `stop` must reach.
-    coproc IDLE { IDLE_ALPN=$alpn exec taskset -c "$LOAD_CPU" python3 "$here/idle_connections.py" 127.0.0.1 "$port" "$IDLE_CONNECTIONS" "$tmp/cert.pem"; }
-    idle_pid=$IDLE_PID
+    # A file, not a coprocess: bash may close a new coprocess's pipe when it
+    # reaps the previous one, which read as an empty answer.
+    local said="$tmp/idle-$proxy-${4//\//}.out"
+    IDLE_ALPN=$alpn taskset -c "$LOAD_CPU" python3 "$here/idle_connections.py" \
+        127.0.0.1 "$port" "$IDLE_CONNECTIONS" "$tmp/cert.pem" >"$said" &
+    idle_pid=$!
     local line=''
-    read -r line <&"${IDLE[0]}" || true
+    for _ in $(seq 1800); do
+        line=$(head -n1 "$said")
+        [[ -n $line ]] || ! kill -0 "$idle_pid" 2>/dev/null && break
+        sleep 0.1
+    done
+    line=$(head -n1 "$said")
     [[ $line == ready* ]] || die "memory / $proxy: the client did not get its connections up: $line"
     sleep 2
     local held established
@@ -501,7 +509,19 @@ done
 
 memory_rows=()
 if ((IDLE_CONNECTIONS > 0)); then
+    first=1
     for alpn in $IDLE_ALPN; do
+        # A fresh process for each figure: one that has held 10,000
+        # connections keeps much of that memory (allocator, kernel), and the
+        # next figure would start from there.
+        if ((!first)); then
+            stop "$credgate_pid" TERM
+            stop "$nginx_pid" TERM
+            start_credgate
+            start_nginx
+            nginx_pids="$nginx_pid $(pgrep -P "$nginx_pid" | paste -sd ' ' -)"
+        fi
+        first=0
         for proxy in credgate nginx; do
             case $proxy in
             credgate) read -r before held established <<<"$(idle_rss credgate "$credgate_port" "$credgate_pid" "$alpn")" ;;
