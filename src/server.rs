@@ -516,12 +516,10 @@ impl Acceptor {
         self.serve_http(stream, peer, Some(ja4), protocol).await
     }
 
-    /// Not an `async fn`, and the connection boxed: the connection's task
-    /// lives as long as the connection, idle or not. As an `async fn` it
-    /// would keep the transport (over a kilobyte with TLS) a second time
-    /// beside the connection that owns it, and, inline, every connection
-    /// would be as large as the largest protocol's state (HTTP/2's).
-    /// Boxed, a connection holds its own protocol's state once.
+    /// Not an `async fn`: the connection's task lives as long as the
+    /// connection, idle or not, and an `async fn` would keep the transport
+    /// (over a kilobyte with TLS) a second time beside the hyper connection
+    /// that owns it.
     fn serve_http<I>(
         &self,
         io: I,
@@ -576,33 +574,18 @@ impl Acceptor {
             })
         });
         let http = &self.limits.http;
-        let served: Pin<Box<dyn Future<Output = bool> + Send + '_>> = match protocol {
+        let served = match protocol {
             Protocol::Http1 => {
                 let conn = http.http1.serve_connection(io, service).with_upgrades();
-                Box::pin(self.drive(
-                    Box::pin(conn),
-                    |c| c.graceful_shutdown(),
-                    activity.clone(),
-                    peer,
-                ))
+                self.drive(conn, |c| c.graceful_shutdown(), activity.clone(), peer)
             }
             Protocol::Http2 => {
                 let conn = http.http2.serve_connection(io, service);
-                Box::pin(self.drive(
-                    Box::pin(conn),
-                    |c| c.graceful_shutdown(),
-                    activity.clone(),
-                    peer,
-                ))
+                self.drive(conn, |c| c.graceful_shutdown(), activity.clone(), peer)
             }
             Protocol::Detect => {
                 let conn = http.detect.serve_connection_with_upgrades(io, service);
-                Box::pin(self.drive(
-                    Box::pin(conn),
-                    |c| c.graceful_shutdown(),
-                    activity.clone(),
-                    peer,
-                ))
+                self.drive(conn, |c| c.graceful_shutdown(), activity.clone(), peer)
             }
         };
         async move {
@@ -618,48 +601,56 @@ impl Acceptor {
     /// Serves `conn` until it ends (true), or until it stays silent through
     /// two idle periods (false). `graceful` asks it to finish: on shutdown,
     /// and at the first idle period.
-    async fn drive<C, E>(
-        &self,
-        mut conn: Pin<Box<C>>,
-        graceful: impl Fn(Pin<&mut C>),
+    ///
+    /// Boxed, the connection and this future apart: a connection's task
+    /// then holds one pointer, whatever the protocol, instead of the
+    /// largest protocol's state (HTTP/2's, about 6 KB) inline, and hyper's
+    /// connection is kept once, not as passed and again as pinned.
+    fn drive<'a, C, E>(
+        &'a self,
+        conn: C,
+        graceful: impl Fn(Pin<&mut C>) + Send + 'a,
         activity: Activity,
         peer: SocketAddr,
-    ) -> bool
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>
     where
-        C: Future<Output = Result<(), E>>,
+        C: Future<Output = Result<(), E>> + Send + 'a,
         E: std::fmt::Display,
     {
-        let mut draining = false;
-        let mut idle_warned = false;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let mut conn = Box::pin(conn);
+        Box::pin(async move {
+            let mut draining = false;
+            let mut idle_warned = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        return true;
                     }
-                    return true;
-                }
-                _ = self.shutdown.cancelled(), if !draining => {
-                    draining = true;
-                    graceful(conn.as_mut());
-                }
-                _ = activity.idle_for(self.limits.idle_timeout) => {
-                    // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
-                    // close when idle). A client that stays silent through a
-                    // second period, e.g. one that never acknowledges the
-                    // GOAWAY, is dropped.
-                    if idle_warned {
-                        tracing::debug!(%peer, "closing a connection that stayed idle");
-                        return false;
-                    }
-                    idle_warned = true;
-                    activity.touch();
-                    if !draining {
+                    _ = self.shutdown.cancelled(), if !draining => {
                         draining = true;
                         graceful(conn.as_mut());
                     }
+                    _ = activity.idle_for(self.limits.idle_timeout) => {
+                        // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
+                        // close when idle). A client that stays silent through a
+                        // second period, e.g. one that never acknowledges the
+                        // GOAWAY, is dropped.
+                        if idle_warned {
+                            tracing::debug!(%peer, "closing a connection that stayed idle");
+                            return false;
+                        }
+                        idle_warned = true;
+                        activity.touch();
+                        if !draining {
+                            draining = true;
+                            graceful(conn.as_mut());
+                        }
+                    }
                 }
             }
-        }
+        })
     }
 }
