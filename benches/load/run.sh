@@ -4,8 +4,9 @@
 # certificate. Each proxy is pinned to one core (PROXY_CPU), the load
 # generator and the shop to the other (LOAD_CPU). For every workload the
 # proxy's CPU time (user + system, from /proc) is read around the measured
-# run and divided by the requests completed. Then the RSS of each proxy
-# holding IDLE_CONNECTIONS idle keep-alive TLS connections.
+# run and divided by the requests completed, and how busy the load
+# generator's core was. Then the RSS of each proxy holding IDLE_CONNECTIONS
+# idle keep-alive TLS connections, for each protocol of IDLE_ALPN.
 #
 #   benches/load/run.sh                          # DURATION=10 CONNECTIONS=64
 #   ROUNDS=3 benches/load/run.sh > results.md    # medians of three rounds
