@@ -366,10 +366,17 @@ impl Metrics {
         open.inc();
         ConnectionGuard(open.clone())
     }
+
+    /// Counts a connection at rest until the guard is dropped.
+    pub fn connection_resting(&self) -> ConnectionGuard {
+        let resting = &self.inner.connections.resting;
+        resting.inc();
+        ConnectionGuard(resting.clone())
+    }
 }
 
-/// Decrements the open-connection gauge when the connection ends, however it
-/// ends.
+/// Decrements a connection gauge (open, resting) when the connection leaves
+/// that state, however it leaves it.
 #[derive(Debug)]
 pub struct ConnectionGuard(IntGauge);
 

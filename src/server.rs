@@ -10,6 +10,7 @@ mod capture;
 mod hello;
 mod idle;
 mod protocol;
+mod rest;
 mod stages;
 mod tunnel;
 
@@ -21,12 +22,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::server::conn::http1::UpgradeableConnection;
+use hyper::service::{service_fn, HttpService};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::Registry;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Semaphore;
@@ -50,6 +53,7 @@ use crate::upstream::{upgrade_of, Upstream};
 use capture::{Capture, CaptureIo};
 use idle::{Activity, ActivityIo};
 use protocol::{Builders, Protocol};
+use rest::{Prefixed, Rest, Tracked, REST_AFTER};
 use stages::Kept;
 use tunnel::Tunnel;
 
@@ -218,6 +222,7 @@ impl Parts {
 struct ConnLimits {
     http: Builders,
     handshake_timeout: Duration,
+    header_read_timeout: Duration,
     idle_timeout: Duration,
     shutdown_grace: Duration,
     max_connections: usize,
@@ -429,6 +434,7 @@ impl ConnLimits {
         Self {
             http: Builders::new(s),
             handshake_timeout: s.tls_handshake_timeout.0,
+            header_read_timeout: s.header_read_timeout.0,
             idle_timeout: s.idle_timeout.0,
             shutdown_grace: s.shutdown_grace.0,
             max_connections: s.max_connections,
@@ -532,24 +538,25 @@ impl Acceptor {
     {
         let activity = Activity::new();
         let capture = Arc::new(Capture::default());
-        let io = CaptureIo::new(io, capture.clone());
-        let io = TokioIo::new(ActivityIo::new(io, activity.clone()));
+        let io = ActivityIo::new(CaptureIo::new(io, capture.clone()), activity.clone());
         let app = self.app.clone();
         // Set when the shop switched protocols: both ends, to join once
         // hyper lets go of the connection.
         let tunnel: Arc<Mutex<Option<Tunnel>>> = Arc::default();
         let upgraded = tunnel.clone();
+        let exchanges = activity.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
             let upgraded = upgraded.clone();
             let capture = capture.clone();
+            let exchange = exchanges.begin(!hyper::body::Body::is_end_stream(req.body()));
             // Boxed: hyper moves a service's future around (into the HTTP/1
             // dispatcher's slot, into a task per HTTP/2 stream), and the
             // pipeline's is kilobytes; boxed, it is copied once and hyper
             // moves a pointer. The HTTP/1 slot also lives as long as the
             // connection: a pointer's size there keeps idle connections small.
             Box::pin(async move {
-                match app {
+                let response = match app {
                     App::Proxy { proxy, scheme } => {
                         let client =
                             upgrade_of(req.headers()).map(|_| hyper::upgrade::on(&mut req));
@@ -560,31 +567,31 @@ impl Acceptor {
                             ja4,
                             http,
                         };
-                        let mut response = proxy.handle(req, conn).await?;
+                        let Ok(mut response) = proxy.handle(req, conn).await;
                         if let Some(client) = client {
                             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                                 let shop = hyper::upgrade::on(&mut response);
                                 *upgraded.lock().expect("never poisoned") = Some((client, shop));
                             }
                         }
-                        Ok::<_, std::convert::Infallible>(response)
+                        response
                     }
-                    App::Admin(admin) => Ok(admin.handle(req).await),
-                }
+                    App::Admin(admin) => admin.handle(req).await,
+                };
+                Ok::<_, std::convert::Infallible>(response.map(|b| Tracked::new(b, exchange)))
             })
         });
         let http = &self.limits.http;
         let served = match protocol {
-            Protocol::Http1 => {
-                let conn = http.http1.serve_connection(io, service).with_upgrades();
-                self.drive(conn, |c| c.graceful_shutdown(), activity.clone(), peer)
-            }
+            Protocol::Http1 => self.drive_http1(io, service, activity.clone(), peer),
             Protocol::Http2 => {
-                let conn = http.http2.serve_connection(io, service);
+                let conn = http.http2.serve_connection(TokioIo::new(io), service);
                 self.drive(conn, |c| c.graceful_shutdown(), activity.clone(), peer)
             }
             Protocol::Detect => {
-                let conn = http.detect.serve_connection_with_upgrades(io, service);
+                let conn = http
+                    .detect
+                    .serve_connection_with_upgrades(TokioIo::new(io), service);
                 self.drive(conn, |c| c.graceful_shutdown(), activity.clone(), peer)
             }
         };
@@ -599,8 +606,7 @@ impl Acceptor {
     }
 
     /// Serves `conn` until it ends (true), or until it stays silent through
-    /// two idle periods (false). `graceful` asks it to finish: on shutdown,
-    /// and at the first idle period.
+    /// two idle periods (false).
     ///
     /// Boxed, the connection and this future apart: a connection's task
     /// then holds one pointer, whatever the protocol, instead of the
@@ -619,38 +625,171 @@ impl Acceptor {
     {
         let mut conn = Box::pin(conn);
         Box::pin(async move {
-            let mut draining = false;
-            let mut idle_warned = false;
+            let watched = self
+                .watch(conn.as_mut(), graceful, &activity, peer, Rest::Never)
+                .await;
+            watched == Watched::Ended
+        })
+    }
+
+    /// Serves an HTTP/1 connection as [`Self::drive`] does, and lets it
+    /// rest whenever it has been silent between exchanges for
+    /// [`REST_AFTER`]: hyper's connection, buffers and all, is dropped, and
+    /// a new one is made when the client sends its next byte.
+    fn drive_http1<'a, I, S, B>(
+        &'a self,
+        io: I,
+        service: S,
+        activity: Activity,
+        peer: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: HttpService<Incoming, ResBody = B> + Unpin + Send + 'a,
+        S::Future: Unpin + Send,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        Box::pin(async move {
+            let mut io = Prefixed::new(io);
+            let mut service = service;
+            let mut rest = Rest::WhenIdle;
             loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                        return true;
-                    }
-                    _ = self.shutdown.cancelled(), if !draining => {
-                        draining = true;
-                        graceful(conn.as_mut());
-                    }
-                    _ = activity.idle_for(self.limits.idle_timeout) => {
-                        // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
-                        // close when idle). A client that stays silent through a
-                        // second period, e.g. one that never acknowledges the
-                        // GOAWAY, is dropped.
-                        if idle_warned {
-                            tracing::debug!(%peer, "closing a connection that stayed idle");
-                            return false;
-                        }
-                        idle_warned = true;
-                        activity.touch();
-                        if !draining {
-                            draining = true;
-                            graceful(conn.as_mut());
-                        }
-                    }
+                let http1 = &self.limits.http.http1;
+                // Boxed: this future lives as long as the connection, and
+                // at rest it must not keep room for hyper's state inline.
+                let mut conn = Box::new(
+                    http1
+                        .serve_connection(TokioIo::new(io), service)
+                        .with_upgrades(),
+                );
+                let graceful = |c: Pin<&mut _>| UpgradeableConnection::graceful_shutdown(c);
+                match self
+                    .watch(Pin::new(&mut *conn), graceful, &activity, peer, rest)
+                    .await
+                {
+                    Watched::Ended => return true,
+                    Watched::Dropped => return false,
+                    Watched::Resting => {}
+                }
+                // Between exchanges: hyper holds at most the start of a
+                // request head, which goes back ahead of the transport.
+                let Some(parts) = conn.into_parts() else {
+                    return true;
+                };
+                io = parts.io.into_inner();
+                service = parts.service;
+                // Even empty, the read buffer may hold hyper's allocation.
+                let unparsed = parts.read_buf;
+                if !unparsed.is_empty() {
+                    io.unread(unparsed);
+                    rest = Rest::AfterExchange(activity.begun());
+                    continue;
+                }
+                drop(unparsed);
+                rest = Rest::WhenIdle;
+                if !self.rest(&mut io, &activity, peer).await {
+                    return true;
                 }
             }
         })
     }
+
+    /// Waits, holding nothing of hyper's, for the client's next byte, and
+    /// puts it back for the next hyper connection. False when the
+    /// connection is to close instead: no request in the time hyper would
+    /// have waited (`header_read_timeout`, or `idle_timeout` if shorter),
+    /// shutdown, or the client closed.
+    async fn rest<I>(&self, io: &mut Prefixed<I>, activity: &Activity, peer: SocketAddr) -> bool
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let _resting = self.metrics.connection_resting();
+        let limits = &self.limits;
+        let due = activity.last() + limits.header_read_timeout.min(limits.idle_timeout);
+        let mut byte = [0u8; 1];
+        let read = tokio::select! {
+            read = io.read(&mut byte) => read,
+            _ = tokio::time::sleep_until(due) => Ok(0),
+            _ = self.shutdown.cancelled() => Ok(0),
+        };
+        match read {
+            Ok(0) => {
+                // As hyper closes an idle connection: TLS close_notify, then
+                // FIN; a client that does not read does not hold us.
+                let _ = tokio::time::timeout(limits.idle_timeout, io.shutdown()).await;
+                false
+            }
+            Ok(_) => {
+                io.unread(Bytes::copy_from_slice(&byte));
+                true
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                false
+            }
+        }
+    }
+
+    /// Serves `conn` until it ends, until it stays silent through two idle
+    /// periods, or until it may rest as `rest` says. `graceful` asks it to
+    /// finish: on shutdown, and at the first idle period.
+    async fn watch<C, E>(
+        &self,
+        mut conn: Pin<&mut C>,
+        graceful: impl Fn(Pin<&mut C>),
+        activity: &Activity,
+        peer: SocketAddr,
+        rest: Rest,
+    ) -> Watched
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let mut draining = false;
+        let mut idle_warned = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return Watched::Ended;
+                }
+                _ = self.shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    graceful(conn.as_mut());
+                }
+                _ = activity.idle_for(self.limits.idle_timeout) => {
+                    // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
+                    // close when idle). A client that stays silent through a
+                    // second period, e.g. one that never acknowledges the
+                    // GOAWAY, is dropped.
+                    if idle_warned {
+                        tracing::debug!(%peer, "closing a connection that stayed idle");
+                        return Watched::Dropped;
+                    }
+                    idle_warned = true;
+                    activity.touch();
+                    if !draining {
+                        draining = true;
+                        graceful(conn.as_mut());
+                    }
+                }
+                _ = activity.rest_due(REST_AFTER, rest), if !draining => return Watched::Resting,
+            }
+        }
+    }
+}
+
+/// How [`Acceptor::watch`] let go of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Ended,
+    /// Silent through two idle periods.
+    Dropped,
+    /// Between exchanges and silent: see [`rest`].
+    Resting,
 }

@@ -25,6 +25,7 @@ mod passthrough;
 mod presets;
 mod protection;
 mod reload;
+mod resting;
 mod risk;
 mod shared_state;
 mod upgrade;

@@ -284,6 +284,7 @@ impl Upstream {
 #[derive(Debug)]
 pub(super) struct Connections {
     pub open: IntGauge,
+    pub resting: IntGauge,
     pub tls_handshake_errors: IntCounter,
     pub tls_reloads: [IntCounter; 2],
     /// `credgate_config_reloads_total`, by result.
@@ -353,6 +354,13 @@ impl Connections {
                 IntGauge::new(
                     "credgate_open_connections",
                     "Client connections currently open on the proxy listeners.",
+                )?,
+            )?,
+            resting: register(
+                registry,
+                IntGauge::new(
+                    "credgate_resting_connections",
+                    "Open HTTP/1 client connections idle between requests, holding no HTTP buffers.",
                 )?,
             )?,
         })

@@ -4,10 +4,14 @@
 //! only covers the wait for a request head. Wrapping the transport and noting
 //! the time of its last byte in either direction covers both protocols with
 //! one mechanism.
+//!
+//! The same wrapper and the service note what an idle HTTP/1 connection
+//! needs before it may rest (see [`super::rest`]): that every exchange has
+//! ended and that hyper has handed every byte it wrote to the transport.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,29 +19,104 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// When a connection last moved a byte. Cloning is shallow.
+use super::rest::Rest;
+
+/// When a connection last moved a byte, and whether it is between
+/// exchanges. Cloning is shallow.
 #[derive(Clone, Debug)]
 pub struct Activity {
     start: Instant,
-    last_millis: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    last_millis: AtomicU64,
+    /// Exchanges begun and ended (the response's body dropped by hyper).
+    begun: AtomicU32,
+    ended: AtomicU32,
+    /// Whether the last exchange began with a request body: hyper may still
+    /// be reading it after the response has gone.
+    bodied: AtomicBool,
+    /// Whether the last write-side call on the transport was a flush that
+    /// completed: hyper holds no byte it has not handed over.
+    flushed: AtomicBool,
 }
 
 impl Activity {
     pub fn new() -> Self {
+        let shared = Shared {
+            flushed: AtomicBool::new(true),
+            ..Shared::default()
+        };
         Self {
             start: Instant::now(),
-            last_millis: Arc::new(AtomicU64::new(0)),
+            shared: Arc::new(shared),
         }
     }
 
     /// Counts as activity now.
     pub fn touch(&self) {
         let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_millis.store(millis, Ordering::Relaxed);
+        self.shared.last_millis.store(millis, Ordering::Relaxed);
     }
 
-    fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last_millis.load(Ordering::Relaxed))
+    /// When the connection last moved a byte.
+    pub fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.shared.last_millis.load(Ordering::Relaxed))
+    }
+
+    /// Notes a request handed to the service; the returned guard ends the
+    /// exchange when dropped (with the response's body).
+    pub fn begin(&self, with_body: bool) -> Exchange {
+        self.shared.bodied.store(with_body, Ordering::Relaxed);
+        self.shared.begun.fetch_add(1, Ordering::Relaxed);
+        Exchange(self.shared.clone())
+    }
+
+    /// How many exchanges have begun.
+    pub fn begun(&self) -> u32 {
+        self.shared.begun.load(Ordering::Relaxed)
+    }
+
+    /// Whether hyper is waiting for the next request head and holds
+    /// nothing else: every exchange ended, the last one without a request
+    /// body it might still be reading, every written byte flushed.
+    pub fn between_exchanges(&self) -> bool {
+        let s = &self.shared;
+        s.begun.load(Ordering::Relaxed) == s.ended.load(Ordering::Relaxed)
+            && !s.bodied.load(Ordering::Relaxed)
+            && s.flushed.load(Ordering::Relaxed)
+    }
+
+    /// Completes once the connection has been silent for `limit` and may
+    /// rest as `rest` says; never for [`Rest::Never`].
+    pub async fn rest_due(&self, limit: Duration, rest: Rest) {
+        let may_rest = || match rest {
+            Rest::Never => false,
+            Rest::WhenIdle => self.between_exchanges(),
+            Rest::AfterExchange(n) => self.begun() != n && self.between_exchanges(),
+        };
+        if rest == Rest::Never {
+            return std::future::pending().await;
+        }
+        loop {
+            let now = Instant::now();
+            let deadline = self.last() + limit;
+            if now < deadline {
+                tokio::time::sleep_until(deadline).await;
+            } else if may_rest() {
+                return;
+            } else {
+                // Silent but busy (a slow response, a request body): look
+                // again later, without spinning.
+                tokio::time::sleep_until(now + limit).await;
+            }
+        }
+    }
+
+    fn flushed(&self, flushed: bool) {
+        self.shared.flushed.store(flushed, Ordering::Relaxed);
     }
 
     /// Completes once no byte has moved for `limit`.
@@ -49,6 +128,16 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+/// Ends an exchange when dropped.
+#[derive(Debug)]
+pub struct Exchange(Arc<Shared>);
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.0.ended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -85,6 +174,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.activity.flushed(false);
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if result.is_ready() {
             self.activity.touch();
@@ -97,6 +187,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.activity.flushed(false);
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if result.is_ready() {
             self.activity.touch();
@@ -109,10 +200,14 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.activity.flushed(matches!(result, Poll::Ready(Ok(()))));
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A connection closing is not one at rest.
+        self.activity.flushed(false);
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
