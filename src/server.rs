@@ -496,30 +496,35 @@ impl Acceptor {
             return self.serve_http(stream, peer, None, Protocol::Detect).await;
         };
         // One deadline covers the ClientHello read and the handshake.
-        let handshake = async {
+        // Boxed, and the stream kept inside the block below: this task
+        // lives as long as the connection, and the handshake's state (the
+        // TLS session while it is being set up) and the stream handed on
+        // would otherwise stay reserved in it, over 2 KB per connection.
+        let handshake = Box::pin(async {
             let (ja4, replayed) = hello::read(stream).await?;
             let stream = tls
                 .accept(replayed)
                 .await
                 .map_err(hello::HelloError::Handshake)?;
             Ok::<_, hello::HelloError>((ja4, stream))
+        });
+        let served = match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
+            Ok(Ok((ja4, stream))) => {
+                let protocol = Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
+                self.serve_http(stream, peer, Some(ja4), protocol)
+            }
+            Ok(Err(e)) => {
+                self.metrics.record_tls_handshake_error();
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.metrics.record_tls_handshake_error();
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
         };
-        let (ja4, stream) =
-            match tokio::time::timeout(self.limits.handshake_timeout, handshake).await {
-                Ok(Ok(done)) => done,
-                Ok(Err(e)) => {
-                    self.metrics.record_tls_handshake_error();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    self.metrics.record_tls_handshake_error();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-        let protocol = Protocol::from_alpn(stream.get_ref().1.alpn_protocol());
-        self.serve_http(stream, peer, Some(ja4), protocol).await
+        served.await
     }
 
     /// Not an `async fn`: the connection's task lives as long as the
@@ -600,7 +605,16 @@ impl Acceptor {
             let upgraded = tunnel.lock().expect("never poisoned").take();
             if let (true, Some(upgraded)) = (ended, upgraded) {
                 let idle = self.limits.idle_timeout;
-                tunnel::join(upgraded, &activity, idle, &self.shutdown, peer).await;
+                // Boxed: rare, and its state would be reserved in every
+                // connection's task.
+                Box::pin(tunnel::join(
+                    upgraded,
+                    &activity,
+                    idle,
+                    &self.shutdown,
+                    peer,
+                ))
+                .await;
             }
         }
     }
@@ -652,9 +666,12 @@ impl Acceptor {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // Moved into the future as they are, not rebound inside it: a
+        // rebound argument is reserved twice in the future (over a kilobyte
+        // for the TLS stream).
+        let mut io = Prefixed::new(io);
+        let mut service = service;
         Box::pin(async move {
-            let mut io = Prefixed::new(io);
-            let mut service = service;
             let mut rest = Rest::WhenIdle;
             loop {
                 let http1 = &self.limits.http.http1;
@@ -676,13 +693,15 @@ impl Acceptor {
                 }
                 // Between exchanges: hyper holds at most the start of a
                 // request head, which goes back ahead of the transport.
-                let Some(parts) = conn.into_parts() else {
-                    return true;
-                };
-                io = parts.io.into_inner();
-                service = parts.service;
                 // Even empty, the read buffer may hold hyper's allocation.
-                let unparsed = parts.read_buf;
+                let unparsed = {
+                    let Some(parts) = conn.into_parts() else {
+                        return true;
+                    };
+                    io = parts.io.into_inner();
+                    service = parts.service;
+                    parts.read_buf
+                };
                 if !unparsed.is_empty() {
                     io.unread(unparsed);
                     rest = Rest::AfterExchange(activity.begun());
