@@ -9,8 +9,8 @@
 mod capture;
 mod hello;
 mod idle;
+mod prefixed;
 mod protocol;
-mod rest;
 mod stages;
 mod tunnel;
 
@@ -51,9 +51,9 @@ use crate::state::State;
 use crate::tls::{self, validity, CertStore};
 use crate::upstream::{upgrade_of, Upstream};
 use capture::{Capture, CaptureIo};
-use idle::{Activity, ActivityIo};
+use idle::{Activity, ActivityIo, Rest, Tracked, REST_AFTER};
+use prefixed::Prefixed;
 use protocol::{Builders, Protocol};
-use rest::{Prefixed, Rest, Tracked, REST_AFTER};
 use stages::Kept;
 use tunnel::Tunnel;
 
@@ -809,6 +809,6 @@ enum Watched {
     Ended,
     /// Silent through two idle periods.
     Dropped,
-    /// Between exchanges and silent: see [`rest`].
+    /// Between exchanges and silent: see [`idle`].
     Resting,
 }

@@ -7,11 +7,10 @@
 //! fingerprinted, and replayed in front of the rest of the stream.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 
+use super::prefixed::Prefixed;
 use crate::fingerprint::{client_hello, ClientHelloError, Ja4, Records, MAX_PREFIX};
 
 /// Why a TLS connection ended before its first request.
@@ -27,7 +26,7 @@ pub enum HelloError {
 
 /// Reads the records that carry the ClientHello; returns its JA4 and the
 /// stream with every byte read so far put back in front.
-pub async fn read<S>(mut stream: S) -> Result<(Ja4, Replay<S>), HelloError>
+pub async fn read<S>(mut stream: S) -> Result<(Ja4, Prefixed<S>), HelloError>
 where
     S: AsyncRead + Unpin,
 {
@@ -51,78 +50,9 @@ where
             Records::NeedMore if read == 0 => return Err(ClientHelloError::Incomplete.into()),
             Records::NeedMore => continue,
         };
-        return Ok((ja4, Replay::new(buf, stream)));
-    }
-}
-
-/// A stream that yields `prefix` before its own bytes.
-#[derive(Debug)]
-pub struct Replay<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S> Replay<S> {
-    fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Self {
-            prefix,
-            at: 0,
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let rest = &this.prefix[this.at..];
-        if rest.is_empty() {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
-        let n = rest.len().min(buf.remaining());
-        buf.put_slice(&rest[..n]);
-        this.at += n;
-        if this.at == this.prefix.len() {
-            // Replayed: give the memory back for the connection's lifetime.
-            this.prefix = Vec::new();
-            this.at = 0;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let mut replay = Prefixed::new(stream);
+        replay.unread(buf.into());
+        return Ok((ja4, replay));
     }
 }
 

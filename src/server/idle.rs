@@ -5,9 +5,22 @@
 //! the time of its last byte in either direction covers both protocols with
 //! one mechanism.
 //!
-//! The same wrapper and the service note what an idle HTTP/1 connection
-//! needs before it may rest (see [`super::rest`]): that every exchange has
-//! ended and that hyper has handed every byte it wrote to the transport.
+//! An idle HTTP/1.1 connection rests: hyper's state is let go. hyper keeps
+//! an 8 KiB read and an 8 KiB write buffer per HTTP/1 connection for the
+//! connection's whole life, and offers no way to release them while it waits
+//! for the next request. On a proxy that holds thousands of keep-alive
+//! connections, most of them idle, those buffers are most of its memory
+//! (nginx releases its own when a connection goes idle). So a connection
+//! that has been silent for [`REST_AFTER`] between exchanges is taken back
+//! from hyper (`into_parts`) and waits for its next byte with none of
+//! hyper's state; that byte is handed to a new hyper connection ahead of the
+//! rest ([`super::prefixed::Prefixed`]).
+//!
+//! Taking the transport back is safe only while hyper waits for a request
+//! head and holds nothing else: the transport wrapper and the service note
+//! what [`Activity::between_exchanges`] needs (every exchange ended, every
+//! byte hyper wrote flushed), and bytes hyper had read but not parsed go
+//! back in front of the transport too.
 
 use std::io;
 use std::pin::Pin;
@@ -16,10 +29,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
-
-use super::rest::Rest;
 
 /// When a connection last moved a byte, and whether it is between
 /// exchanges. Cloning is shallow.
@@ -209,6 +221,63 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ActivityIo<I> {
         // A connection closing is not one at rest.
         self.activity.flushed(false);
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Whether a connection may rest once it is between exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    /// HTTP/2 and the cleartext listener's detecting connections: their
+    /// state (HPACK tables, settings) cannot be put down and picked up.
+    Never,
+    WhenIdle,
+    /// Not before an exchange after the `n`th has begun: hyper was found
+    /// holding part of a request head, and letting the connection rest
+    /// again would restart hyper's head deadline each time.
+    AfterExchange(u32),
+}
+
+/// How long an HTTP/1 connection stays silent between exchanges before it
+/// rests. Long enough that a client's burst of requests (a page and its
+/// assets, a login and its redirect) is served by one hyper connection;
+/// short next to a keep-alive's life (`header_read_timeout`, 10 s by
+/// default), so that an idle connection spends most of it at rest.
+pub const REST_AFTER: Duration = Duration::from_secs(1);
+
+/// A response body that ends its [`Exchange`] when hyper drops it: after
+/// its last frame is written, or when the connection ends.
+#[derive(Debug)]
+pub struct Tracked<B> {
+    body: B,
+    _exchange: Exchange,
+}
+
+impl<B> Tracked<B> {
+    pub fn new(body: B, exchange: Exchange) -> Self {
+        Self {
+            body,
+            _exchange: exchange,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
