@@ -6,16 +6,8 @@ use std::time::{Duration, Instant};
 use http::{Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::client::{self, full};
+use crate::support::client::{self, full, read_to_close};
 use crate::support::*;
-
-/// Reads until the peer closes; returns what it sent.
-async fn read_to_close(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "the connection was not closed");
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[tokio::test]
 async fn ambiguous_http1_requests_are_refused_and_the_connection_closed() {

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -115,6 +116,15 @@ pub async fn raw_tls(addr: SocketAddr, ca_der: &[u8], alpn: &[&[u8]]) -> TlsStre
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     connector.connect(name, tcp).await.unwrap()
+}
+
+/// Reads until the peer closes (at most 10 s); returns what it sent.
+pub async fn read_to_close(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the connection was not closed");
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A plain-HTTP GET, for the admin listener: status and body.
