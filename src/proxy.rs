@@ -3,6 +3,7 @@
 //! response and records the outcome exactly once.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -100,7 +101,7 @@ struct Record<'a> {
     /// Known once the forwarded chain has been read.
     client: Option<ClientIp>,
     fingerprint: Option<Ja4>,
-    http: Option<HttpFingerprint>,
+    http: Option<&'a HttpFingerprint>,
     login: Option<&'a LoginRoute>,
     decision: RequestDecision,
     risk: Option<Level>,
@@ -113,7 +114,7 @@ struct Record<'a> {
 /// A checked login attempt on its way to the shop: what to learn from the
 /// answer.
 #[derive(Debug, Clone, Copy)]
-struct Attempt {
+struct Attempt<'a> {
     /// The login route's index.
     route: usize,
     verdict: Verdict,
@@ -122,7 +123,7 @@ struct Attempt {
     /// credentials are unknown, so an unknown answer counts as a failure.
     parsed: bool,
     /// The connection's HTTP fingerprint, for the fingerprint table.
-    http: Option<HttpFingerprint>,
+    http: Option<&'a HttpFingerprint>,
     /// Who gets the device cookie if the shop lets the login in: none for
     /// an unparsed body, or a login forwarded as risky (its step-up is not
     /// proven, so its browser is not yet trusted).
@@ -150,24 +151,28 @@ impl Proxy {
     }
 
     /// Never fails: every error becomes a response, logged and counted once.
-    pub async fn handle(
+    pub fn handle<'a>(
         &self,
         req: Request<Incoming>,
-        conn: Conn,
-    ) -> Result<Response<ProxyBody>, Infallible> {
+        conn: &'a Conn,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'a {
         let inner = self.stages.load_full();
-        Pipeline { inner }.handle(req, conn).await
+        Pipeline { inner }.handle(req, conn)
     }
 }
 
 // === impl Pipeline ===
 
 impl Pipeline {
-    async fn handle(
-        &self,
+    /// Not an `async fn`: the pipeline's future is copied whole as it is
+    /// built and boxed, and an `async fn` would keep `req` in it twice (once
+    /// as passed, once moved into its body). What needs no waiting is done
+    /// before the future exists.
+    fn handle(
+        self,
         mut req: Request<Incoming>,
-        conn: Conn,
-    ) -> Result<Response<ProxyBody>, Infallible> {
+        conn: &Conn,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + '_ {
         let started = Instant::now();
         let version = req.version();
         let peer_trusted = self.inner.trusted.contains(conn.peer.ip());
@@ -178,57 +183,59 @@ impl Pipeline {
             .access
             .enabled()
             .then(|| access::Seen::take(&req));
-        let mut record = Record {
-            peer_trusted,
-            client: None,
-            fingerprint: None,
-            http: conn.http,
-            login: None,
-            decision: RequestDecision::Allow,
-            risk: None,
-            verdict: None,
-            upstream: None,
-        };
         let req = req.map(|body| Unread::new(body, version));
-        let response = match self.try_handle(req, conn, &mut record).await {
-            Ok(response) => response,
-            Err(error) => {
-                self.report(&error, conn);
-                if let Some(reason) = error.refusal() {
-                    self.inner.metrics.record_refusal(reason);
-                }
-                record.decision = error.decision();
-                respond::for_error(&error, version, &self.inner.login.block_page)
-            }
-        };
-        let elapsed = started.elapsed();
-        let metrics = &self.inner.metrics;
-        metrics.record_request(record.login, record.decision, elapsed);
-        if let Some(seen) = seen {
-            let found = access::Found {
-                client: record.client,
-                peer: conn.peer,
-                login: record.login,
-                decision: record.decision.as_str(),
-                verdict: record.verdict,
-                risk: record.risk,
-                ja4: record.fingerprint,
-                http: record.http,
-                upstream: record.upstream,
-                total: elapsed,
-                // Text either way: a kept id was checked, ours is hex.
-                request_id: request_id.to_str().unwrap_or_default(),
+        async move {
+            let mut record = Record {
+                peer_trusted,
+                client: None,
+                fingerprint: None,
+                http: conn.http.as_ref(),
+                login: None,
+                decision: RequestDecision::Allow,
+                risk: None,
+                verdict: None,
+                upstream: None,
             };
-            seen.write(&self.inner.access, found, &response);
+            let response = match self.try_handle(req, conn, &mut record).await {
+                Ok(response) => response,
+                Err(error) => {
+                    self.report(&error, conn);
+                    if let Some(reason) = error.refusal() {
+                        self.inner.metrics.record_refusal(reason);
+                    }
+                    record.decision = error.decision();
+                    respond::for_error(&error, version, &self.inner.login.block_page)
+                }
+            };
+            let elapsed = started.elapsed();
+            let metrics = &self.inner.metrics;
+            metrics.record_request(record.login, record.decision, elapsed);
+            if let Some(seen) = seen {
+                let found = access::Found {
+                    client: record.client,
+                    peer: conn.peer,
+                    login: record.login,
+                    decision: record.decision.as_str(),
+                    verdict: record.verdict,
+                    risk: record.risk,
+                    ja4: record.fingerprint,
+                    http: record.http,
+                    upstream: record.upstream,
+                    total: elapsed,
+                    // Text either way: a kept id was checked, ours is hex.
+                    request_id: request_id.to_str().unwrap_or_default(),
+                };
+                seen.write(&self.inner.access, found, &response);
+            }
+            Ok(response)
         }
-        Ok(response)
     }
 
     /// The pipeline, one line per stage.
     async fn try_handle<'a>(
         &'a self,
         mut req: Request<Unread>,
-        conn: Conn,
+        conn: &'a Conn,
         record: &mut Record<'a>,
     ) -> Result<Response<ProxyBody>, RequestError> {
         let host = authority::resolve(&req)?;
@@ -280,7 +287,7 @@ impl Pipeline {
         route: &'a LoginRoute,
         client: ClientIp,
         record: &mut Record<'a>,
-    ) -> Result<(Request<ProxyBody>, Option<Attempt>), RequestError> {
+    ) -> Result<(Request<ProxyBody>, Option<Attempt<'a>>), RequestError> {
         let login = &self.inner.login;
         let (mut parts, body) = req.into_parts();
         let body = credentials::read_body(&parts, body, route, login.body_read_timeout).await?;
@@ -345,13 +352,13 @@ impl Pipeline {
     /// Assesses the attempt's risk and does what `[risk]` says at its
     /// level: forward, forward annotated, or refuse (learning from the
     /// refusal as from a block).
-    async fn act_on_risk(
+    async fn act_on_risk<'a>(
         &self,
         signals: &risk::Signals,
         parts: &mut Parts,
-        mut attempt: Attempt,
+        mut attempt: Attempt<'a>,
         record: &mut Record<'_>,
-    ) -> Result<Attempt, RequestError> {
+    ) -> Result<Attempt<'a>, RequestError> {
         let (level, over_budget) = self.inner.risk.level(signals);
         if over_budget {
             self.inner.metrics.record_untrusted_over_budget();
@@ -383,7 +390,7 @@ impl Pipeline {
     /// browser its device cookie.
     async fn settle_risk(
         &self,
-        attempt: Attempt,
+        attempt: Attempt<'_>,
         outcome: LoginOutcome,
         headers: &mut http::HeaderMap,
     ) {
@@ -398,13 +405,13 @@ impl Pipeline {
     /// charged to the client's address, subnet and the global limit. Its
     /// username is unknown, so it is keyed per client: the username limit
     /// cannot be dodged by sending what credgate cannot parse.
-    async fn admit_unparsed(
+    async fn admit_unparsed<'a>(
         &self,
         route: &LoginRoute,
         client: ClientIp,
         fingerprint: Option<Ja4>,
-        http: Option<HttpFingerprint>,
-    ) -> Result<Attempt, RequestError> {
+        http: Option<&'a HttpFingerprint>,
+    ) -> Result<Attempt<'a>, RequestError> {
         let keys = AttemptKeys {
             client,
             username: self
@@ -427,7 +434,7 @@ impl Pipeline {
 
     /// Counts the shop's answer (`None`: the attempt never reached the
     /// shop) and tells the state what the attempt showed.
-    async fn learn(&self, client: ClientIp, attempt: Attempt, outcome: Option<LoginOutcome>) {
+    async fn learn(&self, client: ClientIp, attempt: Attempt<'_>, outcome: Option<LoginOutcome>) {
         if let (Some(outcome), true) = (outcome, attempt.parsed) {
             self.inner
                 .metrics
@@ -449,7 +456,7 @@ impl Pipeline {
         self.inner.attack.record(attempt.route, detected);
         if let Some(ja4) = attempt.keys.fingerprint {
             let now = Instant::now();
-            (self.inner.fingerprints).record(ja4, attempt.http, client.0, failed, now);
+            (self.inner.fingerprints).record(ja4, attempt.http.copied(), client.0, failed, now);
         }
         let observation = Observation {
             username: attempt.keys.username,
@@ -461,7 +468,7 @@ impl Pipeline {
         }
     }
 
-    fn report(&self, error: &RequestError, conn: Conn) {
+    fn report(&self, error: &RequestError, conn: &Conn) {
         if let RequestError::Refused(Refusal::Throttled(t)) = error {
             self.inner.metrics.record_rate_limited(t.limit);
         }
@@ -497,7 +504,7 @@ fn inspected_request(mut parts: Parts, body: LoginBody) -> Request<ProxyBody> {
 
 /// The hop the shop is told about; whether the peer is trusted was decided
 /// once, when the client address was resolved.
-fn hop(conn: Conn, peer_trusted: bool) -> Hop {
+fn hop(conn: &Conn, peer_trusted: bool) -> Hop {
     Hop {
         peer: conn.peer.ip(),
         peer_trusted,

@@ -572,7 +572,7 @@ impl Acceptor {
                             ja4,
                             http,
                         };
-                        let Ok(mut response) = proxy.handle(req, conn).await;
+                        let Ok(mut response) = proxy.handle(req, &conn).await;
                         if let Some(client) = client {
                             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                                 let shop = hyper::upgrade::on(&mut response);

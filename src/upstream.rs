@@ -8,6 +8,7 @@
 mod headers;
 mod pool;
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -164,12 +165,18 @@ impl Upstream {
 
     /// Sends `req` to the shop and returns its response head, the body still
     /// streaming. `host` is the client's `Host`, which the shop keeps seeing.
-    pub async fn forward(
+    ///
+    /// Not an `async fn`: the headers are rewritten before the future
+    /// exists, and an `async fn` would keep its arguments twice in the
+    /// future (once as passed, once moved into its body), which every
+    /// enclosing future of the pipeline then carries and copies.
+    pub fn forward(
         &self,
         mut req: Request<ProxyBody>,
         host: HeaderValue,
         hop: Hop,
-    ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
+    ) -> impl Future<Output = Result<(Response<Incoming>, Duration), UpstreamError>> + Send + '_
+    {
         let connect = req.method() == Method::CONNECT;
         *req.uri_mut() = self.target(connect, std::mem::take(req.uri_mut()));
         // An HTTP/1.1 upgrade (WebSocket) is the one hop-by-hop request the
@@ -188,22 +195,24 @@ impl Upstream {
         if let Some(protocol) = upgrade {
             keep_upgrade(req.headers_mut(), protocol);
         }
-        let started = Instant::now();
-        let response = tokio::time::timeout(self.request_timeout, self.pool.send(req, started))
-            .await
-            .map_err(|_| UpstreamError::Timeout {
-                after: self.request_timeout,
-            })??;
-        let elapsed = started.elapsed();
-        let (mut parts, body) = response.into_parts();
-        let switched = (parts.status == http::StatusCode::SWITCHING_PROTOCOLS)
-            .then(|| upgrade_of(&parts.headers))
-            .flatten();
-        strip_hop_by_hop(&mut parts.headers);
-        if let Some(protocol) = switched {
-            keep_upgrade(&mut parts.headers, protocol);
+        async move {
+            let started = Instant::now();
+            let response = tokio::time::timeout(self.request_timeout, self.pool.send(req, started))
+                .await
+                .map_err(|_| UpstreamError::Timeout {
+                    after: self.request_timeout,
+                })??;
+            let elapsed = started.elapsed();
+            let (mut parts, body) = response.into_parts();
+            let switched = (parts.status == http::StatusCode::SWITCHING_PROTOCOLS)
+                .then(|| upgrade_of(&parts.headers))
+                .flatten();
+            strip_hop_by_hop(&mut parts.headers);
+            if let Some(protocol) = switched {
+                keep_upgrade(&mut parts.headers, protocol);
+            }
+            Ok((Response::from_parts(parts, body), elapsed))
         }
-        Ok((Response::from_parts(parts, body), elapsed))
     }
 
     /// Returns true if and only if a TCP connection to the shop opens within
