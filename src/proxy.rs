@@ -258,7 +258,9 @@ impl Pipeline {
             self.inner.state.screen_fingerprint(record.fingerprint)?;
         }
         let (req, attempt) = match route {
-            Route::Passthrough => (req.map(|body| Either::Left(body.take())), None),
+            Route::Passthrough | Route::LoginPage(_) => {
+                (req.map(|body| Either::Left(body.take())), None)
+            }
             Route::Login(route) => self.inspect_login(req, route, client, record).await?,
         };
         let (mut response, elapsed) = self

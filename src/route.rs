@@ -32,7 +32,10 @@ use crate::outcome::FailureSigns;
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Route<'a> {
+    /// A login route's path, on a method it inspects.
     Login(&'a LoginRoute),
+    /// A login route's path, on another method: the page itself, fetched.
+    LoginPage(&'a LoginRoute),
     Passthrough,
 }
 
@@ -113,6 +116,14 @@ impl<'a> Route<'a> {
     pub fn login(self) -> Option<&'a LoginRoute> {
         match self {
             Self::Login(route) => Some(route),
+            Self::LoginPage(_) | Self::Passthrough => None,
+        }
+    }
+
+    /// The login route whose path this is, whatever the method.
+    fn path_of(self) -> Option<&'a LoginRoute> {
+        match self {
+            Self::Login(route) | Self::LoginPage(route) => Some(route),
             Self::Passthrough => None,
         }
     }
@@ -158,31 +169,34 @@ impl Routes {
     }
 
     /// The route of a request: a login route if its normalised path and its
-    /// method match one.
+    /// method match one, its page if only the path does. The path is
+    /// normalised here once; [`Routes::admit`] takes what this found.
     pub fn resolve<B>(&self, req: &Request<B>) -> Route<'_> {
         match self.login_path(req) {
             Some(route) if route.methods.contains(req.method()) => Route::Login(route),
-            Some(_) | None => Route::Passthrough,
+            Some(route) => Route::LoginPage(route),
+            None => Route::Passthrough,
         }
     }
 
     /// Refuses what no route may carry: a control character in the path, a
     /// body on a method that should have none and, on a login path, a body
-    /// on another method or a credential field in the query.
+    /// on another method or a credential field in the query. `route` is
+    /// what [`Routes::resolve`] made of `req`.
     pub fn admit<B: Body>(&self, req: &Request<B>, route: Route<'_>) -> Result<(), RouteRefusal> {
         let raw = req.uri().path();
         if has_control(raw) || has_control(&normalize(raw)) {
             return Err(RouteRefusal::ControlInPath);
         }
-        if self.login_path(req).is_some() && req.headers().contains_key(http::header::UPGRADE) {
+        let login = route.path_of();
+        if login.is_some() && req.headers().contains_key(http::header::UPGRADE) {
             return Err(RouteRefusal::UpgradeOnLogin);
         }
+        route_query(login, req)?;
         if let Route::Login(_) = route {
             // Its body is inspected, and forwarded with a fresh length.
-            return route_query(route.login(), req);
+            return Ok(());
         }
-        let login = self.login_path(req);
-        route_query(login, req)?;
         let method = req.method();
         if !has_body(req.body()) {
             return Ok(());

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use crate::body::ProxyBody;
 use crate::config::{self, UpstreamUrl};
-use headers::{join_cookies, keep_upgrade, prepare_headers, strip_client_headers};
+use headers::{join_cookies, keep_upgrade, prepare_headers, strip_client_headers, ClientHeaders};
 pub use headers::{strip_hop_by_hop, upgrade_of};
 pub use pool::ConnectError;
 use pool::Pool;
@@ -109,7 +109,7 @@ pub struct Upstream {
     request_timeout: Duration,
     connect_timeout: Duration,
     /// `server.strip_client_headers`: removed from untrusted peers' requests.
-    strip: Arc<[HeaderName]>,
+    strip: Arc<ClientHeaders>,
 }
 
 // === impl Upstream ===
@@ -152,14 +152,14 @@ impl Upstream {
             base: config.url.clone(),
             request_timeout: config.request_timeout.0,
             connect_timeout: config.connect_timeout.0,
-            strip: Arc::from([]),
+            strip: Arc::default(),
         })
     }
 
     /// Removes `names` from the requests of untrusted peers: the
     /// client-address headers a shop might believe.
     pub fn strip_client_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.strip = names.into_iter().collect();
+        self.strip = Arc::new(names.into_iter().collect());
         self
     }
 

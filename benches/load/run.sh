@@ -252,15 +252,16 @@ EOF
 
 # --- measurement -----------------------------------------------------------------
 
-# Total utime+stime of the given pids, in clock ticks (/proc/PID/stat fields
-# 14 and 15, counted after the parenthesised command name).
+# Total utime and stime of the given pids, in clock ticks (/proc/PID/stat
+# fields 14 and 15, counted after the parenthesised command name): "user system".
 cpu_ticks() {
-    local total=0 pid fields
+    local user=0 system=0 pid fields
     for pid in "$@"; do
         read -r -a fields < <(sed 's/^.*) //' "/proc/$pid/stat")
-        total=$((total + fields[11] + fields[12]))
+        user=$((user + fields[11]))
+        system=$((system + fields[12]))
     done
-    echo "$total"
+    echo "$user $system"
 }
 
 # "busy total" clock ticks of core $1 since boot (/proc/stat): busy is all
@@ -359,7 +360,7 @@ parse() {
     echo "${requests:-0} ${p99:-?} ${errors:-none}"
 }
 
-declare -A cpu p99 rps load_busy
+declare -A cpu user p99 rps load_busy
 problems=()
 clk_tck=$(getconf CLK_TCK)
 
@@ -390,11 +391,13 @@ measure() {
     local requests latency errors
     read -r requests latency errors <<<"$(parse "$workload" "$out")"
     [[ $errors == none ]] || problems+=("$workload / $proxy: $errors")
-    local us
-    us=$(awk -v t="$((after - before))" -v hz="$clk_tck" -v n="$requests" \
-        'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "0" }')
+    local us user_us
+    read -r us user_us <<<"$(awk -v b="$before" -v a="$after" -v hz="$clk_tck" -v n="$requests" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); u = y[1] - x[1]; s = y[2] - x[2]
+        if (n > 0) printf "%.1f %.1f", (u + s) / hz * 1e6 / n, u / hz * 1e6 / n; else print "0 0" }')"
     local key=$workload:$proxy
     cpu[$key]+="$us "
+    user[$key]+="$user_us "
     p99[$key]+="$latency "
     rps[$key]+="$(awk -v n="$requests" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }') "
     # How busy the load generator's core was: near 100 %, the load
@@ -582,6 +585,23 @@ latency at a pace that leaves the load generator room (RATE, or fewer
 CONNECTIONS).
 EOF
 fi
+cat <<EOF
+
+Of that, in user space and in the kernel (medians, µs/req; on loopback the
+kernel's share includes delivering each sent segment to the receiving socket):
+
+| workload | credgate user | credgate kernel | nginx user | nginx kernel |
+|---|---:|---:|---:|---:|
+EOF
+for workload in $WORKLOADS; do
+    row="| $workload"
+    for proxy in credgate nginx; do
+        u=$(median ${user[$workload:$proxy]})
+        k=$(awk -v c="$(median ${cpu[$workload:$proxy]})" -v u="$u" 'BEGIN { printf "%.1f", c - u }')
+        row+=" | $u | $k"
+    done
+    echo "$row |"
+done
 if ((ROUNDS > 1)); then
     printf '\nPer round, µs/req (credgate | nginx):\n\n'
     for workload in $WORKLOADS; do

@@ -53,7 +53,7 @@ fn route_name(routes: &Routes, method: &str, uri: &str) -> Option<String> {
         .unwrap();
     match routes.resolve(&req) {
         Route::Login(r) => Some(r.name.clone()),
-        Route::Passthrough => None,
+        Route::LoginPage(_) | Route::Passthrough => None,
     }
 }
 
