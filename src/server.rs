@@ -51,7 +51,7 @@ use crate::state::State;
 use crate::tls::{self, validity, CertStore};
 use crate::upstream::{upgrade_of, Upstream};
 use capture::{Capture, CaptureIo};
-use idle::{Activity, ActivityIo, Rest, Tracked, REST_AFTER};
+use idle::{Activity, ActivityIo, Rest, Silence, Tracked, REST_AFTER};
 use prefixed::Prefixed;
 use protocol::{Builders, Protocol};
 use stages::Kept;
@@ -769,8 +769,15 @@ impl Acceptor {
     {
         let mut draining = false;
         let mut idle_warned = false;
+        let idle_timeout = self.limits.idle_timeout;
+        // A draining connection closes; it does not rest.
+        let may_rest = |draining: bool| if draining { Rest::Never } else { rest };
         loop {
             tokio::select! {
+                // The connection first: it is what woke the task, nearly
+                // always, and no branch can starve another (each completes
+                // once, and ends or restarts the loop).
+                biased;
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -781,7 +788,10 @@ impl Acceptor {
                     draining = true;
                     graceful(conn.as_mut());
                 }
-                _ = activity.idle_for(self.limits.idle_timeout) => {
+                silence = activity.silence(idle_timeout, REST_AFTER, may_rest(draining)) => {
+                    if silence == Silence::Rest {
+                        return Watched::Resting;
+                    }
                     // First silence: ask politely (HTTP/2 GOAWAY, HTTP/1
                     // close when idle). A client that stays silent through a
                     // second period, e.g. one that never acknowledges the
@@ -797,7 +807,6 @@ impl Acceptor {
                         graceful(conn.as_mut());
                     }
                 }
-                _ = activity.rest_due(REST_AFTER, rest), if !draining => return Watched::Resting,
             }
         }
     }

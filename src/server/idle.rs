@@ -101,29 +101,32 @@ impl Activity {
             && s.flushed.load(Ordering::Relaxed)
     }
 
-    /// Completes once the connection has been silent for `limit` and may
-    /// rest as `rest` says; never for [`Rest::Never`].
-    pub async fn rest_due(&self, limit: Duration, rest: Rest) {
+    /// Completes once the connection has been silent for `idle`, or for
+    /// `rest_after` and may rest as `rest` says (never, for
+    /// [`Rest::Never`]). One timer for both: the connection's watcher polls
+    /// it each time the connection's task wakes, twice or more per request.
+    pub async fn silence(&self, idle: Duration, rest_after: Duration, rest: Rest) -> Silence {
         let may_rest = || match rest {
             Rest::Never => false,
             Rest::WhenIdle => self.between_exchanges(),
             Rest::AfterExchange(n) => self.begun() != n && self.between_exchanges(),
         };
-        if rest == Rest::Never {
-            return std::future::pending().await;
-        }
         loop {
             let now = Instant::now();
-            let deadline = self.last() + limit;
-            if now < deadline {
-                tokio::time::sleep_until(deadline).await;
-            } else if may_rest() {
-                return;
-            } else {
+            let last = self.last();
+            let idle_at = last + idle;
+            if now >= idle_at {
+                return Silence::Idle;
+            }
+            let wake = match rest {
+                Rest::Never => idle_at,
+                _ if now < last + rest_after => idle_at.min(last + rest_after),
+                _ if may_rest() => return Silence::Rest,
                 // Silent but busy (a slow response, a request body): look
                 // again later, without spinning.
-                tokio::time::sleep_until(now + limit).await;
-            }
+                _ => idle_at.min(now + rest_after),
+            };
+            tokio::time::sleep_until(wake).await;
         }
     }
 
@@ -133,14 +136,17 @@ impl Activity {
 
     /// Completes once no byte has moved for `limit`.
     pub async fn idle_for(&self, limit: Duration) {
-        loop {
-            let deadline = self.last() + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
+        self.silence(limit, limit, Rest::Never).await;
     }
+}
+
+/// What a connection's silence calls for: see [`Activity::silence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// No byte has moved for the idle limit.
+    Idle,
+    /// Silent long enough, and between exchanges: it may rest.
+    Rest,
 }
 
 /// Ends an exchange when dropped.
@@ -301,5 +307,36 @@ mod tests {
 
         activity.idle_for(Duration::from_secs(10)).await;
         assert_eq!(Instant::now() - read_at, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_rests_between_exchanges_and_is_idle_otherwise() {
+        let (idle, rest_after) = (Duration::from_secs(10), Duration::from_secs(2));
+        let activity = Activity::new();
+        let started = Instant::now();
+        let silence = activity.silence(idle, rest_after, Rest::WhenIdle).await;
+        assert_eq!(silence, Silence::Rest);
+        assert_eq!(Instant::now() - started, rest_after);
+
+        // An exchange in flight: silent, but never at rest; idle in the end.
+        let exchange = activity.begin(false);
+        activity.touch();
+        let started = Instant::now();
+        let silence = activity.silence(idle, rest_after, Rest::WhenIdle).await;
+        assert_eq!(silence, Silence::Idle);
+        assert_eq!(Instant::now() - started, idle);
+
+        // Once it ends, not before the next exchange has begun.
+        drop(exchange);
+        activity.touch();
+        let after = Rest::AfterExchange(activity.begun());
+        let silence = activity.silence(idle, rest_after, after).await;
+        assert_eq!(silence, Silence::Idle);
+        activity.touch();
+        drop(activity.begin(false));
+        let started = Instant::now();
+        let silence = activity.silence(idle, rest_after, after).await;
+        assert_eq!(silence, Silence::Rest);
+        assert_eq!(Instant::now() - started, rest_after);
     }
 }
