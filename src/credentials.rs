@@ -227,19 +227,31 @@ async fn collect(
 /// The body format of a request on a route, or `None` when its
 /// `Content-Type` does not fit the route.
 fn resolve_format(parts: &Parts, route: BodyFormat) -> Option<BodyFormat> {
-    let content_type = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
-    let is_json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
-    let sent = match essence.as_str() {
-        "application/x-www-form-urlencoded" => BodyFormat::Form,
-        _ if is_json => BodyFormat::Json,
-        _ => return None,
+    let content_type = parts.headers.get(CONTENT_TYPE)?.to_str().ok()?.as_bytes();
+    let essence = content_type.split(|&b| b == b';').next()?.trim_ascii();
+    // Media types are case-insensitive (RFC 9110, section 8.3.1).
+    let sent = if essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded") {
+        BodyFormat::Form
+    } else if is_json(essence) {
+        BodyFormat::Json
+    } else {
+        return None;
     };
     match route {
         BodyFormat::Auto => Some(sent),
         expected => (expected == sent).then_some(sent),
     }
+}
+
+/// `application/json`, or a structured `application/...+json` type.
+fn is_json(essence: &[u8]) -> bool {
+    const APPLICATION: &[u8] = b"application/";
+    const SUFFIX: &[u8] = b"+json";
+    let starts = essence.len() >= APPLICATION.len()
+        && essence[..APPLICATION.len()].eq_ignore_ascii_case(APPLICATION);
+    let ends = essence.len() >= APPLICATION.len() + SUFFIX.len()
+        && essence[essence.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX);
+    essence.eq_ignore_ascii_case(b"application/json") || (starts && ends)
 }
 
 // === extraction ===
@@ -347,22 +359,34 @@ fn decode_name(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// Percent-decoding with `+` as space, into buffers zeroed on drop.
+/// Percent-decoding with `+` as space, into one buffer zeroed on drop.
+///
+/// Sized once to the encoded length, which decoding never exceeds: a buffer
+/// grown while decoding would leave each smaller copy of the password in
+/// freed memory, unzeroed. A `+` is never part of an escape, so the pieces
+/// between them decode on their own.
 fn form_decode(raw: &[u8]) -> Zeroizing<Vec<u8>> {
-    let spaced: Zeroizing<Vec<u8>> = Zeroizing::new(
-        raw.iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect(),
-    );
-    Zeroizing::new(percent_decode(&spaced).collect())
+    let mut decoded = Zeroizing::new(Vec::with_capacity(raw.len()));
+    for (i, piece) in raw.split(|&b| b == b'+').enumerate() {
+        if i > 0 {
+            decoded.push(b' ');
+        }
+        decoded.extend(percent_decode(piece));
+    }
+    decoded
 }
 
 fn credentials(
-    username: Zeroizing<Vec<u8>>,
+    mut username: Zeroizing<Vec<u8>>,
     password: Zeroizing<Vec<u8>>,
 ) -> Result<Credentials, CredentialsError> {
-    let username = String::from_utf8(username.to_vec()).map_err(|_| CredentialsError::NotUtf8 {
-        field: Field::Username,
+    // The buffer becomes the `Username`'s, not a copy of it; on an error it
+    // goes back to be zeroed.
+    let username = String::from_utf8(std::mem::take(&mut *username)).map_err(|e| {
+        *username = e.into_bytes();
+        CredentialsError::NotUtf8 {
+            field: Field::Username,
+        }
     })?;
     if std::str::from_utf8(&password).is_err() {
         return Err(CredentialsError::NotUtf8 {

@@ -186,6 +186,11 @@ fn content_types_resolve_per_route() {
     assert_eq!(check(Json, "application/vnd.shop+json"), Some(Json));
     assert_eq!(check(Json, "text/plain"), None);
     assert_eq!(check(Auto, "APPLICATION/JSON"), Some(Json));
+    assert_eq!(check(Auto, "Application/Vnd.Shop+JSON"), Some(Json));
+    assert_eq!(check(Auto, "Application/X-WWW-Form-Urlencoded"), Some(Form));
+    assert_eq!(check(Auto, " application/json ; q=1"), Some(Json));
+    assert_eq!(check(Auto, "application/jsonx"), None);
+    assert_eq!(check(Auto, "text/x+json"), None);
     assert_eq!(check(Auto, "multipart/form-data; boundary=x"), None);
 }
 
@@ -297,4 +302,24 @@ fn a_username_the_shop_would_read_under_another_name_is_refused() {
     );
     // Alone, the alias is no username either.
     assert_eq!(extract_json(r#"{"email":"c","password":"pw"}"#), variant);
+}
+
+#[test]
+fn form_values_decode_into_one_buffer_of_the_encoded_length() {
+    // A buffer grown while decoding would free copies of the password
+    // unzeroed: the decoded value must sit where it was first allocated.
+    for raw in [
+        &b"correct+horse%20battery%2Bstaple"[..],
+        b"%41%42%43%44%45%46%47%48",
+        b"++",
+        b"",
+    ] {
+        let decoded = form_decode(raw);
+        assert_eq!(decoded.capacity(), raw.len(), "{raw:?}");
+    }
+    assert_eq!(
+        &form_decode(b"correct+horse%20battery%2Bstaple")[..],
+        b"correct horse battery+staple"
+    );
+    assert_eq!(&form_decode(b"%2+%zz%4")[..], b"%2 %zz%4");
 }
