@@ -21,9 +21,29 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub mod validity;
 
-/// The crypto provider of the whole process.
+/// The crypto provider of the whole process: ring's, with its random bytes
+/// drawn from a generator in user space.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(CryptoProvider {
+        secure_random: &ThreadRandom,
+        ..rustls::crypto::ring::default_provider()
+    })
+}
+
+/// rustls's random bytes (each handshake's server random; each session
+/// ticket's nonce, identity and age offset, two tickets a handshake) from the thread's ChaCha12 generator,
+/// which the operating system seeds and reseeds (`rand::rng`). ring's own
+/// makes one `getrandom` system call per fill, eight per new TLS
+/// connection in all; with this one a connection makes one, as
+/// OpenSSL's generator calls the kernel only to reseed.
+#[derive(Debug)]
+struct ThreadRandom;
+
+impl rustls::crypto::SecureRandom for ThreadRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        rand::RngCore::fill_bytes(&mut rand::rng(), buf);
+        Ok(())
+    }
 }
 
 /// Why a certificate or key could not be loaded.
@@ -158,6 +178,7 @@ fn read_certified_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::crypto::SecureRandom as _;
 
     fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let key = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
@@ -215,5 +236,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
+    }
+
+    #[test]
+    fn random_bytes_come_from_the_thread_generator_and_differ_per_fill() {
+        let provider = provider();
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        provider.secure_random.fill(&mut a).unwrap();
+        provider.secure_random.fill(&mut b).unwrap();
+        assert_ne!(a, [0u8; 32]);
+        assert_ne!(a, b);
+        // Filled in one thread, drawn in another: each has its own stream.
+        let other = std::thread::spawn(|| {
+            let mut c = [0u8; 32];
+            ThreadRandom.fill(&mut c).unwrap();
+            c
+        })
+        .join()
+        .unwrap();
+        assert!(other != a && other != b);
     }
 }
