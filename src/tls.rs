@@ -31,11 +31,14 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// rustls's random bytes (each handshake's server random; each session
-/// ticket's nonce, identity and age offset, two tickets a handshake) from the thread's ChaCha12 generator,
-/// which the operating system seeds and reseeds (`rand::rng`). ring's own
-/// makes one `getrandom` system call per fill, eight per new TLS
-/// connection in all; with this one a connection makes one, as
-/// OpenSSL's generator calls the kernel only to reseed.
+/// ticket's nonce, identity and age offset, two tickets a handshake) from
+/// the thread's ChaCha12 generator, which the operating system seeds and
+/// reseeds (`rand::rng`). ring's own makes one `getrandom` system call per
+/// fill, eight per new TLS connection in all; with this one a connection
+/// makes one, as OpenSSL's generator calls the kernel only to reseed. Like
+/// ring's, it fails only if the kernel cannot give entropy at all (rand
+/// then panics at a thread's first draw, where ring would fail the
+/// handshake).
 #[derive(Debug)]
 struct ThreadRandom;
 
