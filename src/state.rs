@@ -134,6 +134,24 @@ impl Screening {
             fingerprints: FingerprintLists::new(&s.fingerprint_allowlist, &s.fingerprint_denylist),
         }
     }
+
+    fn allows(&self, client: ClientIp) -> bool {
+        self.allowlist.iter().any(|net| net.contains(&client.0))
+    }
+
+    /// The keys the login limits count for an attempt: none for an
+    /// allowlisted client, and no fingerprint for an allowlisted one (it is
+    /// exempt from the fingerprint limit and its reputation).
+    fn limiting(&self, keys: &AttemptKeys) -> Option<AttemptKeys> {
+        if self.allows(keys.client) {
+            return None;
+        }
+        let mut keys = *keys;
+        if self.fingerprints.allowed(keys.fingerprint) {
+            keys.fingerprint = None;
+        }
+        Some(keys)
+    }
 }
 
 /// Where the answers come from.
@@ -241,14 +259,18 @@ impl State {
     /// "all"`), and the all-traffic limit. Allowlisted clients always pass.
     pub async fn screen(&self, client: ClientIp, login: bool) -> Result<(), Refusal> {
         let shared = &self.inner;
-        let screening = shared.screening.load();
-        if screening.denylist.iter().any(|net| net.contains(&client.0)) {
-            return Err(Refusal::Denied);
-        }
-        if self.allowed(client) {
-            return Ok(());
-        }
-        let bans = login || screening.ban_scope == BanScope::All;
+        // One load, its guard dropped before any await: a guard held across
+        // one would keep one of the thread's few cheap arc-swap slots busy.
+        let bans = {
+            let screening = shared.screening.load();
+            if screening.denylist.iter().any(|net| net.contains(&client.0)) {
+                return Err(Refusal::Denied);
+            }
+            if screening.allows(client) {
+                return Ok(());
+            }
+            login || screening.ban_scope == BanScope::All
+        };
         let Backend::Redis(redis) = &shared.backend else {
             return self.screen_locally(client, bans);
         };
@@ -279,22 +301,11 @@ impl State {
         }
     }
 
-    /// Returns true if and only if `fingerprint` is on the allow list: it
-    /// is exempt from the fingerprint limit and its reputation.
-    pub fn fingerprint_allowed(&self, fingerprint: Option<Ja4>) -> bool {
-        self.inner
-            .screening
-            .load()
-            .fingerprints
-            .allowed(fingerprint)
-    }
-
     /// The login limits for one attempt.
     pub async fn admit(&self, keys: &AttemptKeys) -> Result<(), Refusal> {
-        if self.allowed(keys.client) {
+        let Some(keys) = &self.inner.screening.load().limiting(keys) else {
             return Ok(());
-        }
-        let keys = &self.exempting(keys);
+        };
         let local = &self.inner.local;
         match &self.inner.backend {
             Backend::Local => local.admit(keys).map_err(Refusal::Throttled),
@@ -323,10 +334,9 @@ impl State {
     }
 
     async fn give_back(&self, keys: &AttemptKeys, username_only: bool) {
-        if self.allowed(keys.client) {
+        let Some(keys) = &self.inner.screening.load().limiting(keys) else {
             return;
-        }
-        let keys = &self.exempting(keys);
+        };
         let local = &self.inner.local;
         match &self.inner.backend {
             Backend::Local => local.refund(keys, username_only),
@@ -369,7 +379,11 @@ impl State {
     /// client's (an IPv6 client's covers its network), and the network's
     /// it escalated to.
     pub async fn observe(&self, client: ClientIp, observation: Observation) -> Vec<Ban> {
-        if !self.inner.screening.load().suspicion || self.allowed(client) {
+        let screened = {
+            let screening = self.inner.screening.load();
+            screening.suspicion && !screening.allows(client)
+        };
+        if !screened {
             return Vec::new();
         }
         let local = &self.inner.local;
@@ -606,21 +620,5 @@ impl State {
             }
         }
         local.admit_request(client.0).map_err(Refusal::Throttled)
-    }
-
-    /// `keys` without an allowlisted fingerprint: the fingerprint limit
-    /// does not apply to it.
-    fn exempting(&self, keys: &AttemptKeys) -> AttemptKeys {
-        let mut keys = *keys;
-        if self.fingerprint_allowed(keys.fingerprint) {
-            keys.fingerprint = None;
-        }
-        keys
-    }
-
-    fn allowed(&self, client: ClientIp) -> bool {
-        (self.inner.screening.load().allowlist)
-            .iter()
-            .any(|net| net.contains(&client.0))
     }
 }
