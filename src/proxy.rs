@@ -261,7 +261,10 @@ impl Pipeline {
             Route::Passthrough | Route::LoginPage(_) => {
                 (req.map(|body| Either::Left(body.take())), None)
             }
-            Route::Login(route) => self.inspect_login(req, route, client, record).await?,
+            // Boxed: its future is the largest stage's, and every request's
+            // future, a passthrough's too, would otherwise be allocated and
+            // moved at that size. A login pays one allocation for it.
+            Route::Login(route) => Box::pin(self.inspect_login(req, route, client, record)).await?,
         };
         let (mut response, elapsed) = self
             .inner
