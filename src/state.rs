@@ -400,9 +400,11 @@ impl State {
                 .await
             }
         };
-        let now = Instant::now();
         for (target, ban) in &bans {
-            let seconds = ban.until.saturating_duration_since(now).as_secs();
+            let seconds = ban
+                .until
+                .saturating_duration_since(Instant::now())
+                .as_secs();
             let reason = ban.reason.as_str();
             match ban.reason {
                 BanReason::SubnetEscalation => tracing::info!(
