@@ -42,6 +42,9 @@ CREDGATE_SERVER_EXTRA=${CREDGATE_SERVER_EXTRA:-}
 # proxies (about threefold on a small VM): read the profiles, not that
 # run's figures.
 PERF_DIR=${PERF_DIR:-}
+# Extra `perf record` options with PERF_DIR, e.g. "--call-graph dwarf" (for
+# a binary built with debug line tables: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only).
+read -r -a perf_args <<<"${PERF_ARGS:-}"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -376,7 +379,7 @@ measure() {
     local before after out
     local recorder=''
     if [[ -n $PERF_DIR ]]; then
-        perf record -q -o "$PERF_DIR/$workload-$proxy-$round.data" -p "$(IFS=,; echo "${pids[*]}")" >/dev/null 2>&1 &
+        perf record -q "${perf_args[@]}" -o "$PERF_DIR/$workload-$proxy-$round.data" -p "$(IFS=,; echo "${pids[*]}")" >/dev/null 2>&1 &
         recorder=$!
     fi
     local core_before core_after
