@@ -13,6 +13,7 @@ shares are not, much).
     profile.py login-h1-credgate-1.data 28.2 --base get-h1-credgate-1.data 21.0
     profile.py login-h1-credgate-1.data 28.2 --children 'Pipeline::inspect_login'
     profile.py login-h1-credgate-1.data 28.2 --syscalls   # the kernel's share
+    profile.py get-h1-credgate-1.data 21.0 --crates       # own code, by crate
 
 With --base, each row is the difference (this profile minus the base), so
 that a login against a GET shows what inspecting it costs. Inclusive time
@@ -47,6 +48,26 @@ def samples(path):
         stack.append((parts[0], symbol))
     if stack:
         yield stack
+
+
+# Symbols outside any Rust crate, by the library they come from.
+C_SYMBOLS = (
+    ("mimalloc", ("mi_", "_mi_")),
+    ("ring", ("ring_core_",)),
+    ("libc", ("__mem", "__GI_", "__libc", "__vdso", "clock_gettime")),
+)
+
+
+def crate(symbol):
+    """The crate of a demangled Rust symbol (`<T as hyper::...>` counts as
+    T's), or the C library of one of C_SYMBOLS, or `other`."""
+    path = symbol.lstrip("<&*")
+    if "::" in path:
+        return path.split("::", 1)[0]
+    for library, prefixes in C_SYMBOLS:
+        if path.startswith(prefixes):
+            return library
+    return "other"
 
 
 def in_kernel(stack):
@@ -89,6 +110,13 @@ class Profile:
                 out["(its own code)" if i == 0 else symbols[i - 1]] += self.weight
         return out
 
+    def crates(self):
+        """Own-code time by crate (the leaf frame's path); C libraries by name."""
+        out = collections.Counter()
+        for stack in self.user():
+            out[crate(stack[0][1])] += self.weight
+        return out
+
     def syscalls(self):
         out = collections.Counter()
         for stack in self.stacks:
@@ -129,6 +157,7 @@ def main():
     p.add_argument("--base", nargs=2, metavar=("PROFILE", "US"), help="a profile to subtract")
     p.add_argument("--children", metavar="FUNCTION", help="break down one function's time")
     p.add_argument("--syscalls", action="store_true", help="the kernel's time, by system call")
+    p.add_argument("--crates", action="store_true", help="user space's own-code time, by crate")
     p.add_argument("--limit", type=int, default=30)
     args = p.parse_args()
 
@@ -140,6 +169,8 @@ def main():
         views = [(f"under `{args.children}`", lambda prof: prof.children(args.children))]
     elif args.syscalls:
         views = [("kernel, by system call", Profile.syscalls)]
+    elif args.crates:
+        views = [("user space, own code by crate", Profile.crates)]
     else:
         views = [("user space, inclusive", Profile.inclusive), ("user space, own code", Profile.own)]
     for title, view in views:
