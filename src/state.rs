@@ -135,13 +135,18 @@ impl Screening {
         }
     }
 
+    fn denies(&self, client: ClientIp) -> bool {
+        self.denylist.iter().any(|net| net.contains(&client.0))
+    }
+
     fn allows(&self, client: ClientIp) -> bool {
         self.allowlist.iter().any(|net| net.contains(&client.0))
     }
 
     /// The keys the login limits count for an attempt: none for an
-    /// allowlisted client, and no fingerprint for an allowlisted one (it is
-    /// exempt from the fingerprint limit and its reputation).
+    /// allowlisted client, and no fingerprint when the fingerprint is
+    /// allowlisted (it is exempt from the fingerprint limit and its
+    /// reputation).
     fn limiting(&self, keys: &AttemptKeys) -> Option<AttemptKeys> {
         if self.allows(keys.client) {
             return None;
@@ -263,7 +268,7 @@ impl State {
         // one would keep one of the thread's few cheap arc-swap slots busy.
         let bans = {
             let screening = shared.screening.load();
-            if screening.denylist.iter().any(|net| net.contains(&client.0)) {
+            if screening.denies(client) {
                 return Err(Refusal::Denied);
             }
             if screening.allows(client) {
